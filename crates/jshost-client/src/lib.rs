@@ -1,0 +1,330 @@
+//! The HTTP side of jshost: a pooled keep-alive client ([`HttpClient`]) and the js-host function
+//! call protocol ([`HttpClient::call_function`]).
+//!
+//! The pool is tuned for js-host: idle connections are dropped after
+//! [`DEFAULT_POOL_IDLE_TIMEOUT`] (below Node's 5 s keep-alive timeout, so a connection the host is
+//! about to close is never reused), `TCP_NODELAY` is set, and at most
+//! [`DEFAULT_MAX_CONNECTIONS`] requests are in flight per client, which bounds the number of
+//! sockets open to the host.
+//!
+//! Most users depend on the `jshost` crate instead; this crate is its transport.
+//!
+//! ```no_run
+//! # async fn demo() -> jshost_core::Result<()> {
+//! use jshost_client::{CallOptions, HttpClient};
+//! let client = HttpClient::new();
+//! let body = bytes::Bytes::from_static(br#"{"name":"Foo"}"#);
+//! let text = client
+//!     .call_function("http://127.0.0.1:9009", "hello_world", body, &CallOptions::default())
+//!     .await?;
+//! assert_eq!(text, "Hello, Foo!");
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use bytes::Bytes;
+use http::{header, Method, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use jshost_core::{Error, ErrorKind, Result};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+/// Idle pooled connections are closed after this long: below Node's 5 s keep-alive timeout.
+pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_millis(3_500);
+/// Default cap on requests in flight (and so on open sockets) per client.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 128;
+/// Default deadline of a call made with [`CallOptions::default`].
+pub const DEFAULT_TIMEOUT: Duration = jshost_core::settings::DEFAULT_FUNCTION_TIMEOUT;
+
+/// A pooled, keep-alive HTTP/1.1 client for js-host hosts and managers.
+///
+/// Cheap to clone: clones share one connection pool; there is no need to wrap it in an `Arc`.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Arc<ClientInner>,
+}
+
+struct ClientInner {
+    hyper: Client<HttpConnector, Full<Bytes>>,
+    permits: Semaphore,
+    max_connections: usize,
+}
+
+impl fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("max_connections", &self.inner.max_connections)
+            .field("available", &self.inner.permits.available_permits())
+            .finish()
+    }
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A complete HTTP response: status and body.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The whole body.
+    pub body: Bytes,
+}
+
+impl Response {
+    /// The body as text (lossy for invalid UTF-8).
+    pub fn text_lossy(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// How one call behaves: its deadline and an optional cancellation token.
+#[derive(Debug, Clone)]
+pub struct CallOptions {
+    /// The call fails with a timeout error after this long (waiting for a free connection included).
+    pub timeout: Duration,
+    /// When cancelled, the call stops at once with a cancelled error.
+    pub cancel: Option<CancellationToken>,
+}
+
+impl Default for CallOptions {
+    fn default() -> Self {
+        CallOptions {
+            timeout: DEFAULT_TIMEOUT,
+            cancel: None,
+        }
+    }
+}
+
+impl HttpClient {
+    /// A client with [`DEFAULT_MAX_CONNECTIONS`].
+    pub fn new() -> Self {
+        Self::with_max_connections(DEFAULT_MAX_CONNECTIONS)
+    }
+
+    /// A client that keeps at most `max` requests in flight (at least 1).
+    pub fn with_max_connections(max: usize) -> Self {
+        let max = max.max(1);
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.enforce_http(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let hyper = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(DEFAULT_POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(max)
+            .build(connector);
+        HttpClient {
+            inner: Arc::new(ClientInner {
+                hyper,
+                permits: Semaphore::new(max),
+                max_connections: max,
+            }),
+        }
+    }
+
+    /// The cap on requests in flight.
+    pub fn max_connections(&self) -> usize {
+        self.inner.max_connections
+    }
+
+    /// Sends one request and reads the whole response, within `timeout`.
+    ///
+    /// # Errors
+    /// Connection errors (nothing answers, connection reset), timeout errors.
+    ///
+    /// # Cancel safety
+    /// Dropping the future aborts the request; the connection is then not reused.
+    pub async fn request(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<Bytes>,
+        timeout: Duration,
+    ) -> Result<Response> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| Error::config(format!("invalid URL {url:?}")).with_source(e))?;
+        match tokio::time::timeout(timeout, self.send(method, uri, body)).await {
+            Ok(result) => result.map_err(|e| e.with_url(url)),
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!("no answer from {url} within {timeout:?}"),
+            )
+            .with_url(url)),
+        }
+    }
+
+    /// `GET url`, within `timeout`.
+    ///
+    /// # Errors
+    /// As [`HttpClient::request`].
+    ///
+    /// # Cancel safety
+    /// As [`HttpClient::request`].
+    pub async fn get(&self, url: &str, timeout: Duration) -> Result<Response> {
+        self.request(Method::GET, url, None, timeout).await
+    }
+
+    /// `POST url` with a JSON body, within `timeout`.
+    ///
+    /// # Errors
+    /// As [`HttpClient::request`].
+    ///
+    /// # Cancel safety
+    /// As [`HttpClient::request`].
+    pub async fn post_json(&self, url: &str, body: Bytes, timeout: Duration) -> Result<Response> {
+        self.request(Method::POST, url, Some(body), timeout).await
+    }
+
+    async fn send(&self, method: Method, uri: Uri, body: Option<Bytes>) -> Result<Response> {
+        let _permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| Error::connection("the HTTP client was shut down").with_source(e))?;
+        let mut builder = Request::builder().method(method).uri(uri);
+        if body.is_some() {
+            builder = builder.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = builder
+            .body(Full::new(body.unwrap_or_default()))
+            .map_err(|e| Error::config("cannot build the HTTP request").with_source(e))?;
+        let response = self.inner.hyper.request(request).await.map_err(|e| {
+            let what = if e.is_connect() {
+                "cannot connect"
+            } else {
+                "the connection failed before an answer arrived"
+            };
+            Error::connection(what).with_source(e)
+        })?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| {
+                Error::connection("the connection failed while reading the answer").with_source(e)
+            })?
+            .to_bytes();
+        Ok(Response { status, body })
+    }
+
+    /// Calls the js-host function `name` at `root_url` with a JSON `body` (an object or array) and
+    /// returns the function's output text.
+    ///
+    /// Sends `POST {root_url}/function/{name}?hash={sha1(body)}`; the name is percent-encoded.
+    ///
+    /// # Errors
+    /// - function error (HTTP 500) carrying the JS stack text;
+    /// - unexpected response (any status but 200 and 500) with status and body;
+    /// - timeout after `options.timeout`; cancelled when `options.cancel` fires;
+    /// - connection error when the host cannot be reached;
+    /// - decode error when the output is not UTF-8.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the call at once (the host may still run the function).
+    pub async fn call_function(
+        &self,
+        root_url: &str,
+        name: &str,
+        body: Bytes,
+        options: &CallOptions,
+    ) -> Result<String> {
+        let url = function_url(root_url, name, &body);
+        let started = Instant::now();
+        let request = self.request(Method::POST, &url, Some(body), options.timeout);
+        let result = match &options.cancel {
+            None => request.await,
+            Some(token) => tokio::select! {
+                biased;
+                _ = token.cancelled() => Err(Error::new(ErrorKind::Cancelled, "the call was cancelled").with_url(url.as_str())),
+                result = request => result,
+            },
+        };
+        let result = result.and_then(|response| interpret(response, &url));
+        tracing::debug!(
+            function = name,
+            url = %root_url,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            ok = result.is_ok(),
+            "js-host function call"
+        );
+        result.map_err(|e| match e.kind() {
+            ErrorKind::Timeout => Error::new(
+                ErrorKind::Timeout,
+                format!("no answer within {:?}", options.timeout),
+            )
+            .with_url(url.as_str())
+            .with_function(name),
+            _ => e.with_function(name),
+        })
+    }
+}
+
+fn interpret(response: Response, url: &str) -> Result<String> {
+    match response.status {
+        200 => String::from_utf8(response.body.to_vec()).map_err(|e| {
+            Error::new(ErrorKind::Decode, "the function's output is not UTF-8 text")
+                .with_url(url)
+                .with_source(e)
+        }),
+        500 => Err(Error::new(ErrorKind::Function, "the function reported an error")
+            .with_url(url)
+            .with_status(500)
+            .with_body(response.text_lossy())),
+        status => Err(Error::new(
+            ErrorKind::UnexpectedResponse,
+            format!("the host answered with HTTP {status}"),
+        )
+        .with_url(url)
+        .with_status(status)
+        .with_body(response.text_lossy())),
+    }
+}
+
+/// The URL of a call: `{root_url}/function/{name}?hash={sha1 of body}`.
+///
+/// ```
+/// let url = jshost_client::function_url("http://127.0.0.1:9009", "hello world", b"{}");
+/// assert_eq!(url, "http://127.0.0.1:9009/function/hello%20world?hash=bf21a9e8fbc5a3846fb05b4fa0859e0917b2202f");
+/// ```
+pub fn function_url(root_url: &str, name: &str, body: &[u8]) -> String {
+    let mut url = String::with_capacity(root_url.len() + name.len() + 64);
+    url.push_str(root_url);
+    url.push_str("/function/");
+    percent_encode_segment(name, &mut url);
+    url.push_str("?hash=");
+    url.push_str(&jshost_core::hash(body));
+    url
+}
+
+/// Appends `segment` to `out`, percent-encoding every byte outside RFC 3986's unreserved set, so a
+/// name with `/`, `?`, `#`, spaces or non-ASCII characters reaches the host as that one name.
+pub fn percent_encode_segment(segment: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in segment.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

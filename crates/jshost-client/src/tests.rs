@@ -1,0 +1,168 @@
+//! Error paths of the client against a tiny in-process hyper server (what a real host cannot
+//! easily produce). End-to-end behaviour against real js-host is tested in `integration/`.
+
+use super::*;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::net::TcpListener;
+
+/// Serves `reply(path_and_query, body)` on 127.0.0.1:0 and returns the root URL and a counter of
+/// accepted connections. The server task ends with the test's runtime.
+async fn serve<F>(reply: F) -> (String, Arc<AtomicUsize>)
+where
+    F: Fn(String, Bytes) -> (u16, Vec<u8>, Duration) + Send + Sync + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+    let url = format!("http://{}", listener.local_addr().expect("local addr"));
+    let reply = Arc::new(reply);
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let reply = reply.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let reply = reply.clone();
+                    async move {
+                        let path = req.uri().to_string();
+                        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                        let (status, out, delay) = reply(path, body);
+                        tokio::time::sleep(delay).await;
+                        let resp = hyper::Response::builder()
+                            .status(status)
+                            .body(Full::new(Bytes::from(out)))
+                            .expect("valid response");
+                        Ok::<_, Infallible>(resp)
+                    }
+                });
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    (url, accepted)
+}
+
+fn opts(ms: u64) -> CallOptions {
+    CallOptions {
+        timeout: Duration::from_millis(ms),
+        cancel: None,
+    }
+}
+
+#[tokio::test]
+async fn ok_returns_text_and_sends_the_hash_of_the_body() {
+    let (url, _) = serve(|path, body| (200, format!("{path}|{}", String::from_utf8_lossy(&body)).into_bytes(), Duration::ZERO)).await;
+    let body = Bytes::from_static(br#"{"a":1}"#);
+    let text = HttpClient::new().call_function(&url, "echo", body.clone(), &opts(2000)).await.expect("ok");
+    assert_eq!(text, format!("/function/echo?hash={}|{{\"a\":1}}", jshost_core::hash(&body)));
+}
+
+#[tokio::test]
+async fn status_500_is_a_function_error_with_the_stack() {
+    let (url, _) = serve(|_, _| (500, b"Error: boom\n    at x (file.js:1:2)".to_vec(), Duration::ZERO)).await;
+    let e = HttpClient::new().call_function(&url, "fail", Bytes::from_static(b"{}"), &opts(2000)).await.expect_err("500");
+    assert!(e.is_function(), "{e:?}");
+    assert_eq!(e.function_name(), Some("fail"));
+    assert_eq!(e.js_stack(), Some("Error: boom\n    at x (file.js:1:2)"));
+    assert!(e.to_string().contains("at x (file.js:1:2)"), "{e}");
+}
+
+#[tokio::test]
+async fn other_statuses_are_unexpected_responses() {
+    for status in [400u16, 404, 413, 502] {
+        let (url, _) = serve(move |_, _| (status, format!("nope {status}").into_bytes(), Duration::ZERO)).await;
+        let e = HttpClient::new().call_function(&url, "f", Bytes::from_static(b"{}"), &opts(2000)).await.expect_err("non-200");
+        assert!(e.is_unexpected_response(), "{e:?}");
+        assert_eq!(e.status(), Some(status));
+        assert_eq!(e.body(), Some(format!("nope {status}").as_str()));
+        assert!(e.to_string().contains(&status.to_string()), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn invalid_utf8_is_a_decode_error() {
+    let (url, _) = serve(|_, _| (200, vec![0xff, 0xfe], Duration::ZERO)).await;
+    let e = HttpClient::new().call_function(&url, "f", Bytes::from_static(b"{}"), &opts(2000)).await.expect_err("utf8");
+    assert!(e.is_decode(), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_slow_answer_times_out_at_the_deadline() {
+    let (url, _) = serve(|_, _| (200, b"late".to_vec(), Duration::from_secs(30))).await;
+    let started = Instant::now();
+    let e = HttpClient::new().call_function(&url, "slow", Bytes::from_static(b"{}"), &opts(150)).await.expect_err("timeout");
+    assert!(e.is_timeout(), "{e:?}");
+    assert_eq!(e.function_name(), Some("slow"));
+    assert!(started.elapsed() < Duration::from_secs(5), "returned after {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn cancellation_returns_promptly() {
+    let (url, accepted) = serve(|_, _| (200, b"late".to_vec(), Duration::from_secs(30))).await;
+    let token = CancellationToken::new();
+    let options = CallOptions { timeout: Duration::from_secs(30), cancel: Some(token.clone()) };
+    let client = HttpClient::new();
+    let call = tokio::spawn(async move { client.call_function(&url, "slow", Bytes::from_static(b"{}"), &options).await });
+    // Wait (with a deadline) until the request is at the server, so the cancel hits a call in flight.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while accepted.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the request never reached the server");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let started = Instant::now();
+    token.cancel();
+    let e = call.await.expect("task").expect_err("cancelled");
+    assert!(e.is_cancelled(), "{e:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn nothing_listening_is_a_connection_error_naming_the_url() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let e = HttpClient::new().call_function(&url, "f", Bytes::from_static(b"{}"), &opts(2000)).await.expect_err("refused");
+    assert!(e.is_connection(), "{e:?}");
+    assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+}
+
+#[tokio::test]
+async fn connections_are_reused_and_bounded() {
+    let (url, accepted) = serve(|_, body| (200, body.to_vec(), Duration::from_millis(2))).await;
+    let client = HttpClient::with_max_connections(4);
+    for i in 0..20 {
+        let out = client.call_function(&url, "echo", Bytes::from(format!("[{i}]")), &opts(2000)).await.expect("ok");
+        assert_eq!(out, format!("[{i}]"));
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "sequential calls share one connection");
+    let calls = (0..64).map(|i| {
+        let client = client.clone();
+        let url = url.clone();
+        tokio::spawn(async move { client.call_function(&url, "echo", Bytes::from(format!("[{i}]")), &opts(5000)).await })
+    });
+    for (i, call) in calls.enumerate() {
+        assert_eq!(call.await.expect("task").expect("ok"), format!("[{i}]"));
+    }
+    assert!(accepted.load(Ordering::SeqCst) <= 4, "opened {} connections", accepted.load(Ordering::SeqCst));
+}
+
+#[test]
+fn names_are_percent_encoded_as_one_segment() {
+    let url = function_url("http://h", "a/b?c#d é", b"{}");
+    assert!(url.starts_with("http://h/function/a%2Fb%3Fc%23d%20%C3%A9?hash="), "{url}");
+}
+
+#[test]
+fn client_types_are_send_sync() {
+    fn check<T: Send + Sync + Clone + fmt::Debug>() {}
+    check::<HttpClient>();
+    check::<CallOptions>();
+}

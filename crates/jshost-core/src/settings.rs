@@ -1,0 +1,353 @@
+//! How to find node, js-host and the config file, and how to reach the host.
+
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Default for [`Settings::config_file`].
+pub const DEFAULT_CONFIG_FILE: &str = "host.config.js";
+/// Default for [`Settings::path_to_node`].
+pub const DEFAULT_PATH_TO_NODE: &str = "node";
+/// Default for [`Settings::path_to_bin`].
+pub const DEFAULT_PATH_TO_BIN: &str = "node_modules/js-host/bin/js-host.js";
+/// Default for [`Settings::function_timeout`].
+pub const DEFAULT_FUNCTION_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default for [`Settings::startup_timeout`].
+pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Everything jshost needs to find and reach a js-host.
+///
+/// Build it with by-value setters from [`Settings::default`], or read it from `JSHOST_*`
+/// environment variables with [`Settings::from_env`]. The public fields can be read (and changed)
+/// directly; each setter documents its default. Problems (a root URL ending in `/`, a root URL
+/// together with the manager...) are reported by [`Settings::validate`], which connecting calls.
+///
+/// ```
+/// use std::time::Duration;
+/// let settings = jshost_core::Settings::default()
+///     .source_root("/srv/app")
+///     .use_manager(true)
+///     .function_timeout(Duration::from_secs(5));
+/// assert_eq!(settings.config_path(), std::path::Path::new("/srv/app/host.config.js"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Settings {
+    /// Directory holding `node_modules` and, by default, the config file. `None`: the current
+    /// directory at the time of connecting.
+    pub source_root: Option<PathBuf>,
+    /// The js-host config file; relative paths are resolved against the source root.
+    pub config_file: PathBuf,
+    /// Start (or reuse) hosts through a detached js-host manager (development mode).
+    pub use_manager: bool,
+    /// The node binary (a name looked up in `PATH`, or a path).
+    pub path_to_node: PathBuf,
+    /// The js-host CLI script; relative paths are resolved against the source root.
+    pub path_to_bin: PathBuf,
+    /// How long a function call may take before it fails with a timeout error.
+    pub function_timeout: Duration,
+    /// Send requests to this URL instead of the one in the host's config (a reverse proxy...).
+    pub root_url: Option<String>,
+    /// How long starting a manager or a host may take.
+    pub startup_timeout: Duration,
+    /// Remember the output of `js-host CONFIG --config` between runs (keyed by the config file's
+    /// path, size and modification time and the js-host version). A stale entry never decides:
+    /// the live host's status must still equal it, else the status is computed again.
+    pub status_cache: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            source_root: None,
+            config_file: PathBuf::from(DEFAULT_CONFIG_FILE),
+            use_manager: false,
+            path_to_node: PathBuf::from(DEFAULT_PATH_TO_NODE),
+            path_to_bin: PathBuf::from(DEFAULT_PATH_TO_BIN),
+            function_timeout: DEFAULT_FUNCTION_TIMEOUT,
+            root_url: None,
+            startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            status_cache: true,
+        }
+    }
+}
+
+impl Settings {
+    /// Sets the directory that holds `node_modules`. Default: the current directory.
+    #[must_use]
+    pub fn source_root(mut self, path: impl Into<PathBuf>) -> Self {
+        self.source_root = Some(path.into());
+        self
+    }
+
+    /// Sets the config file, relative to the source root unless absolute. Default: `host.config.js`.
+    #[must_use]
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config_file = path.into();
+        self
+    }
+
+    /// Uses a js-host manager to start and keep hosts (development only). Default: `false`.
+    #[must_use]
+    pub fn use_manager(mut self, yes: bool) -> Self {
+        self.use_manager = yes;
+        self
+    }
+
+    /// Sets the node binary. Default: `node` (looked up in `PATH`).
+    #[must_use]
+    pub fn path_to_node(mut self, path: impl Into<PathBuf>) -> Self {
+        self.path_to_node = path.into();
+        self
+    }
+
+    /// Sets the js-host CLI script, relative to the source root unless absolute.
+    /// Default: `node_modules/js-host/bin/js-host.js`.
+    #[must_use]
+    pub fn path_to_bin(mut self, path: impl Into<PathBuf>) -> Self {
+        self.path_to_bin = path.into();
+        self
+    }
+
+    /// Sets the default deadline of function calls. Default: 10 s.
+    #[must_use]
+    pub fn function_timeout(mut self, timeout: Duration) -> Self {
+        self.function_timeout = timeout;
+        self
+    }
+
+    /// Sends every request to `url` (for example a caching reverse proxy) instead of the host's own
+    /// address. Must not end with `/`; not allowed together with the manager. Default: none.
+    #[must_use]
+    pub fn root_url(mut self, url: impl Into<String>) -> Self {
+        self.root_url = Some(url.into());
+        self
+    }
+
+    /// Sets how long starting a manager or host may take. Default: 15 s.
+    #[must_use]
+    pub fn startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = timeout;
+        self
+    }
+
+    /// Enables or disables the cache of `js-host --config` output. Default: enabled.
+    #[must_use]
+    pub fn status_cache(mut self, enabled: bool) -> Self {
+        self.status_cache = enabled;
+        self
+    }
+
+    /// Reads settings from the environment, starting from the defaults:
+    ///
+    /// | variable | setting |
+    /// | --- | --- |
+    /// | `JSHOST_SOURCE_ROOT` | [`Settings::source_root`] |
+    /// | `JSHOST_CONFIG_FILE` | [`Settings::config_file`] |
+    /// | `JSHOST_USE_MANAGER` | [`Settings::use_manager`] (`true`/`false`, `1`/`0`, `yes`/`no`) |
+    /// | `JSHOST_PATH_TO_NODE` | [`Settings::path_to_node`] |
+    /// | `JSHOST_PATH_TO_BIN` | [`Settings::path_to_bin`] |
+    /// | `JSHOST_FUNCTION_TIMEOUT` | [`Settings::function_timeout`], in seconds (`2.5` allowed) |
+    /// | `JSHOST_ROOT_URL` | [`Settings::root_url`] |
+    ///
+    /// Unset or empty variables keep the default.
+    ///
+    /// # Errors
+    /// A config error naming the variable when a value cannot be parsed.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Settings::from_env`], reading variables through `lookup` (handy in tests).
+    ///
+    /// # Errors
+    /// A config error naming the variable when a value cannot be parsed.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut s = Settings::default();
+        if let Some(v) = get("JSHOST_SOURCE_ROOT") {
+            s.source_root = Some(v.into());
+        }
+        if let Some(v) = get("JSHOST_CONFIG_FILE") {
+            s.config_file = v.into();
+        }
+        if let Some(v) = get("JSHOST_USE_MANAGER") {
+            s.use_manager = parse_bool(&v).ok_or_else(|| {
+                Error::config(format!(
+                    "JSHOST_USE_MANAGER must be true or false (or 1/0, yes/no), got {v:?}"
+                ))
+            })?;
+        }
+        if let Some(v) = get("JSHOST_PATH_TO_NODE") {
+            s.path_to_node = v.into();
+        }
+        if let Some(v) = get("JSHOST_PATH_TO_BIN") {
+            s.path_to_bin = v.into();
+        }
+        if let Some(v) = get("JSHOST_FUNCTION_TIMEOUT") {
+            s.function_timeout = v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|secs| secs.is_finite() && *secs > 0.0)
+                .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+                .ok_or_else(|| {
+                    Error::config(format!(
+                        "JSHOST_FUNCTION_TIMEOUT must be a positive number of seconds, got {v:?}"
+                    ))
+                })?;
+        }
+        if let Some(v) = get("JSHOST_ROOT_URL") {
+            s.root_url = Some(v);
+        }
+        Ok(s)
+    }
+
+    /// Checks the settings that can be checked without touching the disk.
+    ///
+    /// # Errors
+    /// A config error when `root_url` ends in `/`, is not an `http://` URL, or is combined with
+    /// `use_manager`; or when a timeout is zero.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(url) = &self.root_url {
+            if url.ends_with('/') {
+                return Err(Error::config(format!(
+                    "root_url must not end with `/`: {url:?} (use {:?})",
+                    url.trim_end_matches('/')
+                )));
+            }
+            if !url.starts_with("http://") {
+                return Err(Error::config(format!(
+                    "root_url must be an http:// URL, got {url:?}"
+                )));
+            }
+            if self.use_manager {
+                return Err(Error::config(
+                    "root_url cannot be combined with use_manager: a manager decides where its hosts listen",
+                ));
+            }
+        }
+        if self.function_timeout.is_zero() {
+            return Err(Error::config("function_timeout must be greater than zero"));
+        }
+        if self.startup_timeout.is_zero() {
+            return Err(Error::config("startup_timeout must be greater than zero"));
+        }
+        Ok(())
+    }
+
+    /// The source root, resolved (the current directory when unset).
+    pub fn resolved_source_root(&self) -> PathBuf {
+        let cwd = || std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        match &self.source_root {
+            Some(root) if root.is_absolute() => root.clone(),
+            Some(root) => cwd().join(root),
+            None => cwd(),
+        }
+    }
+
+    /// The absolute path of the config file: the key a manager knows its host by.
+    pub fn config_path(&self) -> PathBuf {
+        self.resolve(&self.config_file)
+    }
+
+    /// The absolute path of the js-host CLI script.
+    pub fn bin_path(&self) -> PathBuf {
+        self.resolve(&self.path_to_bin)
+    }
+
+    fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.resolved_source_root().join(path)
+        }
+    }
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_follow_the_python_client() {
+        let s = Settings::default();
+        assert_eq!(s.config_file, Path::new("host.config.js"));
+        assert!(!s.use_manager);
+        assert_eq!(s.path_to_node, Path::new("node"));
+        assert_eq!(s.function_timeout, Duration::from_secs(10));
+        assert_eq!(s.root_url, None);
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_source_root() {
+        let s = Settings::default().source_root("/srv/app").config_file("conf/h.js");
+        assert_eq!(s.config_path(), Path::new("/srv/app/conf/h.js"));
+        assert_eq!(s.bin_path(), Path::new("/srv/app/node_modules/js-host/bin/js-host.js"));
+        let abs = s.config_file("/etc/h.js");
+        assert_eq!(abs.config_path(), Path::new("/etc/h.js"));
+    }
+
+    #[test]
+    fn from_env_reads_every_variable() {
+        let s = Settings::from_lookup(lookup(&[
+            ("JSHOST_SOURCE_ROOT", "/srv"),
+            ("JSHOST_CONFIG_FILE", "x.js"),
+            ("JSHOST_USE_MANAGER", "yes"),
+            ("JSHOST_PATH_TO_NODE", "/usr/bin/node"),
+            ("JSHOST_PATH_TO_BIN", "bin.js"),
+            ("JSHOST_FUNCTION_TIMEOUT", "2.5"),
+            ("JSHOST_ROOT_URL", "http://127.0.0.1:8000"),
+        ]))
+        .expect("valid");
+        assert_eq!(s.source_root.as_deref(), Some(Path::new("/srv")));
+        assert_eq!(s.config_file, Path::new("x.js"));
+        assert!(s.use_manager);
+        assert_eq!(s.path_to_node, Path::new("/usr/bin/node"));
+        assert_eq!(s.path_to_bin, Path::new("bin.js"));
+        assert_eq!(s.function_timeout, Duration::from_millis(2500));
+        assert_eq!(s.root_url.as_deref(), Some("http://127.0.0.1:8000"));
+    }
+
+    #[test]
+    fn from_env_names_the_bad_variable() {
+        let e = Settings::from_lookup(lookup(&[("JSHOST_FUNCTION_TIMEOUT", "soon")])).expect_err("bad");
+        assert!(e.is_config() && e.to_string().contains("JSHOST_FUNCTION_TIMEOUT"), "{e}");
+        let e = Settings::from_lookup(lookup(&[("JSHOST_USE_MANAGER", "maybe")])).expect_err("bad");
+        assert!(e.to_string().contains("JSHOST_USE_MANAGER"), "{e}");
+    }
+
+    #[test]
+    fn validate_rejects_bad_root_urls() {
+        let e = Settings::default().root_url("http://127.0.0.1:8000/").validate().expect_err("slash");
+        assert!(e.is_config() && e.to_string().contains("must not end with `/`"), "{e}");
+        let e = Settings::default()
+            .root_url("http://127.0.0.1:8000")
+            .use_manager(true)
+            .validate()
+            .expect_err("manager");
+        assert!(e.to_string().contains("use_manager"), "{e}");
+    }
+
+    #[test]
+    fn settings_is_send_sync_clone() {
+        fn check<T: Send + Sync + Clone + std::fmt::Debug>() {}
+        check::<Settings>();
+    }
+}
