@@ -1,1 +1,135 @@
-//! x
+//! Call JavaScript functions living in a persistent Node.js process, from async Rust.
+//!
+//! jshost is the Rust SDK for [js-host] 0.12: a Node process that serves the functions of a
+//! `host.config.js` over HTTP. Calls are `.await`able, pooled over keep-alive connections, have
+//! timeouts and cancellation, and return text or typed JSON.
+//!
+//! ```no_run
+//! use jshost::{JsHost, Settings};
+//! use serde_json::json;
+//!
+//! # async fn demo() -> Result<(), jshost::Error> {
+//! // Development: a detached js-host manager starts the host and keeps it warm between runs.
+//! let host = JsHost::connect(Settings::default().use_manager(true)).await?;
+//! let hello = host.function("hello_world");
+//! assert_eq!(hello.call(&json!({"name": "Foo"})).await?, "Hello, Foo!");
+//! host.disconnect().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Three ways to reach a host:
+//! - [`JsHost::connect`] with default settings: a host you run yourself (under systemd, PM2...)
+//!   at the config's address, or behind a caching proxy at `root_url` (production);
+//! - [`JsHost::connect`] with `use_manager(true)`: a managed host (development);
+//! - [`JsHost::spawn`]: a host owned by this process, gone when it ends (tests, CI, workers).
+//!
+//! A process-wide default host, as in the Python client:
+//! ```no_run
+//! # async fn demo() -> Result<(), jshost::Error> {
+//! jshost::configure(jshost::Settings::from_env()?).await?;
+//! let text = jshost::Function::new("hello_world").call(&()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Every failure is an [`Error`] with predicates (`is_timeout()`, `is_function()`...); function
+//! errors keep the JavaScript stack.
+//!
+//! [js-host]: https://www.npmjs.com/package/js-host
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod function;
+mod host;
+
+pub use function::Function;
+pub use host::JsHost;
+#[doc(inline)]
+pub use jshost_core::{hash, Error, ErrorKind, Result, Settings, Status};
+#[doc(inline)]
+pub use jshost_manager::{HostInfo, Manager};
+pub use tokio_util::sync::CancellationToken;
+
+/// Lower-level building blocks, for tools built on jshost.
+pub mod raw {
+    #[doc(inline)]
+    pub use jshost_client::{function_url, CallOptions, HttpClient};
+    #[doc(inline)]
+    pub use jshost_manager::{node, watchdog, OwnedHost};
+}
+
+use std::sync::RwLock;
+
+static DEFAULT_HOST: RwLock<Option<JsHost>> = RwLock::new(None);
+
+/// Connects with `settings` (see [`JsHost::connect`]) and makes the host the process-wide
+/// default that [`Function::new`] uses. Calling it again replaces the default.
+///
+/// # Errors
+/// As [`JsHost::connect`].
+///
+/// # Cancel safety
+/// As [`JsHost::connect`]; the default is only replaced once connected.
+pub async fn configure(settings: Settings) -> Result<JsHost> {
+    let host = JsHost::connect(settings).await?;
+    set_default_host(host.clone());
+    Ok(host)
+}
+
+/// Makes `host` the process-wide default host.
+pub fn set_default_host(host: JsHost) {
+    let mut slot = match DEFAULT_HOST.write() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    *slot = Some(host);
+}
+
+/// The process-wide default host.
+///
+/// # Errors
+/// A config error when [`configure`] has not been called.
+pub fn default_host() -> Result<JsHost> {
+    let slot = match DEFAULT_HOST.read() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    slot.clone().ok_or_else(|| {
+        Error::config("no default host: call `jshost::configure(settings).await` first, or use `host.function(name)`")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_types_are_send_sync() {
+        fn check<T: Send + Sync + std::fmt::Debug>() {}
+        check::<JsHost>();
+        check::<Function>();
+        check::<Settings>();
+        check::<Error>();
+        fn clone<T: Clone>() {}
+        clone::<JsHost>();
+        clone::<Function>();
+        clone::<Settings>();
+    }
+
+    #[test]
+    fn function_new_without_configure_is_a_config_error() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let e = rt.block_on(Function::new("x").call(&())).expect_err("no default host");
+        assert!(e.is_config() && e.to_string().contains("configure"), "{e}");
+    }
+
+    #[test]
+    fn data_must_be_an_object_or_array() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let e = rt.block_on(Function::new("x").call("bare string")).expect_err("not an object");
+        assert!(e.is_encode(), "{e:?}");
+        let mut bad = std::collections::BTreeMap::new();
+        bad.insert((1, 2), "non-string key");
+        let e = rt.block_on(Function::new("x").call(&bad)).expect_err("unserialisable");
+        assert!(e.is_encode() && e.to_string().contains("key must be a string"), "{e}");
+    }
+}

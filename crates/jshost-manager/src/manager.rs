@@ -1,0 +1,336 @@
+//! A client of the js-host manager protocol (`/host/*`, `/manager/stop`), and starting a
+//! detached manager.
+
+use crate::node::{self, NodeSetup};
+use jshost_client::{HttpClient, Response};
+use jshost_core::{Error, ErrorKind, Result, Status};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a request to a manager may take (starting a host included).
+pub const MANAGER_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a `GET /status` probe may take before whatever holds the port is judged not to be
+/// a js-host.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn json_body(value: &Value) -> bytes::Bytes {
+    bytes::Bytes::from(value.to_string())
+}
+
+/// A host as a manager describes it.
+#[derive(Debug, Clone)]
+pub struct HostInfo {
+    /// The host's status (parsed from the manager's `output`).
+    pub status: Status,
+    /// The file the host logs to.
+    pub logfile: PathBuf,
+    /// The config path the manager knows the host by.
+    pub config: String,
+    /// The ids of the connections open to the host.
+    pub connections: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct RawHost {
+    output: String,
+    logfile: String,
+    config: String,
+    #[serde(default)]
+    connections: Vec<String>,
+    #[serde(default)]
+    connection: Option<String>,
+}
+
+impl RawHost {
+    fn into_info(self) -> Result<(HostInfo, Option<String>)> {
+        let status = Status::parse(&self.output)?;
+        Ok((
+            HostInfo {
+                status,
+                logfile: PathBuf::from(self.logfile),
+                config: self.config,
+                connections: self.connections,
+            },
+            self.connection,
+        ))
+    }
+}
+
+/// A connection opened to a managed host with [`Manager::open_connection`].
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// The host it is a connection to.
+    pub host: HostInfo,
+    /// The opaque id to pass to [`Manager::close_connection`].
+    pub id: String,
+}
+
+/// What `/host/disconnect` answered.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Disconnected {
+    /// Whether the host was still running.
+    pub started: bool,
+    /// In how many ms the host will stop (no connections left), if it will.
+    #[serde(rename = "stopTimeout")]
+    pub stop_timeout: Option<u64>,
+    /// The manager's words.
+    #[serde(default)]
+    pub status: String,
+}
+
+/// A js-host manager listening at a URL, which starts and keeps hosts keyed by config path.
+///
+/// Cheap to clone; clones share one connection pool.
+#[derive(Debug, Clone)]
+pub struct Manager {
+    url: String,
+    client: HttpClient,
+}
+
+impl Manager {
+    /// A manager client for `url` (`http://127.0.0.1:9009`).
+    pub fn new(url: impl Into<String>) -> Self {
+        Self::with_client(url, HttpClient::with_max_connections(8))
+    }
+
+    /// A manager client sharing an existing HTTP client.
+    pub fn with_client(url: impl Into<String>, client: HttpClient) -> Self {
+        Manager {
+            url: url.into(),
+            client,
+        }
+    }
+
+    /// The manager's root URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The manager's status, or `None` when nothing answers.
+    ///
+    /// # Errors
+    /// A config error when something that is not a js-host answers.
+    pub async fn request_status(&self) -> Result<Option<Status>> {
+        probe_status(&self.client, &self.url).await
+    }
+
+    /// Whether a js-host manager answers at the URL.
+    pub async fn is_running(&self) -> bool {
+        matches!(self.request_status().await, Ok(Some(s)) if s.kind() == "Manager")
+    }
+
+    /// Stops the manager and every host it runs.
+    ///
+    /// # Errors
+    /// A connection error when no manager answers.
+    pub async fn stop(&self) -> Result<()> {
+        let url = format!("{}/manager/stop", self.url);
+        let response = self
+            .client
+            .post_json(&url, json_body(&json!({})), MANAGER_REQUEST_TIMEOUT)
+            .await
+            .map_err(|e| e.context("stopping the manager"))?;
+        expect_ok(response, &url).map(|_| ())
+    }
+
+    /// The host the manager runs for `config`, if any.
+    ///
+    /// # Errors
+    /// Connection or unexpected-response errors.
+    pub async fn host_status(&self, config: &Path) -> Result<Option<HostInfo>> {
+        let value = self.post("/host/status", json!({ "config": config })).await?;
+        if value["started"].as_bool() != Some(true) {
+            return Ok(None);
+        }
+        let raw: RawHost = serde_json::from_value(value["host"].clone()).map_err(|e| {
+            Error::new(ErrorKind::UnexpectedResponse, "the manager's /host/status answer has no host").with_source(e)
+        })?;
+        Ok(Some(raw.into_info()?.0))
+    }
+
+    /// Starts a host for `config` (on a port the OS picks, logging to a temporary file).
+    ///
+    /// # Errors
+    /// A process error carrying the manager's report when the host cannot start (500
+    /// `Host already running` included).
+    pub async fn start_host(&self, config: &Path) -> Result<HostInfo> {
+        self.host_call("/host/start", config).await
+    }
+
+    /// Stops the host for `config`.
+    ///
+    /// # Errors
+    /// A process error when the manager knows no such host.
+    pub async fn stop_host(&self, config: &Path) -> Result<HostInfo> {
+        self.host_call("/host/stop", config).await
+    }
+
+    /// Restarts the host for `config` on the same port and logfile, keeping its connections.
+    ///
+    /// # Errors
+    /// A process error when the manager knows no such host or it cannot start again.
+    pub async fn restart_host(&self, config: &Path) -> Result<HostInfo> {
+        self.host_call("/host/restart", config).await
+    }
+
+    /// Registers a connection to the host for `config`, cancelling a pending stop.
+    ///
+    /// # Errors
+    /// A process error when the manager knows no such host.
+    pub async fn open_connection(&self, config: &Path) -> Result<Connection> {
+        let value = self.post("/host/connect", json!({ "config": config })).await?;
+        let (host, id) = parse_host(value)?;
+        let id = id.ok_or_else(|| {
+            Error::new(ErrorKind::UnexpectedResponse, "the manager's /host/connect answer has no connection id")
+        })?;
+        Ok(Connection { host, id })
+    }
+
+    /// Closes a connection; the last one closed makes the manager stop the host after its
+    /// `disconnectTimeout`.
+    ///
+    /// # Errors
+    /// Connection or unexpected-response errors.
+    pub async fn close_connection(&self, config: &Path, connection: &str) -> Result<Disconnected> {
+        let value = self
+            .post("/host/disconnect", json!({ "config": config, "connection": connection }))
+            .await?;
+        serde_json::from_value(value).map_err(|e| {
+            Error::new(ErrorKind::UnexpectedResponse, "unexpected /host/disconnect answer").with_source(e)
+        })
+    }
+
+    async fn host_call(&self, path: &str, config: &Path) -> Result<HostInfo> {
+        let value = self.post(path, json!({ "config": config })).await?;
+        Ok(parse_host(value)?.0)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Result<Value> {
+        let url = format!("{}{path}", self.url);
+        let response = self
+            .client
+            .post_json(&url, json_body(&body), MANAGER_REQUEST_TIMEOUT)
+            .await
+            .map_err(|e| e.context(format!("js-host manager request {path}")))?;
+        let body = expect_ok(response, &url)?;
+        serde_json::from_slice(&body).map_err(|e| {
+            Error::new(
+                ErrorKind::UnexpectedResponse,
+                format!("the manager's answer to {path} is not JSON: {}", node::short(&String::from_utf8_lossy(&body))),
+            )
+            .with_url(url)
+            .with_source(e)
+        })
+    }
+}
+
+fn parse_host(value: Value) -> Result<(HostInfo, Option<String>)> {
+    let raw: RawHost = serde_json::from_value(value).map_err(|e| {
+        Error::new(ErrorKind::UnexpectedResponse, "unexpected host description from the manager").with_source(e)
+    })?;
+    raw.into_info()
+}
+
+fn expect_ok(response: Response, url: &str) -> Result<bytes::Bytes> {
+    match response.status {
+        200 => Ok(response.body),
+        500 => Err(Error::process(format!(
+            "the js-host manager refused: {}",
+            node::short(&response.text_lossy())
+        ))
+        .with_url(url)
+        .with_status(500)
+        .with_body(response.text_lossy())),
+        status => Err(Error::new(
+            ErrorKind::UnexpectedResponse,
+            format!("the js-host manager answered with HTTP {status}"),
+        )
+        .with_url(url)
+        .with_status(status)
+        .with_body(response.text_lossy())),
+    }
+}
+
+/// `GET {url}/status`: `Ok(None)` when nothing answers; an error when something that is not
+/// js-host holds the URL's port.
+///
+/// # Errors
+/// A config error naming the URL when the answer is not a js-host status or takes longer than
+/// [`PROBE_TIMEOUT`].
+pub async fn probe_status(client: &HttpClient, url: &str) -> Result<Option<Status>> {
+    let status_url = format!("{url}/status");
+    match client.get(&status_url, PROBE_TIMEOUT).await {
+        Ok(response) if response.status == 200 => Status::parse(&response.text_lossy()).map(Some).map_err(|_| {
+            Error::config(format!(
+                "{url} is held by another program: its /status is not a js-host status ({})",
+                node::short(&response.text_lossy())
+            ))
+            .with_url(url)
+        }),
+        Ok(response) => Err(Error::config(format!(
+            "{url} is held by another program: GET /status answered HTTP {}",
+            response.status
+        ))
+        .with_url(url)),
+        Err(e) if e.is_timeout() => Err(Error::config(format!(
+            "{url} is held by another program: GET /status got no answer within {PROBE_TIMEOUT:?}"
+        ))
+        .with_url(url)),
+        Err(e) if e.is_connection() => {
+            tracing::trace!(url, error = %e, "nothing answers");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Starts a detached manager for `setup` (`js-host CONFIG --manager --detached`) and waits until
+/// it reports `expected`. The manager outlives this process.
+///
+/// # Errors
+/// A process error carrying what js-host printed when the manager does not start (for example
+/// the port is taken: the message names it), a timeout error after `timeout`.
+pub async fn spawn_detached(setup: &NodeSetup, expected: &Status, timeout: Duration) -> Result<()> {
+    let port = expected.port().map(|p| p.to_string()).unwrap_or_else(|| "?".into());
+    tracing::info!(config = %setup.config.display(), port, "starting a detached js-host manager");
+    let mut cmd = setup.command(&["--manager", "--detached"]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd.spawn().map_err(|e| setup.spawn_error(e))?;
+    let output = tokio::time::timeout(timeout, child.wait_with_output())
+        .await
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::Timeout,
+                format!("the js-host manager for {} did not start within {timeout:?}", setup.config.display()),
+            )
+        })?
+        .map_err(|e| Error::process("waiting for the manager's launcher failed").with_source(e))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if let Ok(status) = Status::parse(&stdout) {
+        if &status == expected {
+            tracing::info!(port, "js-host manager started");
+            return Ok(());
+        }
+    }
+    let printed = format!("{}\n{}", stdout.trim(), stderr.trim());
+    let message = if printed.contains("EADDRINUSE") {
+        format!(
+            "cannot start the js-host manager: port {port} is already in use by another program \
+             (the manager listens on the config's port; free it or change `port` in {})",
+            setup.config.display()
+        )
+    } else {
+        format!(
+            "the js-host manager for {} did not start ({}): {}",
+            setup.config.display(),
+            output.status,
+            node::tail(&printed, 1500)
+        )
+    };
+    Err(Error::process(message))
+}

@@ -1,0 +1,297 @@
+//! Running `node js-host.js ...`: pre-flight checks, the expected status, and its cache.
+
+use jshost_core::error::excerpt;
+use jshost_core::{Error, ErrorKind, Result, Settings, Status};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, UNIX_EPOCH};
+use tokio::process::Command;
+
+/// Node 20 prints a deprecation warning for js-host's winston at every start; this silences it
+/// (children inherit it), so a detached manager does not mistake it for a failure.
+pub const NODE_ENV: (&str, &str) = ("NODE_NO_WARNINGS", "1");
+
+/// The files a js-host command needs, checked and resolved.
+#[derive(Debug, Clone)]
+pub struct NodeSetup {
+    /// The node binary.
+    pub node: PathBuf,
+    /// The absolute js-host CLI script.
+    pub bin: PathBuf,
+    /// The absolute config file.
+    pub config: PathBuf,
+    /// The working directory for node (the source root).
+    pub cwd: PathBuf,
+}
+
+impl NodeSetup {
+    /// Resolves and checks the paths in `settings`.
+    ///
+    /// # Errors
+    /// A config error naming the missing config file or js-host script (with the hint to run
+    /// `npm ci`), or an invalid setting.
+    pub fn check(settings: &Settings) -> Result<Self> {
+        settings.validate()?;
+        let config = settings.config_path();
+        if !config.is_file() {
+            return Err(Error::config(format!(
+                "config file not found: {} (set config_file / source_root)",
+                config.display()
+            )));
+        }
+        let bin = settings.bin_path();
+        if !bin.is_file() {
+            return Err(Error::config(format!(
+                "js-host is not installed: {} does not exist (run `npm ci` in {}, or set path_to_bin)",
+                bin.display(),
+                settings.resolved_source_root().display()
+            )));
+        }
+        Ok(NodeSetup {
+            node: settings.path_to_node.clone(),
+            bin,
+            config,
+            cwd: settings.resolved_source_root(),
+        })
+    }
+
+    /// `node BIN CONFIG ARGS...` in the source root, with warnings silenced and no stdin.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.node);
+        cmd.arg(&self.bin)
+            .arg(&self.config)
+            .args(args)
+            .current_dir(&self.cwd)
+            .env(NODE_ENV.0, NODE_ENV.1)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Turns a spawn failure into an error naming node.
+    pub fn spawn_error(&self, err: std::io::Error) -> Error {
+        let msg = if err.kind() == std::io::ErrorKind::NotFound {
+            format!(
+                "node not found: cannot run {:?} (install Node.js or set path_to_node)",
+                self.node
+            )
+        } else {
+            format!("cannot run {:?}", self.node)
+        };
+        Error::config(msg).with_source(err)
+    }
+
+    /// Runs `node BIN CONFIG ARGS...` to completion within `timeout` and returns its stdout.
+    ///
+    /// # Errors
+    /// A config error carrying the exit status and stderr when node fails (the config file
+    /// throws, exports no object...), a timeout error when it takes too long.
+    pub async fn run(&self, args: &[&str], timeout: Duration) -> Result<String> {
+        let mut cmd = self.command(args);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        let child = cmd.spawn().map_err(|e| self.spawn_error(e))?;
+        let output = tokio::time::timeout(timeout, child.wait_with_output())
+            .await
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "`js-host {} {}` did not finish within {timeout:?}",
+                        self.config.display(),
+                        args.join(" ")
+                    ),
+                )
+            })?
+            .map_err(|e| Error::process(format!("waiting for {:?} failed", self.node)).with_source(e))?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(Error::config(format!(
+                "js-host could not load the config file {} ({}): {}",
+                self.config.display(),
+                output.status,
+                tail(&stderr, 1500)
+            )));
+        }
+        Ok(stdout)
+    }
+
+    /// The status js-host computes for this config (`js-host CONFIG --config`, or with
+    /// `--manager` for a manager's).
+    ///
+    /// # Errors
+    /// As [`NodeSetup::run`], and a config error when the output is not a js-host 0.12 status.
+    pub async fn expected_status(&self, manager: bool, timeout: Duration) -> Result<Status> {
+        let args: &[&str] = if manager { &["--config", "--manager"] } else { &["--config"] };
+        let out = self.run(args, timeout).await?;
+        let status = Status::parse(&out).map_err(|e| e.context(format!("`js-host {} --config`", self.config.display())))?;
+        check_version(&status, &format!("the js-host at {}", self.bin.display()))?;
+        Ok(status)
+    }
+
+    /// The version in js-host's `package.json` next to the bin script, if readable.
+    pub fn js_host_version(&self) -> Option<String> {
+        let pkg = self.bin.parent()?.parent()?.join("package.json");
+        let text = std::fs::read_to_string(pkg).ok()?;
+        let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+        value["version"].as_str().map(str::to_owned)
+    }
+}
+
+/// A config error unless `status` is from js-host 0.12.x.
+///
+/// # Errors
+/// A config error naming `what` and the version found.
+pub fn check_version(status: &Status, what: &str) -> Result<()> {
+    if status.is_supported_version() {
+        Ok(())
+    } else {
+        Err(Error::config(format!(
+            "{what} is js-host {}, but this SDK speaks js-host 0.12.x (pin \"js-host\": \"0.12.0\" in package.json)",
+            status.version()
+        )))
+    }
+}
+
+/// The last `max` characters of `text`, trimmed.
+pub fn tail(text: &str, max: usize) -> String {
+    let text = text.trim();
+    let count = text.chars().count();
+    if count <= max {
+        text.to_owned()
+    } else {
+        let skip = count - max;
+        let start = text.char_indices().nth(skip).map(|(i, _)| i).unwrap_or(0);
+        format!("...{}", &text[start..])
+    }
+}
+
+/// A cache of `js-host CONFIG --config` output, so a warm start does not pay for a node start-up.
+///
+/// Entries are keyed by the config file's absolute path, size and modification time, the node
+/// and js-host paths and the js-host version. A cached status only ever proposes: callers must
+/// still compare it with the live host's status, and recompute it on a mismatch.
+#[derive(Debug, Clone)]
+pub struct StatusCache {
+    dir: PathBuf,
+}
+
+impl Default for StatusCache {
+    fn default() -> Self {
+        StatusCache {
+            dir: std::env::temp_dir().join("jshost-status-cache"),
+        }
+    }
+}
+
+impl StatusCache {
+    /// A cache in `dir`.
+    pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
+        StatusCache { dir: dir.into() }
+    }
+
+    fn entry(&self, setup: &NodeSetup) -> Option<PathBuf> {
+        let meta = std::fs::metadata(&setup.config).ok()?;
+        let mtime = meta.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
+        let key = format!(
+            "{}\n{}\n{}\n{}\n{}\n{}",
+            setup.config.display(),
+            meta.len(),
+            mtime.as_nanos(),
+            setup.node.display(),
+            setup.bin.display(),
+            setup.js_host_version().unwrap_or_default()
+        );
+        Some(self.dir.join(format!("{}.json", jshost_core::hash(key))))
+    }
+
+    /// The cached status for this setup, if any.
+    pub fn get(&self, setup: &NodeSetup) -> Option<Status> {
+        let text = std::fs::read_to_string(self.entry(setup)?).ok()?;
+        Status::parse(&text).ok()
+    }
+
+    /// Stores `status` (best effort: a cache that cannot be written is only logged).
+    pub fn put(&self, setup: &NodeSetup, status: &Status) {
+        let Some(path) = self.entry(setup) else { return };
+        let result = std::fs::create_dir_all(&self.dir).and_then(|()| {
+            let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+            std::fs::write(&tmp, status.to_string())?;
+            std::fs::rename(&tmp, &path)
+        });
+        if let Err(e) = result {
+            tracing::debug!(error = %e, path = %path.display(), "cannot write the status cache");
+        }
+    }
+}
+
+/// How the expected status was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusSource {
+    /// Read from the [`StatusCache`].
+    Cache,
+    /// Computed by running node now.
+    Node,
+}
+
+/// The expected host status for `setup`: from the cache when allowed and present, else from node
+/// (and then cached).
+///
+/// # Errors
+/// As [`NodeSetup::expected_status`].
+pub async fn expected_host_status(
+    setup: &NodeSetup,
+    use_cache: bool,
+    timeout: Duration,
+) -> Result<(Status, StatusSource)> {
+    let cache = StatusCache::default();
+    if use_cache {
+        if let Some(status) = cache.get(setup) {
+            tracing::debug!(config = %setup.config.display(), "expected status read from the cache");
+            return Ok((status, StatusSource::Cache));
+        }
+    }
+    let status = setup.expected_status(false, timeout).await?;
+    cache.put(setup, &status);
+    Ok((status, StatusSource::Node))
+}
+
+/// What a manager started with the same config reports: the host's status with type `Manager`
+/// (a manager has no `functions: null` default).
+pub fn manager_status_for(host: &Status) -> Status {
+    let mut value = host.with_kind("Manager").as_value().clone();
+    if let Some(config) = value.get_mut("config").and_then(|c| c.as_object_mut()) {
+        if config.get("functions").map(|f| f.is_null()).unwrap_or(false) {
+            config.remove("functions");
+        }
+    }
+    Status::from_value(value).unwrap_or_else(|_| host.with_kind("Manager"))
+}
+
+/// Describes `path` for messages.
+pub fn show(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// Shortens long text for messages.
+pub fn short(text: &str) -> String {
+    excerpt(text.trim(), 800)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_keeps_the_end() {
+        assert_eq!(tail("  abc  ", 10), "abc");
+        assert_eq!(tail("abcdef", 3), "...def");
+    }
+
+    #[test]
+    fn manager_status_drops_a_null_functions_default() {
+        let host = Status::parse(r#"{"type":"Host","version":"0.12.0","config":{"functions":null,"port":1}}"#).expect("valid");
+        let m = manager_status_for(&host);
+        assert_eq!(m.kind(), "Manager");
+        assert!(m.config().get("functions").is_none());
+    }
+}

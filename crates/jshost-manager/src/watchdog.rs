@@ -1,0 +1,112 @@
+//! Closing managed connections when this process ends, however it ends.
+//!
+//! A `Drop` cannot do network I/O reliably at process exit: when `main` returns, the runtime (and
+//! any task a `Drop` spawned) is torn down at once. So the first managed connection starts one
+//! small helper, `node -e WATCHDOG_JS`, in its own process group, whose stdin is a pipe from this
+//! process. Connections are registered with it and removed when closed normally. When the pipe
+//! closes (this process exited, panicked or was SIGKILLed), the helper sends `/host/disconnect`
+//! for every connection still registered and exits. Disconnecting twice is harmless.
+
+use serde_json::json;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Mutex;
+
+const WATCHDOG_JS: &str = r#"
+const http = require('http');
+const open = new Map();
+let buffered = '';
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (chunk) => {
+  buffered += chunk;
+  let i;
+  while ((i = buffered.indexOf('\n')) >= 0) {
+    const line = buffered.slice(0, i);
+    buffered = buffered.slice(i + 1);
+    try {
+      const msg = JSON.parse(line);
+      if (msg.op === 'add') open.set(msg.connection, msg);
+      else open.delete(msg.connection);
+    } catch (e) {}
+  }
+});
+process.stdin.on('close', () => {
+  let pending = open.size;
+  if (!pending) process.exit(0);
+  setTimeout(() => process.exit(0), 10000).unref();
+  for (const c of open.values()) {
+    let finished = false;
+    const done = () => { if (!finished) { finished = true; if (--pending === 0) process.exit(0); } };
+    const body = JSON.stringify({ config: c.config, connection: c.connection });
+    const req = http.request(c.url + '/host/disconnect', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+    }, (res) => { res.resume(); res.on('end', done); res.on('error', done); });
+    req.on('error', done);
+    req.setTimeout(5000, () => req.destroy());
+    req.end(body);
+  }
+});
+"#;
+
+struct Watchdog {
+    _child: Child,
+    stdin: ChildStdin,
+}
+
+static WATCHDOG: Mutex<Option<Watchdog>> = Mutex::new(None);
+
+fn send(node: &Path, line: &str, start_if_missing: bool) {
+    let mut guard = match WATCHDOG.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if guard.is_none() && start_if_missing {
+        match start(node) {
+            Ok(w) => *guard = Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the connection watchdog; managed connections will not be closed at process exit");
+                return;
+            }
+        }
+    }
+    if let Some(w) = guard.as_mut() {
+        if let Err(e) = w.stdin.write_all(line.as_bytes()).and_then(|()| w.stdin.flush()) {
+            tracing::warn!(error = %e, "the connection watchdog is gone");
+            *guard = None;
+        }
+    }
+}
+
+fn start(node: &Path) -> std::io::Result<Watchdog> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(node);
+    cmd.arg("-e")
+        .arg(WATCHDOG_JS)
+        .env(crate::node::NODE_ENV.0, crate::node::NODE_ENV.1)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Its own process group: a Ctrl-C to ours must not kill it before it disconnects.
+        .process_group(0);
+    let mut child = cmd.spawn()?;
+    let stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| std::io::Error::other("no stdin pipe to the watchdog"))?;
+    tracing::debug!(pid = child.id(), "connection watchdog started");
+    Ok(Watchdog { _child: child, stdin })
+}
+
+/// Registers an open managed connection, to be closed if this process ends without closing it.
+pub fn register(node: &Path, manager_url: &str, config: &Path, connection: &str) {
+    let line = json!({"op": "add", "url": manager_url, "config": config, "connection": connection});
+    send(node, &format!("{line}\n"), true);
+}
+
+/// Forgets a connection that was closed normally.
+pub fn unregister(node: &Path, connection: &str) {
+    let line = json!({"op": "remove", "connection": connection});
+    send(node, &format!("{line}\n"), false);
+}

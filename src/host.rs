@@ -1,0 +1,532 @@
+//! [`JsHost`]: a connection to one js-host, direct, managed or owned.
+
+use crate::Function;
+use bytes::Bytes;
+use jshost_client::{CallOptions, HttpClient};
+use jshost_core::{Error, ErrorKind, Result, Settings, Status};
+use jshost_manager::node::{self, expected_host_status, manager_status_for, NodeSetup, StatusSource};
+use jshost_manager::{probe_status, spawn_detached, watchdog, Manager, OwnedHost};
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// How long to wait, after a connection error, for an owned host's exit to be noticed.
+const CRASH_NOTICE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A handle to one js-host process, and the connection pool to it.
+///
+/// Cheap to clone (`Arc` inside; no need to wrap it in an `Arc`), `Send + Sync`: put it in your
+/// axum state or share it between tasks. Clones share one keep-alive connection pool.
+///
+/// - [`JsHost::connect`] reaches a host the way the settings say: a host already running at the
+///   config's address (or `root_url`), or, with `use_manager(true)`, a host started (or reused)
+///   by a detached js-host manager that keeps it warm across restarts of your program.
+/// - [`JsHost::spawn`] starts a host owned by this process, which ends with it.
+#[derive(Clone)]
+pub struct JsHost {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: String,
+    status: Status,
+    config_file: PathBuf,
+    functions: HashSet<String>,
+    client: HttpClient,
+    function_timeout: Duration,
+    mode: Mode,
+}
+
+enum Mode {
+    Direct,
+    Managed(Managed),
+    Owned(OwnedHost),
+}
+
+struct Managed {
+    manager: Manager,
+    logfile: PathBuf,
+    node: PathBuf,
+    manager_config: PathBuf,
+    connection: Mutex<Option<String>>,
+}
+
+impl fmt::Debug for JsHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = match &self.inner.mode {
+            Mode::Direct => "direct",
+            Mode::Managed(_) => "managed",
+            Mode::Owned(_) => "owned",
+        };
+        f.debug_struct("JsHost")
+            .field("url", &self.inner.url)
+            .field("mode", &mode)
+            .field("config_file", &self.inner.config_file)
+            .field("logfile", &self.logfile())
+            .finish()
+    }
+}
+
+impl JsHost {
+    /// Connects to the host for `settings`.
+    ///
+    /// Without the manager: computes the status js-host would report for the config file
+    /// (`js-host CONFIG --config`, cached between runs), and requires that the host answering at
+    /// `root_url` (or the config's address and port) reports exactly that.
+    ///
+    /// With `use_manager(true)`: reuses a running manager at the config's address and port (or
+    /// starts a detached one), reuses or starts the host for the config file, and opens a
+    /// connection, which is closed by [`JsHost::disconnect`], or when the last clone is dropped,
+    /// or when this process exits.
+    ///
+    /// # Errors
+    /// Config errors (invalid settings, missing node / js-host / config file, a config file that
+    /// does not load, a js-host version other than 0.12.x, another program on the port);
+    /// a connection error naming the URL when nothing answers (without the manager); process
+    /// errors when a manager or host cannot start.
+    ///
+    /// # Cancel safety
+    /// Dropping the future before it completes may leave a started manager or host running (the
+    /// manager stops hosts that get no connection only when asked).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn demo() -> Result<(), jshost::Error> {
+    /// let host = jshost::JsHost::connect(jshost::Settings::default().use_manager(true)).await?;
+    /// println!("{}", host.function("hello_world").call(&()).await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(settings: Settings) -> Result<JsHost> {
+        let started = Instant::now();
+        let setup = NodeSetup::check(&settings)?;
+        let client = HttpClient::new();
+        let host = if settings.use_manager {
+            connect_managed(&settings, &setup, client).await?
+        } else {
+            connect_direct(&settings, &setup, client).await?
+        };
+        tracing::info!(
+            url = %host.url(),
+            config = %setup.config.display(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "connected to js-host"
+        );
+        Ok(host)
+    }
+
+    /// Starts a js-host owned by this process (`node js-host.js CONFIG --port 0 --json --logfile
+    /// FILE`) and connects to it.
+    ///
+    /// The child is killed when the last clone is dropped, and exits by itself if this process
+    /// dies (even by SIGKILL). If it crashes, calls fail fast with a process error naming its exit
+    /// status and logfile; [`JsHost::restart`] starts it again on the same port.
+    ///
+    /// # Errors
+    /// Config errors as for [`JsHost::connect`]; a process error with the exit status and stderr
+    /// tail when the host exits during start-up; a timeout error after `startup_timeout`.
+    ///
+    /// # Cancel safety
+    /// Dropping the future kills the host being started.
+    pub async fn spawn(settings: Settings) -> Result<JsHost> {
+        if settings.root_url.is_some() {
+            return Err(Error::config(
+                "root_url cannot be combined with JsHost::spawn: an owned host listens on a port the OS picks",
+            ));
+        }
+        let owned = OwnedHost::spawn(&settings).await?;
+        let status = owned.status().clone();
+        let url = status_url(&status)?;
+        Ok(JsHost::new(&settings, url, status, owned.config_file().to_path_buf(), HttpClient::new(), Mode::Owned(owned)))
+    }
+
+    fn new(settings: &Settings, url: String, status: Status, config_file: PathBuf, client: HttpClient, mode: Mode) -> Self {
+        JsHost {
+            inner: Arc::new(Inner {
+                functions: status.functions().into_iter().collect(),
+                url,
+                status,
+                config_file,
+                client,
+                function_timeout: settings.function_timeout,
+                mode,
+            }),
+        }
+    }
+
+    /// The root URL requests are sent to (`http://127.0.0.1:9009`, or `root_url`).
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// The URL of `path` on the host: `url_for("function/echo")` is `{url}/function/echo`.
+    pub fn url_for(&self, path: &str) -> String {
+        format!("{}/{}", self.inner.url, path.trim_start_matches('/'))
+    }
+
+    /// The status the host reported when this handle connected.
+    pub fn status(&self) -> &Status {
+        &self.inner.status
+    }
+
+    /// The absolute path of the config file.
+    pub fn config_file(&self) -> &Path {
+        &self.inner.config_file
+    }
+
+    /// The names of the functions the host serves.
+    pub fn functions(&self) -> Vec<String> {
+        self.inner.status.functions()
+    }
+
+    /// The manager of a managed host.
+    pub fn manager(&self) -> Option<&Manager> {
+        match &self.inner.mode {
+            Mode::Managed(m) => Some(&m.manager),
+            _ => None,
+        }
+    }
+
+    /// The logfile of a managed or owned host (`tail -f` it to watch the host).
+    pub fn logfile(&self) -> Option<&Path> {
+        match &self.inner.mode {
+            Mode::Managed(m) => Some(&m.logfile),
+            Mode::Owned(o) => Some(o.logfile()),
+            Mode::Direct => None,
+        }
+    }
+
+    /// The process id of an owned host.
+    pub fn pid(&self) -> Option<u32> {
+        match &self.inner.mode {
+            Mode::Owned(o) => o.pid(),
+            _ => None,
+        }
+    }
+
+    /// The connection id a managed host knows this handle by (`None` once disconnected).
+    pub fn connection_id(&self) -> Option<String> {
+        match &self.inner.mode {
+            Mode::Managed(m) => lock(&m.connection).clone(),
+            _ => None,
+        }
+    }
+
+    /// A [`Function`] of this host. The name is checked when it is called.
+    pub fn function(&self, name: &str) -> Function {
+        Function::on(self.clone(), name)
+    }
+
+    /// Asks the host for its status now; `None` when nothing (or no js-host) answers.
+    pub async fn request_status(&self) -> Option<Status> {
+        probe_status(&self.inner.client, &self.inner.url).await.ok().flatten()
+    }
+
+    /// Whether a host with the expected status answers at the URL.
+    pub async fn is_running(&self) -> bool {
+        self.request_status().await.as_ref() == Some(&self.inner.status)
+    }
+
+    /// Restarts a managed or owned host: same port and logfile, fresh JavaScript state.
+    ///
+    /// # Errors
+    /// A config error for a host this SDK did not start; process errors from the restart.
+    pub async fn restart(&self) -> Result<()> {
+        match &self.inner.mode {
+            Mode::Managed(m) => {
+                let info = m.manager.restart_host(&self.inner.config_file).await?;
+                tracing::info!(url = %self.inner.url, logfile = %info.logfile.display(), "managed js-host restarted");
+                Ok(())
+            }
+            Mode::Owned(o) => o.restart().await,
+            Mode::Direct => Err(Error::config(format!(
+                "the host at {} was not started by jshost; restart it with its supervisor",
+                self.inner.url
+            ))),
+        }
+    }
+
+    /// Stops a managed or owned host now (other connections to a managed host lose it too).
+    ///
+    /// # Errors
+    /// A config error for a host this SDK did not start; a process error when the manager no
+    /// longer knows the host.
+    pub async fn stop(&self) -> Result<()> {
+        match &self.inner.mode {
+            Mode::Managed(m) => {
+                let id = lock(&m.connection).take();
+                if let Some(id) = id {
+                    watchdog::unregister(&m.node, &id);
+                }
+                m.manager.stop_host(&self.inner.config_file).await?;
+                tracing::info!(url = %self.inner.url, "managed js-host stopped");
+                Ok(())
+            }
+            Mode::Owned(o) => {
+                o.stop().await;
+                Ok(())
+            }
+            Mode::Direct => Err(Error::config(format!(
+                "the host at {} was not started by jshost; stop it with its supervisor",
+                self.inner.url
+            ))),
+        }
+    }
+
+    /// Closes this handle's connection to a managed host (the manager stops the host a few
+    /// seconds after its last connection closes); stops an owned host; does nothing for a
+    /// direct host. Clones of this handle can no longer call functions of a managed host after
+    /// it stopped.
+    ///
+    /// # Errors
+    /// Connection errors when the manager does not answer.
+    pub async fn disconnect(&self) -> Result<()> {
+        match &self.inner.mode {
+            Mode::Managed(m) => {
+                let id = lock(&m.connection).take();
+                if let Some(id) = id {
+                    let answer = m.manager.close_connection(&self.inner.config_file, &id).await?;
+                    watchdog::unregister(&m.node, &id);
+                    tracing::info!(connection = %id, stop_timeout_ms = answer.stop_timeout, "disconnected from the managed js-host");
+                }
+                Ok(())
+            }
+            Mode::Owned(o) => {
+                o.stop().await;
+                Ok(())
+            }
+            Mode::Direct => Ok(()),
+        }
+    }
+
+    pub(crate) async fn call_function(
+        &self,
+        name: &str,
+        body: Bytes,
+        timeout: Option<Duration>,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<String> {
+        let inner = &*self.inner;
+        if !inner.functions.contains(name) {
+            let mut known: Vec<&str> = inner.functions.iter().map(String::as_str).collect();
+            known.sort_unstable();
+            return Err(Error::new(
+                ErrorKind::UnknownFunction,
+                format!(
+                    "the host at {} has no function named {name:?} (it has: {}); nothing was sent",
+                    inner.url,
+                    known.join(", ")
+                ),
+            )
+            .with_function(name)
+            .with_url(inner.url.as_str()));
+        }
+        if let Mode::Owned(o) = &inner.mode {
+            if let Some(exit) = o.exited() {
+                return Err(o.crash_error(&exit).with_function(name));
+            }
+        }
+        let options = CallOptions {
+            timeout: timeout.unwrap_or(inner.function_timeout),
+            cancel: cancel.cloned(),
+        };
+        match inner.client.call_function(&inner.url, name, body, &options).await {
+            Err(e) if e.is_connection() => Err(self.explain_connection_error(e).await),
+            result => result,
+        }
+    }
+
+    async fn explain_connection_error(&self, err: Error) -> Error {
+        match &self.inner.mode {
+            Mode::Owned(o) => match o.wait_exit(CRASH_NOTICE_TIMEOUT).await {
+                Some(exit) => o.crash_error(&exit).with_source(err),
+                None => err,
+            },
+            Mode::Managed(m) => {
+                let function = err.function_name().map(str::to_owned);
+                let e = Error::process(format!(
+                    "the managed js-host for {} at {} is not answering: it has crashed or been stopped; \
+                     see its logfile {} (host.restart() starts it again)",
+                    self.inner.config_file.display(),
+                    self.inner.url,
+                    m.logfile.display()
+                ))
+                .with_url(self.inner.url.as_str())
+                .with_logfile(&m.logfile);
+                let e = match function {
+                    Some(f) => e.with_function(f),
+                    None => e,
+                };
+                e.with_source(err)
+            }
+            Mode::Direct => err,
+        }
+    }
+}
+
+impl Drop for Managed {
+    fn drop(&mut self) {
+        let Some(id) = lock(&self.connection).take() else {
+            return;
+        };
+        let url = self.manager.url().to_owned();
+        let node = self.node.clone();
+        let config = self.manager_config.clone();
+        let task = async move {
+            let manager = Manager::new(url);
+            match manager.close_connection(&config, &id).await {
+                Ok(_) => tracing::info!(connection = %id, "closed the managed connection of a dropped JsHost"),
+                Err(e) => tracing::warn!(connection = %id, error = %e, "cannot close the managed connection of a dropped JsHost"),
+            }
+            watchdog::unregister(&node, &id);
+        };
+        // Never block or panic here. With a runtime, a task; without one, a thread with its own.
+        // If neither gets to run (the process is exiting), the watchdog closes the connection.
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(task);
+            }
+            Err(_) => {
+                let spawned = std::thread::Builder::new()
+                    .name("jshost-disconnect".into())
+                    .spawn(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                        Ok(rt) => rt.block_on(task),
+                        Err(e) => tracing::warn!(error = %e, "cannot build a runtime to disconnect"),
+                    });
+                if let Err(e) = spawned {
+                    tracing::warn!(error = %e, "cannot start a thread to disconnect");
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+fn status_url(status: &Status) -> Result<String> {
+    status
+        .url()
+        .ok_or_else(|| Error::config(format!("the js-host status has no usable port: {status}")))
+}
+
+async fn connect_direct(settings: &Settings, setup: &NodeSetup, client: HttpClient) -> Result<JsHost> {
+    let (mut expected, mut source) =
+        expected_host_status(setup, settings.status_cache, settings.startup_timeout).await?;
+    loop {
+        let url = match &settings.root_url {
+            Some(url) => url.clone(),
+            None => status_url(&expected)?,
+        };
+        let live = probe_status(&client, &url).await?;
+        if live.as_ref() == Some(&expected) {
+            tracing::debug!(%url, "the host's status matches the config");
+            return Ok(JsHost::new(settings, url, expected, setup.config.clone(), client, Mode::Direct));
+        }
+        if source == StatusSource::Cache {
+            tracing::debug!("the cached status does not match; computing it again");
+            expected = setup.expected_status(false, settings.startup_timeout).await?;
+            jshost_manager::node::StatusCache::default().put(setup, &expected);
+            source = StatusSource::Node;
+            continue;
+        }
+        return Err(match live {
+            None => Error::connection(format!(
+                "nothing answers at {url}: start a host with `node {} {}`, or use_manager(true) in development",
+                setup.bin.display(),
+                setup.config.display()
+            ))
+            .with_url(url),
+            Some(status) if !status.is_supported_version() => Error::config(format!(
+                "the js-host at {url} is version {}; this SDK speaks js-host 0.12.x",
+                status.version()
+            ))
+            .with_url(url),
+            Some(status) => Error::config(format!(
+                "the process at {url} is not the host for {}: it reports {status}, expected {expected}",
+                setup.config.display()
+            ))
+            .with_url(url),
+        });
+    }
+}
+
+async fn connect_managed(settings: &Settings, setup: &NodeSetup, client: HttpClient) -> Result<JsHost> {
+    let (mut expected, mut source) =
+        expected_host_status(setup, settings.status_cache, settings.startup_timeout).await?;
+    let manager_url;
+    loop {
+        let url = status_url(&expected)?;
+        let expected_manager = manager_status_for(&expected);
+        let live = probe_status(&client, &url).await.map_err(|e| {
+            let port = expected.port().unwrap_or_default();
+            e.context(format!("the manager's port {port} (from {})", setup.config.display()))
+        })?;
+        match live {
+            Some(s) if s == expected => {
+                tracing::info!(%url, "a host for the config already answers; using it directly");
+                return Ok(JsHost::new(settings, url, expected, setup.config.clone(), client, Mode::Direct));
+            }
+            Some(s) if s == expected_manager => {
+                tracing::info!(%url, "reusing the running js-host manager");
+                manager_url = url;
+                break;
+            }
+            _ if source == StatusSource::Cache => {
+                expected = setup.expected_status(false, settings.startup_timeout).await?;
+                node::StatusCache::default().put(setup, &expected);
+                source = StatusSource::Node;
+            }
+            None => {
+                spawn_detached(setup, &expected_manager, settings.startup_timeout).await?;
+                manager_url = url;
+                break;
+            }
+            Some(s) => {
+                let port = expected.port().unwrap_or_default();
+                return Err(Error::config(format!(
+                    "port {port} (the manager's, from {}) is held by another program: {url} reports {s}",
+                    setup.config.display()
+                ))
+                .with_url(url));
+            }
+        }
+    }
+    let manager = Manager::with_client(manager_url.clone(), client.clone());
+    let config = setup.config.as_path();
+    match manager.host_status(config).await? {
+        Some(info) => tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "reusing the warm managed js-host"),
+        None => match manager.start_host(config).await {
+            Ok(info) => tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "the manager started a js-host"),
+            // Another client started it between our two requests.
+            Err(e) if e.body().map(|b| b.contains("already running")).unwrap_or(false) => {}
+            Err(e) => return Err(e),
+        },
+    }
+    let mut connection = manager.open_connection(config).await?;
+    let port = connection.host.status.port().unwrap_or_default();
+    if connection.host.status != expected.with_port(port) {
+        tracing::warn!(config = %config.display(), "the managed host was started from an older config; restarting it");
+        manager.restart_host(config).await?;
+        let _ = manager.close_connection(config, &connection.id).await;
+        connection = manager.open_connection(config).await?;
+    }
+    watchdog::register(&settings.path_to_node, &manager_url, config, &connection.id);
+    let status = connection.host.status.clone();
+    let url = status_url(&status)?;
+    tracing::info!(%url, connection = %connection.id, logfile = %connection.host.logfile.display(), "connected to the managed js-host");
+    let managed = Managed {
+        manager,
+        logfile: connection.host.logfile.clone(),
+        node: settings.path_to_node.clone(),
+        manager_config: config.to_path_buf(),
+        connection: Mutex::new(Some(connection.id)),
+    };
+    Ok(JsHost::new(settings, url, status, config.to_path_buf(), client, Mode::Managed(managed)))
+}
