@@ -1,1 +1,205 @@
-//! x
+//! Test support for jshost's end-to-end tests: per-test config fixtures on their own ports, guards
+//! that stop every process a test started (also when it fails), and polling with deadlines.
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use anyhow::{bail, Context, Result};
+use jshost::Settings;
+use std::future::Future;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The repository root (holds `node_modules`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("integration/ has a parent").to_path_buf()
+}
+
+/// The js-host CLI script installed by `npm ci`.
+pub fn js_host_bin() -> PathBuf {
+    repo_root().join("node_modules/js-host/bin/js-host.js")
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().expect("addr").port()
+}
+
+/// A config file of a test's own, in a directory of its own, on a port of its own. Dropping it
+/// kills every process whose command line names the directory (hosts and managers started for
+/// it) and removes the directory.
+pub struct Fixture {
+    dir: PathBuf,
+    /// The config file.
+    pub config: PathBuf,
+    /// The port in the config (the host's, or the manager's in managed mode).
+    pub port: u16,
+}
+
+impl Fixture {
+    /// A fixture serving `integration/fixtures/functions.js` with `extra` JS object entries
+    /// (for example `"disconnectTimeout: 200,"`).
+    pub fn new(name: &str, extra: &str) -> Fixture {
+        Self::with_body(name, |port, functions| {
+            format!("module.exports = {{\n  port: {port},\n  {extra}\n  functions: require({functions:?})()\n}};\n")
+        })
+    }
+
+    /// A fixture whose config file is `body(port, path of functions.js)`.
+    pub fn with_body(name: &str, body: impl FnOnce(u16, &str) -> String) -> Fixture {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let dir = repo_root()
+            .join("target/jshost-fixtures")
+            .join(format!("{name}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create fixture dir");
+        let port = free_port();
+        let functions = repo_root().join("integration/fixtures/functions.js");
+        let config = dir.join("host.config.js");
+        std::fs::write(&config, body(port, functions.to_str().expect("utf-8 path"))).expect("write config");
+        Fixture { dir, config, port }
+    }
+
+    /// The fixture's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Settings for this fixture: source root = the repository, config = the fixture's, and the
+    /// status cache off (tests must see their own config, not a cached one).
+    pub fn settings(&self) -> Settings {
+        Settings::default()
+            .source_root(repo_root())
+            .config_file(&self.config)
+            .status_cache(false)
+    }
+
+    /// The fixture's URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts a plain host for this fixture (`node js-host.js CONFIG --json`) and waits for it.
+    pub fn start_host(&self) -> HostProcess {
+        HostProcess::start(&self.config, &[]).expect("start js-host")
+    }
+
+    /// Stops whatever still runs for this fixture.
+    pub fn kill_all(&self) {
+        let _ = Command::new("pkill").arg("-9").arg("-f").arg(self.dir.as_os_str()).status();
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        // A manager first, politely, so it stops its hosts; then anything left.
+        let _ = http_post(self.port, "/manager/stop", "{}");
+        self.kill_all();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A js-host process started by a test; killed on drop.
+pub struct HostProcess {
+    child: Child,
+    /// The status line it printed.
+    pub status: String,
+}
+
+impl HostProcess {
+    /// `node js-host.js CONFIG --json ARGS...`, waiting until it prints its status.
+    pub fn start(config: &Path, args: &[&str]) -> Result<HostProcess> {
+        let mut child = Command::new("node")
+            .arg(js_host_bin())
+            .arg(config)
+            .arg("--json")
+            .args(args)
+            .env("NODE_NO_WARNINGS", "1")
+            .current_dir(repo_root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawn node")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let status = match lines.next() {
+            Some(Ok(line)) if line.starts_with('{') => line,
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("js-host did not start: {other:?}");
+            }
+        };
+        // Keep draining its output so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Ok(HostProcess { child, status })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` until it returns `Some` or `within` passes.
+pub async fn wait_for<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Whether a process is alive (exists and is not a zombie).
+pub fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.rsplit(')').next().map(|rest| rest.trim_start().starts_with('Z')).unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// SIGKILLs a process.
+pub fn kill9(pid: u32) {
+    let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+}
+
+/// A blocking `POST path` with a JSON body to 127.0.0.1:port (used from `Drop`). Returns the body.
+pub fn http_post(port: u16, path: &str, body: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut out = String::new();
+    let _ = stream.read_to_string(&mut out);
+    Ok(out.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned())
+}
+
+/// Names of the processes whose command line mentions `needle`.
+pub fn processes_mentioning(needle: &str) -> Vec<String> {
+    let Ok(out) = Command::new("pgrep").arg("-af").arg(needle).output() else { return vec![] };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.contains("pgrep"))
+        .map(str::to_owned)
+        .collect()
+}
