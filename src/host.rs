@@ -9,7 +9,7 @@ use jshost_manager::{probe_status, spawn_detached, watchdog, Manager, OwnedHost}
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -31,13 +31,30 @@ pub struct JsHost {
 }
 
 struct Inner {
-    url: String,
-    status: Status,
+    /// Where the host is; replaced when a crashed managed host is started again elsewhere.
+    endpoint: RwLock<Arc<Endpoint>>,
     config_file: PathBuf,
-    functions: HashSet<String>,
     client: HttpClient,
     function_timeout: Duration,
     mode: Mode,
+}
+
+struct Endpoint {
+    url: String,
+    status: Status,
+    functions: HashSet<String>,
+    logfile: Option<PathBuf>,
+}
+
+impl Endpoint {
+    fn new(url: String, status: Status, logfile: Option<PathBuf>) -> Arc<Self> {
+        Arc::new(Endpoint {
+            functions: status.functions().into_iter().collect(),
+            url,
+            status,
+            logfile,
+        })
+    }
 }
 
 enum Mode {
@@ -48,7 +65,6 @@ enum Mode {
 
 struct Managed {
     manager: Manager,
-    logfile: PathBuf,
     node: PathBuf,
     manager_config: PathBuf,
     connection: Mutex<Option<String>>,
@@ -62,7 +78,7 @@ impl fmt::Debug for JsHost {
             Mode::Owned(_) => "owned",
         };
         f.debug_struct("JsHost")
-            .field("url", &self.inner.url)
+            .field("url", &self.endpoint().url)
             .field("mode", &mode)
             .field("config_file", &self.inner.config_file)
             .field("logfile", &self.logfile())
@@ -139,15 +155,14 @@ impl JsHost {
         let owned = OwnedHost::spawn(&settings).await?;
         let status = owned.status().clone();
         let url = status_url(&status)?;
-        Ok(JsHost::new(&settings, url, status, owned.config_file().to_path_buf(), HttpClient::new(), Mode::Owned(owned)))
+        let endpoint = Endpoint::new(url, status, Some(owned.logfile().to_path_buf()));
+        Ok(JsHost::new(&settings, endpoint, owned.config_file().to_path_buf(), HttpClient::new(), Mode::Owned(owned)))
     }
 
-    fn new(settings: &Settings, url: String, status: Status, config_file: PathBuf, client: HttpClient, mode: Mode) -> Self {
+    fn new(settings: &Settings, endpoint: Arc<Endpoint>, config_file: PathBuf, client: HttpClient, mode: Mode) -> Self {
         JsHost {
             inner: Arc::new(Inner {
-                functions: status.functions().into_iter().collect(),
-                url,
-                status,
+                endpoint: RwLock::new(endpoint),
                 config_file,
                 client,
                 function_timeout: settings.function_timeout,
@@ -156,19 +171,33 @@ impl JsHost {
         }
     }
 
+    fn endpoint(&self) -> Arc<Endpoint> {
+        match self.inner.endpoint.read() {
+            Ok(e) => e.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_endpoint(&self, endpoint: Arc<Endpoint>) {
+        match self.inner.endpoint.write() {
+            Ok(mut e) => *e = endpoint,
+            Err(poisoned) => *poisoned.into_inner() = endpoint,
+        }
+    }
+
     /// The root URL requests are sent to (`http://127.0.0.1:9009`, or `root_url`).
-    pub fn url(&self) -> &str {
-        &self.inner.url
+    pub fn url(&self) -> String {
+        self.endpoint().url.clone()
     }
 
     /// The URL of `path` on the host: `url_for("function/echo")` is `{url}/function/echo`.
     pub fn url_for(&self, path: &str) -> String {
-        format!("{}/{}", self.inner.url, path.trim_start_matches('/'))
+        format!("{}/{}", self.endpoint().url, path.trim_start_matches('/'))
     }
 
-    /// The status the host reported when this handle connected.
-    pub fn status(&self) -> &Status {
-        &self.inner.status
+    /// The status the host reported when this handle connected (or restarted it).
+    pub fn status(&self) -> Status {
+        self.endpoint().status.clone()
     }
 
     /// The absolute path of the config file.
@@ -178,7 +207,7 @@ impl JsHost {
 
     /// The names of the functions the host serves.
     pub fn functions(&self) -> Vec<String> {
-        self.inner.status.functions()
+        self.endpoint().status.functions()
     }
 
     /// The manager of a managed host.
@@ -190,12 +219,8 @@ impl JsHost {
     }
 
     /// The logfile of a managed or owned host (`tail -f` it to watch the host).
-    pub fn logfile(&self) -> Option<&Path> {
-        match &self.inner.mode {
-            Mode::Managed(m) => Some(&m.logfile),
-            Mode::Owned(o) => Some(o.logfile()),
-            Mode::Direct => None,
-        }
+    pub fn logfile(&self) -> Option<PathBuf> {
+        self.endpoint().logfile.clone()
     }
 
     /// The process id of an owned host.
@@ -221,29 +246,48 @@ impl JsHost {
 
     /// Asks the host for its status now; `None` when nothing (or no js-host) answers.
     pub async fn request_status(&self) -> Option<Status> {
-        probe_status(&self.inner.client, &self.inner.url).await.ok().flatten()
+        probe_status(&self.inner.client, &self.endpoint().url).await.ok().flatten()
     }
 
     /// Whether a host with the expected status answers at the URL.
     pub async fn is_running(&self) -> bool {
-        self.request_status().await.as_ref() == Some(&self.inner.status)
+        self.request_status().await.as_ref() == Some(&self.endpoint().status)
     }
 
     /// Restarts a managed or owned host: same port and logfile, fresh JavaScript state.
+    ///
+    /// A managed host that crashed or was stopped is no longer known to its manager: it is
+    /// started again (on a new port, with a new logfile) and this handle reconnects to it.
     ///
     /// # Errors
     /// A config error for a host this SDK did not start; process errors from the restart.
     pub async fn restart(&self) -> Result<()> {
         match &self.inner.mode {
             Mode::Managed(m) => {
-                let info = m.manager.restart_host(&self.inner.config_file).await?;
-                tracing::info!(url = %self.inner.url, logfile = %info.logfile.display(), "managed js-host restarted");
+                let config = self.inner.config_file.as_path();
+                let info = match m.manager.restart_host(config).await {
+                    Ok(info) => info,
+                    Err(e) if e.body().map(|b| b.contains("No known host")).unwrap_or(false) => {
+                        ensure_started(&m.manager, config).await?;
+                        let connection = m.manager.open_connection(config).await?;
+                        watchdog::register(&m.node, m.manager.url(), config, &connection.id);
+                        let old = lock(&m.connection).replace(connection.id);
+                        if let Some(old) = old {
+                            watchdog::unregister(&m.node, &old);
+                        }
+                        connection.host
+                    }
+                    Err(e) => return Err(e),
+                };
+                let url = status_url(&info.status)?;
+                tracing::info!(%url, logfile = %info.logfile.display(), "managed js-host restarted");
+                self.set_endpoint(Endpoint::new(url, info.status, Some(info.logfile)));
                 Ok(())
             }
             Mode::Owned(o) => o.restart().await,
             Mode::Direct => Err(Error::config(format!(
                 "the host at {} was not started by jshost; restart it with its supervisor",
-                self.inner.url
+                self.endpoint().url
             ))),
         }
     }
@@ -261,7 +305,7 @@ impl JsHost {
                     watchdog::unregister(&m.node, &id);
                 }
                 m.manager.stop_host(&self.inner.config_file).await?;
-                tracing::info!(url = %self.inner.url, "managed js-host stopped");
+                tracing::info!(url = %self.endpoint().url, "managed js-host stopped");
                 Ok(())
             }
             Mode::Owned(o) => {
@@ -270,7 +314,7 @@ impl JsHost {
             }
             Mode::Direct => Err(Error::config(format!(
                 "the host at {} was not started by jshost; stop it with its supervisor",
-                self.inner.url
+                self.endpoint().url
             ))),
         }
     }
@@ -309,19 +353,20 @@ impl JsHost {
         cancel: Option<&CancellationToken>,
     ) -> Result<String> {
         let inner = &*self.inner;
-        if !inner.functions.contains(name) {
-            let mut known: Vec<&str> = inner.functions.iter().map(String::as_str).collect();
+        let endpoint = self.endpoint();
+        if !endpoint.functions.contains(name) {
+            let mut known: Vec<&str> = endpoint.functions.iter().map(String::as_str).collect();
             known.sort_unstable();
             return Err(Error::new(
                 ErrorKind::UnknownFunction,
                 format!(
                     "the host at {} has no function named {name:?} (it has: {}); nothing was sent",
-                    inner.url,
+                    endpoint.url,
                     known.join(", ")
                 ),
             )
             .with_function(name)
-            .with_url(inner.url.as_str()));
+            .with_url(endpoint.url.as_str()));
         }
         if let Mode::Owned(o) = &inner.mode {
             if let Some(exit) = o.exited() {
@@ -332,29 +377,30 @@ impl JsHost {
             timeout: timeout.unwrap_or(inner.function_timeout),
             cancel: cancel.cloned(),
         };
-        match inner.client.call_function(&inner.url, name, body, &options).await {
-            Err(e) if e.is_connection() => Err(self.explain_connection_error(e).await),
+        match inner.client.call_function(&endpoint.url, name, body, &options).await {
+            Err(e) if e.is_connection() => Err(self.explain_connection_error(e, &endpoint).await),
             result => result,
         }
     }
 
-    async fn explain_connection_error(&self, err: Error) -> Error {
+    async fn explain_connection_error(&self, err: Error, endpoint: &Endpoint) -> Error {
         match &self.inner.mode {
             Mode::Owned(o) => match o.wait_exit(CRASH_NOTICE_TIMEOUT).await {
                 Some(exit) => o.crash_error(&exit).with_source(err),
                 None => err,
             },
-            Mode::Managed(m) => {
+            Mode::Managed(_) => {
                 let function = err.function_name().map(str::to_owned);
+                let logfile = endpoint.logfile.clone().unwrap_or_default();
                 let e = Error::process(format!(
                     "the managed js-host for {} at {} is not answering: it has crashed or been stopped; \
                      see its logfile {} (host.restart() starts it again)",
                     self.inner.config_file.display(),
-                    self.inner.url,
-                    m.logfile.display()
+                    endpoint.url,
+                    logfile.display()
                 ))
-                .with_url(self.inner.url.as_str())
-                .with_logfile(&m.logfile);
+                .with_url(endpoint.url.as_str())
+                .with_logfile(logfile);
                 let e = match function {
                     Some(f) => e.with_function(f),
                     None => e,
@@ -427,7 +473,8 @@ async fn connect_direct(settings: &Settings, setup: &NodeSetup, client: HttpClie
         let live = probe_status(&client, &url).await?;
         if live.as_ref() == Some(&expected) {
             tracing::debug!(%url, "the host's status matches the config");
-            return Ok(JsHost::new(settings, url, expected, setup.config.clone(), client, Mode::Direct));
+            let endpoint = Endpoint::new(url, expected, None);
+            return Ok(JsHost::new(settings, endpoint, setup.config.clone(), client, Mode::Direct));
         }
         if source == StatusSource::Cache {
             tracing::debug!("the cached status does not match; computing it again");
@@ -471,7 +518,8 @@ async fn connect_managed(settings: &Settings, setup: &NodeSetup, client: HttpCli
         match live {
             Some(s) if s == expected => {
                 tracing::info!(%url, "a host for the config already answers; using it directly");
-                return Ok(JsHost::new(settings, url, expected, setup.config.clone(), client, Mode::Direct));
+                let endpoint = Endpoint::new(url, expected, None);
+                return Ok(JsHost::new(settings, endpoint, setup.config.clone(), client, Mode::Direct));
             }
             Some(s) if s == expected_manager => {
                 tracing::info!(%url, "reusing the running js-host manager");
@@ -500,15 +548,7 @@ async fn connect_managed(settings: &Settings, setup: &NodeSetup, client: HttpCli
     }
     let manager = Manager::with_client(manager_url.clone(), client.clone());
     let config = setup.config.as_path();
-    match manager.host_status(config).await? {
-        Some(info) => tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "reusing the warm managed js-host"),
-        None => match manager.start_host(config).await {
-            Ok(info) => tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "the manager started a js-host"),
-            // Another client started it between our two requests.
-            Err(e) if e.body().map(|b| b.contains("already running")).unwrap_or(false) => {}
-            Err(e) => return Err(e),
-        },
-    }
+    ensure_started(&manager, config).await?;
     let mut connection = manager.open_connection(config).await?;
     let port = connection.host.status.port().unwrap_or_default();
     if connection.host.status != expected.with_port(port) {
@@ -523,10 +563,24 @@ async fn connect_managed(settings: &Settings, setup: &NodeSetup, client: HttpCli
     tracing::info!(%url, connection = %connection.id, logfile = %connection.host.logfile.display(), "connected to the managed js-host");
     let managed = Managed {
         manager,
-        logfile: connection.host.logfile.clone(),
         node: settings.path_to_node.clone(),
         manager_config: config.to_path_buf(),
         connection: Mutex::new(Some(connection.id)),
     };
-    Ok(JsHost::new(settings, url, status, config.to_path_buf(), client, Mode::Managed(managed)))
+    let endpoint = Endpoint::new(url, status, Some(connection.host.logfile));
+    Ok(JsHost::new(settings, endpoint, config.to_path_buf(), client, Mode::Managed(managed)))
+}
+
+/// Makes sure the manager runs a host for `config`, starting one if needed.
+async fn ensure_started(manager: &Manager, config: &Path) -> Result<()> {
+    match manager.host_status(config).await? {
+        Some(info) => tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "reusing the warm managed js-host"),
+        None => match manager.start_host(config).await {
+            Ok(info) => tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "the manager started a js-host"),
+            // Another client started it between our two requests.
+            Err(e) if e.body().map(|b| b.contains("already running")).unwrap_or(false) => {}
+            Err(e) => return Err(e),
+        },
+    }
+    Ok(())
 }

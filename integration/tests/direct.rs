@@ -31,7 +31,7 @@ async fn connects_and_calls_hello_world() {
     assert_eq!(host.status().kind(), "Host");
     assert_eq!(host.status().port(), Some(fixture.port));
     assert!(host.status().functions().contains(&"echo".to_string()));
-    assert_eq!(host.request_status().await.as_ref(), Some(host.status()));
+    assert_eq!(host.request_status().await, Some(host.status()));
     assert!(host.is_running().await);
     assert!(host.logfile().is_none() && host.manager().is_none());
 }

@@ -1,0 +1,248 @@
+//! Managed hosts: a detached js-host manager started (or reused) by `JsHost::connect` with
+//! `use_manager(true)`; connections, graceful drop, crash reports, restart and stop.
+#![allow(clippy::unwrap_used)]
+
+use jshost::{JsHost, Manager};
+use jshost_integration::{kill9, processes_mentioning, wait_for, Fixture};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Hosts of these fixtures stop 300 ms after their last connection closes.
+fn fixture(name: &str) -> Fixture {
+    Fixture::new(name, "disconnectTimeout: 300,")
+}
+
+async fn managed(fixture: &Fixture) -> JsHost {
+    JsHost::connect(fixture.settings().use_manager(true)).await.expect("managed connect")
+}
+
+async fn connections(manager: &Manager, fixture: &Fixture) -> Option<Vec<String>> {
+    manager.host_status(&fixture.config).await.unwrap().map(|h| h.connections)
+}
+
+#[tokio::test]
+async fn the_manager_is_started_once_and_shared() {
+    let fixture = fixture("shared");
+    let a = managed(&fixture).await;
+    let manager = a.manager().expect("a managed host has a manager").clone();
+    assert_eq!(manager.url(), fixture.url());
+    assert!(manager.is_running().await);
+    assert_ne!(a.url(), fixture.url(), "the host listens on its own port, not the manager's");
+    assert_eq!(a.function("hello_world").call(&()).await.unwrap(), "Hello, World!");
+    let logfile = a.logfile().expect("a managed host has a logfile").to_path_buf();
+
+    let b = managed(&fixture).await;
+    assert_eq!(b.url(), a.url(), "same host");
+    assert_eq!(b.logfile(), Some(logfile.clone()), "same logfile");
+    assert_ne!(a.connection_id(), b.connection_id());
+    let open = connections(&manager, &fixture).await.unwrap();
+    assert!(open.contains(&a.connection_id().unwrap()) && open.contains(&b.connection_id().unwrap()), "{open:?}");
+    assert_eq!(processes_mentioning(&format!("{} --manager", fixture.config.display())).len(), 1, "one manager");
+
+    // The last disconnect stops the host after disconnectTimeout, then the manager exits.
+    a.disconnect().await.unwrap();
+    assert!(b.is_running().await, "b still holds a connection");
+    b.disconnect().await.unwrap();
+    let host_url = b.url().to_owned();
+    wait_for(Duration::from_secs(10), "the host to stop", || {
+        let b = b.clone();
+        async move { (!b.is_running().await).then_some(()) }
+    })
+    .await;
+    wait_for(Duration::from_secs(10), "the manager to exit", || {
+        let m = manager.clone();
+        async move { (!m.is_running().await).then_some(()) }
+    })
+    .await;
+    assert!(tokio::net::TcpStream::connect(host_url.trim_start_matches("http://")).await.is_err());
+    // Disconnecting again is a no-op.
+    b.disconnect().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_manager_api_drives_hosts() {
+    let fixture = fixture("manager-api");
+    let host = managed(&fixture).await;
+    let manager = host.manager().unwrap().clone();
+    let info = manager.host_status(&fixture.config).await.unwrap().expect("started");
+    assert_eq!(info.logfile, host.logfile().unwrap());
+    assert_eq!(info.status.url(), Some(host.url()));
+    let conn = manager.open_connection(&fixture.config).await.unwrap();
+    assert!(connections(&manager, &fixture).await.unwrap().contains(&conn.id));
+    let closed = manager.close_connection(&fixture.config, &conn.id).await.unwrap();
+    assert!(closed.started && closed.stop_timeout.is_none(), "{closed:?}");
+    let e = manager.start_host(&fixture.config).await.unwrap_err();
+    assert!(e.is_process() && e.to_string().contains("already running"), "{e}");
+    manager.stop_host(&fixture.config).await.unwrap();
+    assert!(manager.host_status(&fixture.config).await.unwrap().is_none());
+    let started = manager.start_host(&fixture.config).await.unwrap();
+    assert!(started.status.port().is_some());
+    manager.stop().await.unwrap();
+    wait_for(Duration::from_secs(10), "the manager to exit", || {
+        let m = manager.clone();
+        async move { (!m.is_running().await).then_some(()) }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_process_that_returns_from_main_leaves_no_connection() {
+    let fixture = fixture("exit");
+    // Our own connection keeps the host up while we look at the manager's list.
+    let ours = managed(&fixture).await;
+    let manager = ours.manager().unwrap().clone();
+    let out = Command::new(env!("CARGO_BIN_EXE_connect_and_exit"))
+        .env("JSHOST_SOURCE_ROOT", jshost_integration::repo_root())
+        .env("JSHOST_CONFIG_FILE", &fixture.config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let theirs = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(!theirs.is_empty());
+    wait_for(Duration::from_secs(10), "the exited process's connection to close", || {
+        let (m, f, theirs) = (manager.clone(), &fixture, theirs.clone());
+        async move {
+            let open = connections(&m, f).await.unwrap_or_default();
+            (!open.contains(&theirs)).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(connections(&manager, &fixture).await.unwrap(), vec![ours.connection_id().unwrap()]);
+}
+
+async fn assert_drop_closes(fixture: &Fixture, manager: &Manager, id: &str) {
+    wait_for(Duration::from_secs(10), "the dropped handle's connection to close", || {
+        let (m, id) = (manager.clone(), id.to_owned());
+        async move { (!connections(&m, fixture).await.unwrap_or_default().contains(&id)).then_some(()) }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_last_clone_closes_the_connection_multi_thread() {
+    let fixture = fixture("drop-mt");
+    let keep = managed(&fixture).await;
+    let manager = keep.manager().unwrap().clone();
+    let host = managed(&fixture).await;
+    let id = host.connection_id().unwrap();
+    let clone = host.clone();
+    drop(host);
+    assert!(connections(&manager, &fixture).await.unwrap().contains(&id), "a clone still holds it");
+    assert_eq!(clone.function("hello_world").call(&()).await.unwrap(), "Hello, World!");
+    drop(clone);
+    assert_drop_closes(&fixture, &manager, &id).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn dropping_the_last_clone_closes_the_connection_current_thread() {
+    let fixture = fixture("drop-ct");
+    let keep = managed(&fixture).await;
+    let manager = keep.manager().unwrap().clone();
+    let host = managed(&fixture).await;
+    let id = host.connection_id().unwrap();
+    drop(host);
+    assert_drop_closes(&fixture, &manager, &id).await;
+}
+
+#[test]
+fn dropping_outside_any_runtime_closes_the_connection() {
+    let fixture = fixture("drop-no-rt");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let keep = rt.block_on(managed(&fixture));
+    let host = rt.block_on(managed(&fixture));
+    let id = host.connection_id().unwrap();
+    drop(rt);
+    drop(host); // no runtime here: the drop must neither block nor panic
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let manager = keep.manager().unwrap().clone();
+    rt.block_on(assert_drop_closes(&fixture, &manager, &id));
+}
+
+#[tokio::test]
+async fn a_crashed_host_is_a_process_error_naming_its_logfile() {
+    let fixture = fixture("crash");
+    let host = managed(&fixture).await;
+    let pid: u32 = host.function("pid").call(&()).await.unwrap().parse().unwrap();
+    kill9(pid);
+    let started = Instant::now();
+    let e = wait_for(Duration::from_secs(5), "calls to fail after the kill", || {
+        let host = host.clone();
+        async move { host.function("hello_world").call(&()).await.err() }
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(e.is_process(), "{e:?}");
+    let logfile = host.logfile().unwrap().display().to_string();
+    assert!(e.to_string().contains(&logfile), "{e}");
+    assert_eq!(e.logfile(), host.logfile().as_deref());
+    assert_eq!(e.function_name(), Some("hello_world"));
+
+    // No automatic respawn: calls keep failing until restart() brings the host back.
+    assert!(host.function("hello_world").call(&()).await.unwrap_err().is_process());
+    host.restart().await.unwrap();
+    assert_eq!(host.function("hello_world").call(&()).await.unwrap(), "Hello, World!");
+    assert!(host.is_running().await);
+    let open = connections(host.manager().unwrap(), &fixture).await.unwrap();
+    assert_eq!(open, vec![host.connection_id().unwrap()], "reconnected to the new host");
+}
+
+#[tokio::test]
+async fn restart_keeps_port_and_logfile_and_resets_state() {
+    let fixture = fixture("restart");
+    let host = managed(&fixture).await;
+    let counter = host.function("counter");
+    assert_eq!(counter.call(&()).await.unwrap(), "1");
+    assert_eq!(counter.call(&()).await.unwrap(), "2");
+    let pid = host.function("pid").call(&()).await.unwrap();
+    host.restart().await.unwrap();
+    assert_eq!(counter.call(&()).await.unwrap(), "1", "fresh JS state");
+    assert_ne!(host.function("pid").call(&()).await.unwrap(), pid, "a new process");
+    let info = host.manager().unwrap().host_status(&fixture.config).await.unwrap().unwrap();
+    assert_eq!(info.status.url(), Some(host.url()), "same port");
+    assert_eq!(Some(info.logfile), host.logfile(), "same logfile");
+    assert!(info.connections.contains(&host.connection_id().unwrap()), "connections kept");
+    assert!(host.is_running().await);
+}
+
+#[tokio::test]
+async fn stop_stops_the_host() {
+    let fixture = fixture("stop");
+    let host = managed(&fixture).await;
+    host.stop().await.unwrap();
+    assert!(!host.is_running().await);
+    let e = host.function("hello_world").call(&()).await.unwrap_err();
+    assert!(e.is_process(), "{e:?}");
+    assert!(host.manager().unwrap().host_status(&fixture.config).await.unwrap().is_none());
+    host.restart().await.unwrap();
+    assert_eq!(host.function("counter").call(&()).await.unwrap(), "1");
+}
+
+#[tokio::test]
+async fn the_managers_port_held_by_another_program_is_named() {
+    let fixture = fixture("port-taken");
+    let _squatter = std::net::TcpListener::bind(("127.0.0.1", fixture.port)).unwrap();
+    let started = Instant::now();
+    let e = JsHost::connect(fixture.settings().use_manager(true)).await.unwrap_err();
+    assert!(e.to_string().contains(&fixture.port.to_string()), "{e}");
+    assert!(e.to_string().contains("another program"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_killed_manager_is_replaced_on_the_next_connect() {
+    let fixture = fixture("manager-killed");
+    let host = managed(&fixture).await;
+    let needle = format!("{} --manager", fixture.config.display());
+    let line = processes_mentioning(&needle).pop().expect("a manager process");
+    let pid: u32 = line.split_whitespace().next().unwrap().parse().unwrap();
+    kill9(pid);
+    let manager = host.manager().unwrap().clone();
+    wait_for(Duration::from_secs(5), "the manager to die", || {
+        let m = manager.clone();
+        async move { (!m.is_running().await).then_some(()) }
+    })
+    .await;
+    let fresh = managed(&fixture).await;
+    assert!(fresh.manager().unwrap().is_running().await);
+    assert_eq!(fresh.function("hello_world").call(&()).await.unwrap(), "Hello, World!");
+}
