@@ -3,6 +3,8 @@
 //! Connects through a js-host manager (started on first use, detached, and kept warm between
 //! runs), calls `hello_world` from `host.config.js` twice, and disconnects. Run it twice: the
 //! second run reuses the warm host and is much faster.
+#![allow(clippy::print_stdout)]
+
 use jshost::{JsHost, Settings};
 use serde_json::json;
 
@@ -29,7 +31,9 @@ async fn main() -> Result<(), jshost::Error> {
     eprintln!(
         "connect + 2 calls: {:.1} ms; host logfile: {}",
         started.elapsed().as_secs_f64() * 1000.0,
-        host.logfile().map(|p| p.display().to_string()).unwrap_or_default()
+        host.logfile()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
     );
 
     // Optional: the connection is also closed when `host` is dropped or the process exits.

@@ -163,9 +163,12 @@ impl Function {
 
     fn encode<T: Serialize + ?Sized>(&self, data: &T) -> Result<Bytes> {
         let body = serde_json::to_vec(data).map_err(|e| {
-            Error::new(ErrorKind::Encode, format!("cannot serialise the data as JSON: {e}"))
-                .with_function(self.name.as_ref())
-                .with_source(e)
+            Error::new(
+                ErrorKind::Encode,
+                format!("cannot serialise the data as JSON: {e}"),
+            )
+            .with_function(self.name.as_ref())
+            .with_source(e)
         })?;
         match body.first() {
             Some(b'{') | Some(b'[') => Ok(Bytes::from(body)),

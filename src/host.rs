@@ -156,10 +156,22 @@ impl JsHost {
         let status = owned.status().clone();
         let url = status_url(&status)?;
         let endpoint = Endpoint::new(url, status, Some(owned.logfile().to_path_buf()));
-        Ok(JsHost::new(&settings, endpoint, owned.config_file().to_path_buf(), HttpClient::new(), Mode::Owned(owned)))
+        Ok(JsHost::new(
+            &settings,
+            endpoint,
+            owned.config_file().to_path_buf(),
+            HttpClient::new(),
+            Mode::Owned(owned),
+        ))
     }
 
-    fn new(settings: &Settings, endpoint: Arc<Endpoint>, config_file: PathBuf, client: HttpClient, mode: Mode) -> Self {
+    fn new(
+        settings: &Settings,
+        endpoint: Arc<Endpoint>,
+        config_file: PathBuf,
+        client: HttpClient,
+        mode: Mode,
+    ) -> Self {
         JsHost {
             inner: Arc::new(Inner {
                 endpoint: RwLock::new(endpoint),
@@ -246,7 +258,10 @@ impl JsHost {
 
     /// Asks the host for its status now; `None` when nothing (or no js-host) answers.
     pub async fn request_status(&self) -> Option<Status> {
-        probe_status(&self.inner.client, &self.endpoint().url).await.ok().flatten()
+        probe_status(&self.inner.client, &self.endpoint().url)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Whether a host with the expected status answers at the URL.
@@ -377,7 +392,11 @@ impl JsHost {
             timeout: timeout.unwrap_or(inner.function_timeout),
             cancel: cancel.cloned(),
         };
-        match inner.client.call_function(&endpoint.url, name, body, &options).await {
+        match inner
+            .client
+            .call_function(&endpoint.url, name, body, &options)
+            .await
+        {
             Err(e) if e.is_connection() => Err(self.explain_connection_error(e, &endpoint).await),
             result => result,
         }
@@ -423,8 +442,12 @@ impl Drop for Managed {
         let task = async move {
             let manager = Manager::new(url);
             match manager.close_connection(&config, &id).await {
-                Ok(_) => tracing::info!(connection = %id, "closed the managed connection of a dropped JsHost"),
-                Err(e) => tracing::warn!(connection = %id, error = %e, "cannot close the managed connection of a dropped JsHost"),
+                Ok(_) => {
+                    tracing::info!(connection = %id, "closed the managed connection of a dropped JsHost")
+                }
+                Err(e) => {
+                    tracing::warn!(connection = %id, error = %e, "cannot close the managed connection of a dropped JsHost")
+                }
             }
             watchdog::unregister(&node, &id);
         };
@@ -437,9 +460,11 @@ impl Drop for Managed {
             Err(_) => {
                 let spawned = std::thread::Builder::new()
                     .name("jshost-disconnect".into())
-                    .spawn(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                        Ok(rt) => rt.block_on(task),
-                        Err(e) => tracing::warn!(error = %e, "cannot build a runtime to disconnect"),
+                    .spawn(move || {
+                        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                            Ok(rt) => rt.block_on(task),
+                            Err(e) => tracing::warn!(error = %e, "cannot build a runtime to disconnect"),
+                        }
                     });
                 if let Err(e) = spawned {
                     tracing::warn!(error = %e, "cannot start a thread to disconnect");
@@ -474,7 +499,13 @@ async fn connect_direct(settings: &Settings, setup: &NodeSetup, client: HttpClie
         if live.as_ref() == Some(&expected) {
             tracing::debug!(%url, "the host's status matches the config");
             let endpoint = Endpoint::new(url, expected, None);
-            return Ok(JsHost::new(settings, endpoint, setup.config.clone(), client, Mode::Direct));
+            return Ok(JsHost::new(
+                settings,
+                endpoint,
+                setup.config.clone(),
+                client,
+                Mode::Direct,
+            ));
         }
         if source == StatusSource::Cache {
             tracing::debug!("the cached status does not match; computing it again");
@@ -513,13 +544,22 @@ async fn connect_managed(settings: &Settings, setup: &NodeSetup, client: HttpCli
         let expected_manager = manager_status_for(&expected);
         let live = probe_status(&client, &url).await.map_err(|e| {
             let port = expected.port().unwrap_or_default();
-            e.context(format!("the manager's port {port} (from {})", setup.config.display()))
+            e.context(format!(
+                "the manager's port {port} (from {})",
+                setup.config.display()
+            ))
         })?;
         match live {
             Some(s) if s == expected => {
                 tracing::info!(%url, "a host for the config already answers; using it directly");
                 let endpoint = Endpoint::new(url, expected, None);
-                return Ok(JsHost::new(settings, endpoint, setup.config.clone(), client, Mode::Direct));
+                return Ok(JsHost::new(
+                    settings,
+                    endpoint,
+                    setup.config.clone(),
+                    client,
+                    Mode::Direct,
+                ));
             }
             Some(s) if s == expected_manager => {
                 tracing::info!(%url, "reusing the running js-host manager");
@@ -568,15 +608,25 @@ async fn connect_managed(settings: &Settings, setup: &NodeSetup, client: HttpCli
         connection: Mutex::new(Some(connection.id)),
     };
     let endpoint = Endpoint::new(url, status, Some(connection.host.logfile));
-    Ok(JsHost::new(settings, endpoint, config.to_path_buf(), client, Mode::Managed(managed)))
+    Ok(JsHost::new(
+        settings,
+        endpoint,
+        config.to_path_buf(),
+        client,
+        Mode::Managed(managed),
+    ))
 }
 
 /// Makes sure the manager runs a host for `config`, starting one if needed.
 async fn ensure_started(manager: &Manager, config: &Path) -> Result<()> {
     match manager.host_status(config).await? {
-        Some(info) => tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "reusing the warm managed js-host"),
+        Some(info) => {
+            tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "reusing the warm managed js-host")
+        }
         None => match manager.start_host(config).await {
-            Ok(info) => tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "the manager started a js-host"),
+            Ok(info) => {
+                tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "the manager started a js-host")
+            }
             // Another client started it between our two requests.
             Err(e) if e.body().map(|b| b.contains("already running")).unwrap_or(false) => {}
             Err(e) => return Err(e),

@@ -94,7 +94,9 @@ pub fn default_host() -> Result<JsHost> {
         Err(p) => p.into_inner(),
     };
     slot.clone().ok_or_else(|| {
-        Error::config("no default host: call `jshost::configure(settings).await` first, or use `host.function(name)`")
+        Error::config(
+            "no default host: call `jshost::configure(settings).await` first, or use `host.function(name)`",
+        )
     })
 }
 
@@ -117,19 +119,34 @@ mod tests {
 
     #[test]
     fn function_new_without_configure_is_a_config_error() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let e = rt.block_on(Function::new("x").call(&())).expect_err("no default host");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let e = rt
+            .block_on(Function::new("x").call(&()))
+            .expect_err("no default host");
         assert!(e.is_config() && e.to_string().contains("configure"), "{e}");
     }
 
     #[test]
     fn data_must_be_an_object_or_array() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let e = rt.block_on(Function::new("x").call("bare string")).expect_err("not an object");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let e = rt
+            .block_on(Function::new("x").call("bare string"))
+            .expect_err("not an object");
         assert!(e.is_encode(), "{e:?}");
         let mut bad = std::collections::BTreeMap::new();
         bad.insert((1, 2), "non-string key");
-        let e = rt.block_on(Function::new("x").call(&bad)).expect_err("unserialisable");
-        assert!(e.is_encode() && e.to_string().contains("key must be a string"), "{e}");
+        let e = rt
+            .block_on(Function::new("x").call(&bad))
+            .expect_err("unserialisable");
+        assert!(
+            e.is_encode() && e.to_string().contains("key must be a string"),
+            "{e}"
+        );
     }
 }

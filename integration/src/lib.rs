@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 
 /// The repository root (holds `node_modules`).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("integration/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("integration/ has a parent")
+        .to_path_buf()
 }
 
 /// The js-host CLI script installed by `npm ci`.
@@ -24,7 +27,11 @@ pub fn js_host_bin() -> PathBuf {
 
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// A config file of a test's own, in a directory of its own, on a port of its own. Dropping it
@@ -88,7 +95,11 @@ impl Fixture {
 
     /// Stops whatever still runs for this fixture.
     pub fn kill_all(&self) {
-        let _ = Command::new("pkill").arg("-9").arg("-f").arg(self.dir.as_os_str()).status();
+        let _ = Command::new("pkill")
+            .arg("-9")
+            .arg("-f")
+            .arg(self.dir.as_os_str())
+            .status();
     }
 }
 
@@ -162,7 +173,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -170,7 +184,11 @@ where
 /// Whether a process is alive (exists and is not a zombie).
 pub fn pid_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit(')').next().map(|rest| rest.trim_start().starts_with('Z')).unwrap_or(false),
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .map(|rest| rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
         Err(_) => false,
     }
 }
@@ -196,7 +214,9 @@ pub fn http_post(port: u16, path: &str, body: &str) -> std::io::Result<String> {
 
 /// Names of the processes whose command line mentions `needle`.
 pub fn processes_mentioning(needle: &str) -> Vec<String> {
-    let Ok(out) = Command::new("pgrep").arg("-af").arg(needle).output() else { return vec![] };
+    let Ok(out) = Command::new("pgrep").arg("-af").arg(needle).output() else {
+        return vec![];
+    };
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.contains("pgrep"))

@@ -13,11 +13,17 @@ fn fixture(name: &str) -> Fixture {
 }
 
 async fn managed(fixture: &Fixture) -> JsHost {
-    JsHost::connect(fixture.settings().use_manager(true)).await.expect("managed connect")
+    JsHost::connect(fixture.settings().use_manager(true))
+        .await
+        .expect("managed connect")
 }
 
 async fn connections(manager: &Manager, fixture: &Fixture) -> Option<Vec<String>> {
-    manager.host_status(&fixture.config).await.unwrap().map(|h| h.connections)
+    manager
+        .host_status(&fixture.config)
+        .await
+        .unwrap()
+        .map(|h| h.connections)
 }
 
 #[tokio::test]
@@ -27,8 +33,15 @@ async fn the_manager_is_started_once_and_shared() {
     let manager = a.manager().expect("a managed host has a manager").clone();
     assert_eq!(manager.url(), fixture.url());
     assert!(manager.is_running().await);
-    assert_ne!(a.url(), fixture.url(), "the host listens on its own port, not the manager's");
-    assert_eq!(a.function("hello_world").call(&()).await.unwrap(), "Hello, World!");
+    assert_ne!(
+        a.url(),
+        fixture.url(),
+        "the host listens on its own port, not the manager's"
+    );
+    assert_eq!(
+        a.function("hello_world").call(&()).await.unwrap(),
+        "Hello, World!"
+    );
     let logfile = a.logfile().expect("a managed host has a logfile").to_path_buf();
 
     let b = managed(&fixture).await;
@@ -36,8 +49,15 @@ async fn the_manager_is_started_once_and_shared() {
     assert_eq!(b.logfile(), Some(logfile.clone()), "same logfile");
     assert_ne!(a.connection_id(), b.connection_id());
     let open = connections(&manager, &fixture).await.unwrap();
-    assert!(open.contains(&a.connection_id().unwrap()) && open.contains(&b.connection_id().unwrap()), "{open:?}");
-    assert_eq!(processes_mentioning(&format!("{} --manager", fixture.config.display())).len(), 1, "one manager");
+    assert!(
+        open.contains(&a.connection_id().unwrap()) && open.contains(&b.connection_id().unwrap()),
+        "{open:?}"
+    );
+    assert_eq!(
+        processes_mentioning(&format!("{} --manager", fixture.config.display())).len(),
+        1,
+        "one manager"
+    );
 
     // The last disconnect stops the host after disconnectTimeout, then the manager exits.
     a.disconnect().await.unwrap();
@@ -54,7 +74,11 @@ async fn the_manager_is_started_once_and_shared() {
         async move { (!m.is_running().await).then_some(()) }
     })
     .await;
-    assert!(tokio::net::TcpStream::connect(host_url.trim_start_matches("http://")).await.is_err());
+    assert!(
+        tokio::net::TcpStream::connect(host_url.trim_start_matches("http://"))
+            .await
+            .is_err()
+    );
     // Disconnecting again is a no-op.
     b.disconnect().await.unwrap();
 }
@@ -64,7 +88,11 @@ async fn the_manager_api_drives_hosts() {
     let fixture = fixture("manager-api");
     let host = managed(&fixture).await;
     let manager = host.manager().unwrap().clone();
-    let info = manager.host_status(&fixture.config).await.unwrap().expect("started");
+    let info = manager
+        .host_status(&fixture.config)
+        .await
+        .unwrap()
+        .expect("started");
     assert_eq!(info.logfile, host.logfile().unwrap());
     assert_eq!(info.status.url(), Some(host.url()));
     let conn = manager.open_connection(&fixture.config).await.unwrap();
@@ -99,22 +127,33 @@ async fn a_process_that_returns_from_main_leaves_no_connection() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let theirs = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert!(!theirs.is_empty());
-    wait_for(Duration::from_secs(10), "the exited process's connection to close", || {
-        let (m, f, theirs) = (manager.clone(), &fixture, theirs.clone());
-        async move {
-            let open = connections(&m, f).await.unwrap_or_default();
-            (!open.contains(&theirs)).then_some(())
-        }
-    })
+    wait_for(
+        Duration::from_secs(10),
+        "the exited process's connection to close",
+        || {
+            let (m, f, theirs) = (manager.clone(), &fixture, theirs.clone());
+            async move {
+                let open = connections(&m, f).await.unwrap_or_default();
+                (!open.contains(&theirs)).then_some(())
+            }
+        },
+    )
     .await;
-    assert_eq!(connections(&manager, &fixture).await.unwrap(), vec![ours.connection_id().unwrap()]);
+    assert_eq!(
+        connections(&manager, &fixture).await.unwrap(),
+        vec![ours.connection_id().unwrap()]
+    );
 }
 
 async fn assert_drop_closes(fixture: &Fixture, manager: &Manager, id: &str) {
-    wait_for(Duration::from_secs(10), "the dropped handle's connection to close", || {
-        let (m, id) = (manager.clone(), id.to_owned());
-        async move { (!connections(&m, fixture).await.unwrap_or_default().contains(&id)).then_some(()) }
-    })
+    wait_for(
+        Duration::from_secs(10),
+        "the dropped handle's connection to close",
+        || {
+            let (m, id) = (manager.clone(), id.to_owned());
+            async move { (!connections(&m, fixture).await.unwrap_or_default().contains(&id)).then_some(()) }
+        },
+    )
     .await;
 }
 
@@ -127,8 +166,14 @@ async fn dropping_the_last_clone_closes_the_connection_multi_thread() {
     let id = host.connection_id().unwrap();
     let clone = host.clone();
     drop(host);
-    assert!(connections(&manager, &fixture).await.unwrap().contains(&id), "a clone still holds it");
-    assert_eq!(clone.function("hello_world").call(&()).await.unwrap(), "Hello, World!");
+    assert!(
+        connections(&manager, &fixture).await.unwrap().contains(&id),
+        "a clone still holds it"
+    );
+    assert_eq!(
+        clone.function("hello_world").call(&()).await.unwrap(),
+        "Hello, World!"
+    );
     drop(clone);
     assert_drop_closes(&fixture, &manager, &id).await;
 }
@@ -178,12 +223,24 @@ async fn a_crashed_host_is_a_process_error_naming_its_logfile() {
     assert_eq!(e.function_name(), Some("hello_world"));
 
     // No automatic respawn: calls keep failing until restart() brings the host back.
-    assert!(host.function("hello_world").call(&()).await.unwrap_err().is_process());
+    assert!(host
+        .function("hello_world")
+        .call(&())
+        .await
+        .unwrap_err()
+        .is_process());
     host.restart().await.unwrap();
-    assert_eq!(host.function("hello_world").call(&()).await.unwrap(), "Hello, World!");
+    assert_eq!(
+        host.function("hello_world").call(&()).await.unwrap(),
+        "Hello, World!"
+    );
     assert!(host.is_running().await);
     let open = connections(host.manager().unwrap(), &fixture).await.unwrap();
-    assert_eq!(open, vec![host.connection_id().unwrap()], "reconnected to the new host");
+    assert_eq!(
+        open,
+        vec![host.connection_id().unwrap()],
+        "reconnected to the new host"
+    );
 }
 
 #[tokio::test]
@@ -196,11 +253,24 @@ async fn restart_keeps_port_and_logfile_and_resets_state() {
     let pid = host.function("pid").call(&()).await.unwrap();
     host.restart().await.unwrap();
     assert_eq!(counter.call(&()).await.unwrap(), "1", "fresh JS state");
-    assert_ne!(host.function("pid").call(&()).await.unwrap(), pid, "a new process");
-    let info = host.manager().unwrap().host_status(&fixture.config).await.unwrap().unwrap();
+    assert_ne!(
+        host.function("pid").call(&()).await.unwrap(),
+        pid,
+        "a new process"
+    );
+    let info = host
+        .manager()
+        .unwrap()
+        .host_status(&fixture.config)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(info.status.url(), Some(host.url()), "same port");
     assert_eq!(Some(info.logfile), host.logfile(), "same logfile");
-    assert!(info.connections.contains(&host.connection_id().unwrap()), "connections kept");
+    assert!(
+        info.connections.contains(&host.connection_id().unwrap()),
+        "connections kept"
+    );
     assert!(host.is_running().await);
 }
 
@@ -212,7 +282,13 @@ async fn stop_stops_the_host() {
     assert!(!host.is_running().await);
     let e = host.function("hello_world").call(&()).await.unwrap_err();
     assert!(e.is_process(), "{e:?}");
-    assert!(host.manager().unwrap().host_status(&fixture.config).await.unwrap().is_none());
+    assert!(host
+        .manager()
+        .unwrap()
+        .host_status(&fixture.config)
+        .await
+        .unwrap()
+        .is_none());
     host.restart().await.unwrap();
     assert_eq!(host.function("counter").call(&()).await.unwrap(), "1");
 }
@@ -222,10 +298,16 @@ async fn the_managers_port_held_by_another_program_is_named() {
     let fixture = fixture("port-taken");
     let _squatter = std::net::TcpListener::bind(("127.0.0.1", fixture.port)).unwrap();
     let started = Instant::now();
-    let e = JsHost::connect(fixture.settings().use_manager(true)).await.unwrap_err();
+    let e = JsHost::connect(fixture.settings().use_manager(true))
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains(&fixture.port.to_string()), "{e}");
     assert!(e.to_string().contains("another program"), "{e}");
-    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -244,5 +326,8 @@ async fn a_killed_manager_is_replaced_on_the_next_connect() {
     .await;
     let fresh = managed(&fixture).await;
     assert!(fresh.manager().unwrap().is_running().await);
-    assert_eq!(fresh.function("hello_world").call(&()).await.unwrap(), "Hello, World!");
+    assert_eq!(
+        fresh.function("hello_world").call(&()).await.unwrap(),
+        "Hello, World!"
+    );
 }

@@ -215,9 +215,7 @@ impl HttpClient {
             .into_body()
             .collect()
             .await
-            .map_err(|e| {
-                Error::connection("the connection failed while reading the answer").with_source(e)
-            })?
+            .map_err(|e| Error::connection("the connection failed while reading the answer").with_source(e))?
             .to_bytes();
         Ok(Response { status, body })
     }

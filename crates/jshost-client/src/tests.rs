@@ -30,7 +30,12 @@ where
                     let reply = reply.clone();
                     async move {
                         let path = req.uri().to_string();
-                        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
                         let (status, out, delay) = reply(path, body);
                         tokio::time::sleep(delay).await;
                         let resp = hyper::Response::builder()
@@ -40,7 +45,9 @@ where
                         Ok::<_, Infallible>(resp)
                     }
                 });
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
         }
     });
@@ -56,16 +63,39 @@ fn opts(ms: u64) -> CallOptions {
 
 #[tokio::test]
 async fn ok_returns_text_and_sends_the_hash_of_the_body() {
-    let (url, _) = serve(|path, body| (200, format!("{path}|{}", String::from_utf8_lossy(&body)).into_bytes(), Duration::ZERO)).await;
+    let (url, _) = serve(|path, body| {
+        (
+            200,
+            format!("{path}|{}", String::from_utf8_lossy(&body)).into_bytes(),
+            Duration::ZERO,
+        )
+    })
+    .await;
     let body = Bytes::from_static(br#"{"a":1}"#);
-    let text = HttpClient::new().call_function(&url, "echo", body.clone(), &opts(2000)).await.expect("ok");
-    assert_eq!(text, format!("/function/echo?hash={}|{{\"a\":1}}", jshost_core::hash(&body)));
+    let text = HttpClient::new()
+        .call_function(&url, "echo", body.clone(), &opts(2000))
+        .await
+        .expect("ok");
+    assert_eq!(
+        text,
+        format!("/function/echo?hash={}|{{\"a\":1}}", jshost_core::hash(&body))
+    );
 }
 
 #[tokio::test]
 async fn status_500_is_a_function_error_with_the_stack() {
-    let (url, _) = serve(|_, _| (500, b"Error: boom\n    at x (file.js:1:2)".to_vec(), Duration::ZERO)).await;
-    let e = HttpClient::new().call_function(&url, "fail", Bytes::from_static(b"{}"), &opts(2000)).await.expect_err("500");
+    let (url, _) = serve(|_, _| {
+        (
+            500,
+            b"Error: boom\n    at x (file.js:1:2)".to_vec(),
+            Duration::ZERO,
+        )
+    })
+    .await;
+    let e = HttpClient::new()
+        .call_function(&url, "fail", Bytes::from_static(b"{}"), &opts(2000))
+        .await
+        .expect_err("500");
     assert!(e.is_function(), "{e:?}");
     assert_eq!(e.function_name(), Some("fail"));
     assert_eq!(e.js_stack(), Some("Error: boom\n    at x (file.js:1:2)"));
@@ -75,8 +105,12 @@ async fn status_500_is_a_function_error_with_the_stack() {
 #[tokio::test]
 async fn other_statuses_are_unexpected_responses() {
     for status in [400u16, 404, 413, 502] {
-        let (url, _) = serve(move |_, _| (status, format!("nope {status}").into_bytes(), Duration::ZERO)).await;
-        let e = HttpClient::new().call_function(&url, "f", Bytes::from_static(b"{}"), &opts(2000)).await.expect_err("non-200");
+        let (url, _) =
+            serve(move |_, _| (status, format!("nope {status}").into_bytes(), Duration::ZERO)).await;
+        let e = HttpClient::new()
+            .call_function(&url, "f", Bytes::from_static(b"{}"), &opts(2000))
+            .await
+            .expect_err("non-200");
         assert!(e.is_unexpected_response(), "{e:?}");
         assert_eq!(e.status(), Some(status));
         assert_eq!(e.body(), Some(format!("nope {status}").as_str()));
@@ -87,7 +121,10 @@ async fn other_statuses_are_unexpected_responses() {
 #[tokio::test]
 async fn invalid_utf8_is_a_decode_error() {
     let (url, _) = serve(|_, _| (200, vec![0xff, 0xfe], Duration::ZERO)).await;
-    let e = HttpClient::new().call_function(&url, "f", Bytes::from_static(b"{}"), &opts(2000)).await.expect_err("utf8");
+    let e = HttpClient::new()
+        .call_function(&url, "f", Bytes::from_static(b"{}"), &opts(2000))
+        .await
+        .expect_err("utf8");
     assert!(e.is_decode(), "{e:?}");
 }
 
@@ -95,19 +132,33 @@ async fn invalid_utf8_is_a_decode_error() {
 async fn a_slow_answer_times_out_at_the_deadline() {
     let (url, _) = serve(|_, _| (200, b"late".to_vec(), Duration::from_secs(30))).await;
     let started = Instant::now();
-    let e = HttpClient::new().call_function(&url, "slow", Bytes::from_static(b"{}"), &opts(150)).await.expect_err("timeout");
+    let e = HttpClient::new()
+        .call_function(&url, "slow", Bytes::from_static(b"{}"), &opts(150))
+        .await
+        .expect_err("timeout");
     assert!(e.is_timeout(), "{e:?}");
     assert_eq!(e.function_name(), Some("slow"));
-    assert!(started.elapsed() < Duration::from_secs(5), "returned after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "returned after {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn cancellation_returns_promptly() {
     let (url, accepted) = serve(|_, _| (200, b"late".to_vec(), Duration::from_secs(30))).await;
     let token = CancellationToken::new();
-    let options = CallOptions { timeout: Duration::from_secs(30), cancel: Some(token.clone()) };
+    let options = CallOptions {
+        timeout: Duration::from_secs(30),
+        cancel: Some(token.clone()),
+    };
     let client = HttpClient::new();
-    let call = tokio::spawn(async move { client.call_function(&url, "slow", Bytes::from_static(b"{}"), &options).await });
+    let call = tokio::spawn(async move {
+        client
+            .call_function(&url, "slow", Bytes::from_static(b"{}"), &options)
+            .await
+    });
     // Wait (with a deadline) until the request is at the server, so the cancel hits a call in flight.
     let deadline = Instant::now() + Duration::from_secs(5);
     while accepted.load(Ordering::SeqCst) == 0 {
@@ -129,7 +180,10 @@ async fn nothing_listening_is_a_connection_error_naming_the_url() {
         l.local_addr().expect("addr").port()
     };
     let url = format!("http://127.0.0.1:{port}");
-    let e = HttpClient::new().call_function(&url, "f", Bytes::from_static(b"{}"), &opts(2000)).await.expect_err("refused");
+    let e = HttpClient::new()
+        .call_function(&url, "f", Bytes::from_static(b"{}"), &opts(2000))
+        .await
+        .expect_err("refused");
     assert!(e.is_connection(), "{e:?}");
     assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
 }
@@ -139,25 +193,43 @@ async fn connections_are_reused_and_bounded() {
     let (url, accepted) = serve(|_, body| (200, body.to_vec(), Duration::from_millis(2))).await;
     let client = HttpClient::with_max_connections(4);
     for i in 0..20 {
-        let out = client.call_function(&url, "echo", Bytes::from(format!("[{i}]")), &opts(2000)).await.expect("ok");
+        let out = client
+            .call_function(&url, "echo", Bytes::from(format!("[{i}]")), &opts(2000))
+            .await
+            .expect("ok");
         assert_eq!(out, format!("[{i}]"));
     }
-    assert_eq!(accepted.load(Ordering::SeqCst), 1, "sequential calls share one connection");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "sequential calls share one connection"
+    );
     let calls = (0..64).map(|i| {
         let client = client.clone();
         let url = url.clone();
-        tokio::spawn(async move { client.call_function(&url, "echo", Bytes::from(format!("[{i}]")), &opts(5000)).await })
+        tokio::spawn(async move {
+            client
+                .call_function(&url, "echo", Bytes::from(format!("[{i}]")), &opts(5000))
+                .await
+        })
     });
     for (i, call) in calls.enumerate() {
         assert_eq!(call.await.expect("task").expect("ok"), format!("[{i}]"));
     }
-    assert!(accepted.load(Ordering::SeqCst) <= 4, "opened {} connections", accepted.load(Ordering::SeqCst));
+    assert!(
+        accepted.load(Ordering::SeqCst) <= 4,
+        "opened {} connections",
+        accepted.load(Ordering::SeqCst)
+    );
 }
 
 #[test]
 fn names_are_percent_encoded_as_one_segment() {
     let url = function_url("http://h", "a/b?c#d é", b"{}");
-    assert!(url.starts_with("http://h/function/a%2Fb%3Fc%23d%20%C3%A9?hash="), "{url}");
+    assert!(
+        url.starts_with("http://h/function/a%2Fb%3Fc%23d%20%C3%A9?hash="),
+        "{url}"
+    );
 }
 
 #[test]

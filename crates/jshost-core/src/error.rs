@@ -355,7 +355,10 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("`fail`"), "{text}");
         assert!(text.contains("at fail (host.config.js:3:9)"), "{text}");
-        assert_eq!(e.js_stack(), Some("Error: boom\n    at fail (host.config.js:3:9)"));
+        assert_eq!(
+            e.js_stack(),
+            Some("Error: boom\n    at fail (host.config.js:3:9)")
+        );
         assert!(e.is_function() && !e.is_timeout());
     }
 

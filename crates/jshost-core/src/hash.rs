@@ -26,7 +26,10 @@ mod tests {
     #[test]
     fn matches_the_python_client() {
         // The python client's README: {"foo": "bar"} is sent as this hash.
-        assert_eq!(hash(r#"{"foo": "bar"}"#), "bc4919c6adf7168088eaea06e27a5b23f0f9f9da");
+        assert_eq!(
+            hash(r#"{"foo": "bar"}"#),
+            "bc4919c6adf7168088eaea06e27a5b23f0f9f9da"
+        );
         assert_eq!(hash(""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
     }
 }

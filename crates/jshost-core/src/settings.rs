@@ -279,8 +279,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| map.get(k).cloned()
     }
 
@@ -297,9 +296,14 @@ mod tests {
 
     #[test]
     fn relative_paths_resolve_against_the_source_root() {
-        let s = Settings::default().source_root("/srv/app").config_file("conf/h.js");
+        let s = Settings::default()
+            .source_root("/srv/app")
+            .config_file("conf/h.js");
         assert_eq!(s.config_path(), Path::new("/srv/app/conf/h.js"));
-        assert_eq!(s.bin_path(), Path::new("/srv/app/node_modules/js-host/bin/js-host.js"));
+        assert_eq!(
+            s.bin_path(),
+            Path::new("/srv/app/node_modules/js-host/bin/js-host.js")
+        );
         let abs = s.config_file("/etc/h.js");
         assert_eq!(abs.config_path(), Path::new("/etc/h.js"));
     }
@@ -328,15 +332,24 @@ mod tests {
     #[test]
     fn from_env_names_the_bad_variable() {
         let e = Settings::from_lookup(lookup(&[("JSHOST_FUNCTION_TIMEOUT", "soon")])).expect_err("bad");
-        assert!(e.is_config() && e.to_string().contains("JSHOST_FUNCTION_TIMEOUT"), "{e}");
+        assert!(
+            e.is_config() && e.to_string().contains("JSHOST_FUNCTION_TIMEOUT"),
+            "{e}"
+        );
         let e = Settings::from_lookup(lookup(&[("JSHOST_USE_MANAGER", "maybe")])).expect_err("bad");
         assert!(e.to_string().contains("JSHOST_USE_MANAGER"), "{e}");
     }
 
     #[test]
     fn validate_rejects_bad_root_urls() {
-        let e = Settings::default().root_url("http://127.0.0.1:8000/").validate().expect_err("slash");
-        assert!(e.is_config() && e.to_string().contains("must not end with `/`"), "{e}");
+        let e = Settings::default()
+            .root_url("http://127.0.0.1:8000/")
+            .validate()
+            .expect_err("slash");
+        assert!(
+            e.is_config() && e.to_string().contains("must not end with `/`"),
+            "{e}"
+        );
         let e = Settings::default()
             .root_url("http://127.0.0.1:8000")
             .use_manager(true)

@@ -27,7 +27,11 @@ impl Status {
                 // Tolerate other lines (warnings, logs) around the JSON line.
                 trimmed
                     .lines()
-                    .find_map(|line| serde_json::from_str::<Value>(line.trim()).ok().filter(Value::is_object))
+                    .find_map(|line| {
+                        serde_json::from_str::<Value>(line.trim())
+                            .ok()
+                            .filter(Value::is_object)
+                    })
                     .ok_or(first)
             })
             .map_err(|e| {
@@ -93,14 +97,20 @@ impl Status {
 
     /// The root URL the status describes, `http://ADDRESS:PORT`.
     pub fn url(&self) -> Option<String> {
-        self.port().map(|port| format!("http://{}:{port}", self.address()))
+        self.port()
+            .map(|port| format!("http://{}:{port}", self.address()))
     }
 
     /// The names of the functions a host serves (empty for a manager).
     pub fn functions(&self) -> Vec<String> {
         self.config()["functions"]
             .as_array()
-            .map(|names| names.iter().filter_map(|n| n.as_str().map(str::to_owned)).collect())
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(|n| n.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -171,6 +181,8 @@ mod tests {
         assert!(Status::parse(&text).is_ok());
         let err = Status::parse("Host listening at 127.0.0.1:9009").expect_err("not json");
         assert!(err.is_config());
-        assert!(Status::parse(r#"{"type":"Host"}"#).expect_err("no config").is_config());
+        assert!(Status::parse(r#"{"type":"Host"}"#)
+            .expect_err("no config")
+            .is_config());
     }
 }

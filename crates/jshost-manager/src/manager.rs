@@ -145,7 +145,11 @@ impl Manager {
             return Ok(None);
         }
         let raw: RawHost = serde_json::from_value(value["host"].clone()).map_err(|e| {
-            Error::new(ErrorKind::UnexpectedResponse, "the manager's /host/status answer has no host").with_source(e)
+            Error::new(
+                ErrorKind::UnexpectedResponse,
+                "the manager's /host/status answer has no host",
+            )
+            .with_source(e)
         })?;
         Ok(Some(raw.into_info()?.0))
     }
@@ -183,7 +187,10 @@ impl Manager {
         let value = self.post("/host/connect", json!({ "config": config })).await?;
         let (host, id) = parse_host(value)?;
         let id = id.ok_or_else(|| {
-            Error::new(ErrorKind::UnexpectedResponse, "the manager's /host/connect answer has no connection id")
+            Error::new(
+                ErrorKind::UnexpectedResponse,
+                "the manager's /host/connect answer has no connection id",
+            )
         })?;
         Ok(Connection { host, id })
     }
@@ -195,10 +202,17 @@ impl Manager {
     /// Connection or unexpected-response errors.
     pub async fn close_connection(&self, config: &Path, connection: &str) -> Result<Disconnected> {
         let value = self
-            .post("/host/disconnect", json!({ "config": config, "connection": connection }))
+            .post(
+                "/host/disconnect",
+                json!({ "config": config, "connection": connection }),
+            )
             .await?;
         serde_json::from_value(value).map_err(|e| {
-            Error::new(ErrorKind::UnexpectedResponse, "unexpected /host/disconnect answer").with_source(e)
+            Error::new(
+                ErrorKind::UnexpectedResponse,
+                "unexpected /host/disconnect answer",
+            )
+            .with_source(e)
         })
     }
 
@@ -218,7 +232,10 @@ impl Manager {
         serde_json::from_slice(&body).map_err(|e| {
             Error::new(
                 ErrorKind::UnexpectedResponse,
-                format!("the manager's answer to {path} is not JSON: {}", node::short(&String::from_utf8_lossy(&body))),
+                format!(
+                    "the manager's answer to {path} is not JSON: {}",
+                    node::short(&String::from_utf8_lossy(&body))
+                ),
             )
             .with_url(url)
             .with_source(e)
@@ -228,7 +245,11 @@ impl Manager {
 
 fn parse_host(value: Value) -> Result<(HostInfo, Option<String>)> {
     let raw: RawHost = serde_json::from_value(value).map_err(|e| {
-        Error::new(ErrorKind::UnexpectedResponse, "unexpected host description from the manager").with_source(e)
+        Error::new(
+            ErrorKind::UnexpectedResponse,
+            "unexpected host description from the manager",
+        )
+        .with_source(e)
     })?;
     raw.into_info()
 }
@@ -262,13 +283,15 @@ fn expect_ok(response: Response, url: &str) -> Result<bytes::Bytes> {
 pub async fn probe_status(client: &HttpClient, url: &str) -> Result<Option<Status>> {
     let status_url = format!("{url}/status");
     match client.get(&status_url, PROBE_TIMEOUT).await {
-        Ok(response) if response.status == 200 => Status::parse(&response.text_lossy()).map(Some).map_err(|_| {
-            Error::config(format!(
-                "{url} is held by another program: its /status is not a js-host status ({})",
-                node::short(&response.text_lossy())
-            ))
-            .with_url(url)
-        }),
+        Ok(response) if response.status == 200 => {
+            Status::parse(&response.text_lossy()).map(Some).map_err(|_| {
+                Error::config(format!(
+                    "{url} is held by another program: its /status is not a js-host status ({})",
+                    node::short(&response.text_lossy())
+                ))
+                .with_url(url)
+            })
+        }
         Ok(response) => Err(Error::config(format!(
             "{url} is held by another program: GET /status answered HTTP {}",
             response.status
@@ -293,7 +316,10 @@ pub async fn probe_status(client: &HttpClient, url: &str) -> Result<Option<Statu
 /// A process error carrying what js-host printed when the manager does not start (for example
 /// the port is taken: the message names it), a timeout error after `timeout`.
 pub async fn spawn_detached(setup: &NodeSetup, expected: &Status, timeout: Duration) -> Result<()> {
-    let port = expected.port().map(|p| p.to_string()).unwrap_or_else(|| "?".into());
+    let port = expected
+        .port()
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "?".into());
     tracing::info!(config = %setup.config.display(), port, "starting a detached js-host manager");
     let mut cmd = setup.command(&["--manager", "--detached"]);
     cmd.stdout(std::process::Stdio::piped())
@@ -305,7 +331,10 @@ pub async fn spawn_detached(setup: &NodeSetup, expected: &Status, timeout: Durat
         .map_err(|_| {
             Error::new(
                 ErrorKind::Timeout,
-                format!("the js-host manager for {} did not start within {timeout:?}", setup.config.display()),
+                format!(
+                    "the js-host manager for {} did not start within {timeout:?}",
+                    setup.config.display()
+                ),
             )
         })?
         .map_err(|e| Error::process("waiting for the manager's launcher failed").with_source(e))?;

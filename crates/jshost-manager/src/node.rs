@@ -87,7 +87,9 @@ impl NodeSetup {
     /// throws, exports no object...), a timeout error when it takes too long.
     pub async fn run(&self, args: &[&str], timeout: Duration) -> Result<String> {
         let mut cmd = self.command(args);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
         let child = cmd.spawn().map_err(|e| self.spawn_error(e))?;
         let output = tokio::time::timeout(timeout, child.wait_with_output())
             .await
@@ -121,9 +123,14 @@ impl NodeSetup {
     /// # Errors
     /// As [`NodeSetup::run`], and a config error when the output is not a js-host 0.12 status.
     pub async fn expected_status(&self, manager: bool, timeout: Duration) -> Result<Status> {
-        let args: &[&str] = if manager { &["--config", "--manager"] } else { &["--config"] };
+        let args: &[&str] = if manager {
+            &["--config", "--manager"]
+        } else {
+            &["--config"]
+        };
         let out = self.run(args, timeout).await?;
-        let status = Status::parse(&out).map_err(|e| e.context(format!("`js-host {} --config`", self.config.display())))?;
+        let status = Status::parse(&out)
+            .map_err(|e| e.context(format!("`js-host {} --config`", self.config.display())))?;
         check_version(&status, &format!("the js-host at {}", self.bin.display()))?;
         Ok(status)
     }
@@ -289,7 +296,9 @@ mod tests {
 
     #[test]
     fn manager_status_drops_a_null_functions_default() {
-        let host = Status::parse(r#"{"type":"Host","version":"0.12.0","config":{"functions":null,"port":1}}"#).expect("valid");
+        let host =
+            Status::parse(r#"{"type":"Host","version":"0.12.0","config":{"functions":null,"port":1}}"#)
+                .expect("valid");
         let m = manager_status_for(&host);
         assert_eq!(m.kind(), "Manager");
         assert!(m.config().get("functions").is_none());

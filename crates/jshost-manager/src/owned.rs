@@ -182,10 +182,16 @@ fn new_logfile_path() -> PathBuf {
 
 fn guard_script() -> Result<PathBuf> {
     let path = std::env::temp_dir().join(format!("jshost-guard-{}.js", jshost_core::hash(GUARD_JS)));
-    if std::fs::read_to_string(&path).map(|s| s == GUARD_JS).unwrap_or(false) {
+    if std::fs::read_to_string(&path)
+        .map(|s| s == GUARD_JS)
+        .unwrap_or(false)
+    {
         return Ok(path);
     }
-    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    // Unique temporary name: tests in one process may write it concurrently.
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_extension(format!("{}-{n}.tmp", std::process::id()));
     std::fs::write(&tmp, GUARD_JS)
         .and_then(|()| std::fs::rename(&tmp, &path))
         .map_err(|e| Error::process(format!("cannot write {}", path.display())).with_source(e))?;
@@ -211,7 +217,12 @@ fn read_tail(tail: &Mutex<VecDeque<String>>) -> String {
     t.iter().cloned().collect::<Vec<_>>().join("\n")
 }
 
-async fn launch(setup: &NodeSetup, port: u16, logfile: &Path, timeout: Duration) -> Result<(Status, Running)> {
+async fn launch(
+    setup: &NodeSetup,
+    port: u16,
+    logfile: &Path,
+    timeout: Duration,
+) -> Result<(Status, Running)> {
     let guard = guard_script()?;
     let port_arg = port.to_string();
     let logfile_arg = logfile.to_string_lossy().into_owned();
@@ -328,5 +339,12 @@ async fn launch(setup: &NodeSetup, port: u16, logfile: &Path, timeout: Duration)
             stderr_tail: read_tail(&tail),
         }));
     });
-    Ok((status, Running { pid, exit: rx, shutdown }))
+    Ok((
+        status,
+        Running {
+            pid,
+            exit: rx,
+            shutdown,
+        },
+    ))
 }

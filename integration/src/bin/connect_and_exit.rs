@@ -5,7 +5,9 @@
 
 #[tokio::main]
 async fn main() -> Result<(), jshost::Error> {
-    let settings = jshost::Settings::from_env()?.use_manager(true).status_cache(false);
+    let settings = jshost::Settings::from_env()?
+        .use_manager(true)
+        .status_cache(false);
     let host = jshost::JsHost::connect(settings).await?;
     assert_eq!(host.function("hello_world").call(&()).await?, "Hello, World!");
     println!("{}", host.connection_id().unwrap_or_default());

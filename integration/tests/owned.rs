@@ -1,0 +1,132 @@
+//! Owned hosts: `JsHost::spawn` runs a js-host child supervised by this process.
+#![allow(clippy::unwrap_used)]
+
+use jshost::JsHost;
+use jshost_integration::{kill9, pid_alive, wait_for, Fixture};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn spawn_call_and_drop() {
+    let fixture = Fixture::new("owned", "");
+    let host = JsHost::spawn(fixture.settings()).await.unwrap();
+    assert_eq!(
+        host.function("hello_world")
+            .call(&serde_json::json!({"name": "Owned"}))
+            .await
+            .unwrap(),
+        "Hello, Owned!"
+    );
+    let pid = host.pid().unwrap();
+    assert_eq!(host.function("pid").call(&()).await.unwrap(), pid.to_string());
+    assert!(host.is_running().await);
+    assert_ne!(
+        host.status().port(),
+        Some(fixture.port),
+        "an owned host listens on a port the OS picks"
+    );
+    let logfile = host.logfile().unwrap();
+    assert!(
+        logfile.is_file(),
+        "js-host writes its log to {}",
+        logfile.display()
+    );
+    wait_for(Duration::from_secs(5), "the call to reach the logfile", || {
+        let logfile = logfile.clone();
+        async move {
+            std::fs::read_to_string(&logfile)
+                .unwrap()
+                .contains("hello_world")
+                .then_some(())
+        }
+    })
+    .await;
+
+    drop(host);
+    wait_for(
+        Duration::from_secs(5),
+        "the owned host to be killed on drop",
+        || async move { (!pid_alive(pid)).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_crash_is_noticed_and_restart_brings_it_back() {
+    let fixture = Fixture::new("owned-crash", "");
+    let host = JsHost::spawn(fixture.settings()).await.unwrap();
+    let counter = host.function("counter");
+    assert_eq!(counter.call(&()).await.unwrap(), "1");
+    let url = host.url();
+    kill9(host.pid().unwrap());
+    let started = Instant::now();
+    let e = wait_for(Duration::from_secs(5), "a call to fail after the kill", || {
+        let counter = counter.clone();
+        async move { counter.call(&()).await.err() }
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(e.is_process(), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains("signal: 9"), "names the exit status: {text}");
+    assert!(
+        text.contains(&host.logfile().unwrap().display().to_string()),
+        "names the logfile: {text}"
+    );
+    // Fails fast from now on: the exit is known.
+    let started = Instant::now();
+    assert!(counter.call(&()).await.unwrap_err().is_process());
+    assert!(started.elapsed() < Duration::from_millis(100));
+
+    host.restart().await.unwrap();
+    assert_eq!(host.url(), url, "same port");
+    assert_eq!(counter.call(&()).await.unwrap(), "1", "fresh state");
+    host.stop().await.unwrap();
+    assert!(counter.call(&()).await.unwrap_err().is_process());
+}
+
+#[tokio::test]
+async fn a_host_that_dies_at_start_up_reports_its_stderr() {
+    let fixture = Fixture::with_body("owned-broken", |_, _| {
+        "throw new Error('broken at load time');\n".into()
+    });
+    let started = Instant::now();
+    let e = JsHost::spawn(fixture.settings()).await.unwrap_err();
+    assert!(e.is_process(), "{e:?}");
+    assert!(e.to_string().contains("broken at load time"), "{e}");
+    assert!(e.to_string().contains("exit status"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn the_host_does_not_outlive_a_sigkilled_owner() {
+    let fixture = Fixture::new("owned-orphan", "");
+    let mut owner = Command::new(env!("CARGO_BIN_EXE_own_and_wait"))
+        .env("JSHOST_SOURCE_ROOT", jshost_integration::repo_root())
+        .env("JSHOST_CONFIG_FILE", &fixture.config)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(owner.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let host_pid: u32 = line.trim().parse().unwrap_or_else(|_| {
+        let _ = owner.kill();
+        panic!("own_and_wait printed {line:?}")
+    });
+    assert!(pid_alive(host_pid));
+    owner.kill().unwrap(); // SIGKILL: no destructor runs
+    owner.wait().unwrap();
+    wait_for(
+        Duration::from_secs(5),
+        "the orphaned host to exit",
+        || async move { (!pid_alive(host_pid)).then_some(()) },
+    )
+    .await;
+}
