@@ -4,8 +4,9 @@ use crate::Function;
 use bytes::Bytes;
 use jshost_client::{CallOptions, HttpClient};
 use jshost_core::{Error, ErrorKind, Result, Settings, Status};
-use jshost_manager::node::{self, expected_host_status, manager_status_for, NodeSetup, StatusSource};
-use jshost_manager::{probe_status, spawn_detached, watchdog, Manager, OwnedHost};
+use jshost_manager::manager::{locate_manager, Located};
+use jshost_manager::node::{expected_host_status, NodeSetup, StatusCache, StatusSource};
+use jshost_manager::{probe_status, watchdog, Manager, OwnedHost};
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -283,7 +284,7 @@ impl JsHost {
                 let info = match m.manager.restart_host(config).await {
                     Ok(info) => info,
                     Err(e) if e.body().map(|b| b.contains("No known host")).unwrap_or(false) => {
-                        ensure_started(&m.manager, config).await?;
+                        m.manager.ensure_host(config).await?;
                         let connection = m.manager.open_connection(config).await?;
                         watchdog::register(&m.node, m.manager.url(), config, &connection.id);
                         let old = lock(&m.connection).replace(connection.id);
@@ -510,7 +511,7 @@ async fn connect_direct(settings: &Settings, setup: &NodeSetup, client: HttpClie
         if source == StatusSource::Cache {
             tracing::debug!("the cached status does not match; computing it again");
             expected = setup.expected_status(false, settings.startup_timeout).await?;
-            jshost_manager::node::StatusCache::default().put(setup, &expected);
+            StatusCache::default().put(setup, &expected);
             source = StatusSource::Node;
             continue;
         }
@@ -536,59 +537,23 @@ async fn connect_direct(settings: &Settings, setup: &NodeSetup, client: HttpClie
 }
 
 async fn connect_managed(settings: &Settings, setup: &NodeSetup, client: HttpClient) -> Result<JsHost> {
-    let (mut expected, mut source) =
-        expected_host_status(setup, settings.status_cache, settings.startup_timeout).await?;
-    let manager_url;
-    loop {
-        let url = status_url(&expected)?;
-        let expected_manager = manager_status_for(&expected);
-        let live = probe_status(&client, &url).await.map_err(|e| {
-            let port = expected.port().unwrap_or_default();
-            e.context(format!(
-                "the manager's port {port} (from {})",
-                setup.config.display()
-            ))
-        })?;
-        match live {
-            Some(s) if s == expected => {
-                tracing::info!(%url, "a host for the config already answers; using it directly");
-                let endpoint = Endpoint::new(url, expected, None);
-                return Ok(JsHost::new(
-                    settings,
-                    endpoint,
-                    setup.config.clone(),
-                    client,
-                    Mode::Direct,
-                ));
-            }
-            Some(s) if s == expected_manager => {
-                tracing::info!(%url, "reusing the running js-host manager");
-                manager_url = url;
-                break;
-            }
-            _ if source == StatusSource::Cache => {
-                expected = setup.expected_status(false, settings.startup_timeout).await?;
-                node::StatusCache::default().put(setup, &expected);
-                source = StatusSource::Node;
-            }
-            None => {
-                spawn_detached(setup, &expected_manager, settings.startup_timeout).await?;
-                manager_url = url;
-                break;
-            }
-            Some(s) => {
-                let port = expected.port().unwrap_or_default();
-                return Err(Error::config(format!(
-                    "port {port} (the manager's, from {}) is held by another program: {url} reports {s}",
-                    setup.config.display()
-                ))
-                .with_url(url));
-            }
+    let (manager, expected) = match locate_manager(settings, setup, &client, true).await? {
+        Located::Host { url, status } => {
+            tracing::info!(%url, "a host for the config already answers; using it directly");
+            let endpoint = Endpoint::new(url, status, None);
+            return Ok(JsHost::new(
+                settings,
+                endpoint,
+                setup.config.clone(),
+                client,
+                Mode::Direct,
+            ));
         }
-    }
-    let manager = Manager::with_client(manager_url.clone(), client.clone());
+        Located::Manager { manager, expected } => (manager, expected),
+    };
+    let manager_url = manager.url().to_owned();
     let config = setup.config.as_path();
-    ensure_started(&manager, config).await?;
+    manager.ensure_host(config).await?;
     let mut connection = manager.open_connection(config).await?;
     let port = connection.host.status.port().unwrap_or_default();
     if connection.host.status != expected.with_port(port) {
@@ -615,22 +580,4 @@ async fn connect_managed(settings: &Settings, setup: &NodeSetup, client: HttpCli
         client,
         Mode::Managed(managed),
     ))
-}
-
-/// Makes sure the manager runs a host for `config`, starting one if needed.
-async fn ensure_started(manager: &Manager, config: &Path) -> Result<()> {
-    match manager.host_status(config).await? {
-        Some(info) => {
-            tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "reusing the warm managed js-host")
-        }
-        None => match manager.start_host(config).await {
-            Ok(info) => {
-                tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "the manager started a js-host")
-            }
-            // Another client started it between our two requests.
-            Err(e) if e.body().map(|b| b.contains("already running")).unwrap_or(false) => {}
-            Err(e) => return Err(e),
-        },
-    }
-    Ok(())
 }

@@ -1,9 +1,9 @@
 //! A client of the js-host manager protocol (`/host/*`, `/manager/stop`), and starting a
 //! detached manager.
 
-use crate::node::{self, NodeSetup};
+use crate::node::{self, expected_host_status, manager_status_for, NodeSetup, StatusCache, StatusSource};
 use jshost_client::{HttpClient, Response};
-use jshost_core::{Error, ErrorKind, Result, Status};
+use jshost_core::{Error, ErrorKind, Result, Settings, Status};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -216,6 +216,59 @@ impl Manager {
         })
     }
 
+    /// The manager's host for `config`, started if it is not running.
+    ///
+    /// # Errors
+    /// As [`Manager::start_host`].
+    pub async fn ensure_host(&self, config: &Path) -> Result<HostInfo> {
+        if let Some(info) = self.host_status(config).await? {
+            tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "reusing the warm managed js-host");
+            return Ok(info);
+        }
+        match self.start_host(config).await {
+            Ok(info) => {
+                tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "the manager started a js-host");
+                Ok(info)
+            }
+            // Another client started it between our two requests.
+            Err(e) if e.body().map(|b| b.contains("already running")).unwrap_or(false) => {
+                self.host_status(config).await?.ok_or(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The manager for `settings` (at the config's address and port), started detached if none
+    /// runs there.
+    ///
+    /// # Errors
+    /// Config errors as for connecting; a config error when a host (not a manager) or another
+    /// program holds the port; process errors when the manager cannot start.
+    pub async fn start_or_reuse(settings: &Settings) -> Result<Manager> {
+        let setup = NodeSetup::check(settings)?;
+        let client = HttpClient::with_max_connections(8);
+        match locate_manager(settings, &setup, &client, true).await? {
+            Located::Manager { manager, .. } => Ok(manager),
+            Located::Host { url, .. } => Err(Error::config(format!(
+                "a js-host host, not a manager, listens at {url} (the config's address)"
+            ))
+            .with_url(url)),
+        }
+    }
+
+    /// The manager for `settings` if one is running at the config's address and port.
+    ///
+    /// # Errors
+    /// Config errors as for connecting; a config error when another program holds the port.
+    pub async fn find(settings: &Settings) -> Result<Option<Manager>> {
+        let setup = NodeSetup::check(settings)?;
+        let client = HttpClient::with_max_connections(8);
+        match locate_manager(settings, &setup, &client, false).await? {
+            Located::Manager { manager, .. } => Ok(Some(manager)),
+            Located::Host { .. } => Ok(None),
+        }
+    }
+
     async fn host_call(&self, path: &str, config: &Path) -> Result<HostInfo> {
         let value = self.post(path, json!({ "config": config })).await?;
         Ok(parse_host(value)?.0)
@@ -306,6 +359,83 @@ pub async fn probe_status(client: &HttpClient, url: &str) -> Result<Option<Statu
             Ok(None)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// What answers at the manager's address of a config.
+#[derive(Debug)]
+pub enum Located {
+    /// A host for the config itself (started without a manager) answers there.
+    Host {
+        /// Its URL.
+        url: String,
+        /// Its status.
+        status: Status,
+    },
+    /// A manager for the config answers there (or was just started).
+    Manager {
+        /// A client for it.
+        manager: Manager,
+        /// The status the config's hosts report (with the manager's port).
+        expected: Status,
+    },
+}
+
+/// Finds what answers at the config's address and port: a host for the config, or a manager for
+/// it, which is started detached when nothing answers and `start` is set. A cached expected status
+/// never decides on its own: on any mismatch it is computed again.
+///
+/// # Errors
+/// Config errors as for [`NodeSetup::check`]; a config error naming the port when another
+/// program holds it; a connection error when nothing answers and `start` is not set; process
+/// errors when the manager cannot start.
+pub async fn locate_manager(
+    settings: &Settings,
+    setup: &NodeSetup,
+    client: &HttpClient,
+    start: bool,
+) -> Result<Located> {
+    let (mut expected, mut source) =
+        expected_host_status(setup, settings.status_cache, settings.startup_timeout).await?;
+    loop {
+        let url = expected
+            .url()
+            .ok_or_else(|| Error::config(format!("the config's status has no usable port: {expected}")))?;
+        let port = expected.port().unwrap_or_default();
+        let expected_manager = manager_status_for(&expected);
+        let live = probe_status(client, &url).await.map_err(|e| {
+            e.context(format!(
+                "the manager's port {port} (from {})",
+                setup.config.display()
+            ))
+        })?;
+        match live {
+            Some(s) if s == expected => return Ok(Located::Host { url, status: s }),
+            Some(s) if s == expected_manager => {
+                tracing::info!(%url, "reusing the running js-host manager");
+                let manager = Manager::with_client(url, client.clone());
+                return Ok(Located::Manager { manager, expected });
+            }
+            _ if source == StatusSource::Cache => {
+                tracing::debug!("the cached status does not match what runs; computing it again");
+                expected = setup.expected_status(false, settings.startup_timeout).await?;
+                StatusCache::default().put(setup, &expected);
+                source = StatusSource::Node;
+            }
+            None if start => {
+                spawn_detached(setup, &expected_manager, settings.startup_timeout).await?;
+                let manager = Manager::with_client(url, client.clone());
+                return Ok(Located::Manager { manager, expected });
+            }
+            None => return Err(Error::connection(format!("no js-host manager runs at {url}")).with_url(url)),
+            Some(s) => {
+                return Err(Error::config(format!(
+                    "port {port} (the manager's, from {}) is held by another program: {url} reports {s}",
+                    setup.config.display()
+                ))
+                .with_url(url))
+            }
+        }
     }
 }
 

@@ -1,0 +1,2 @@
+//! The `jshost` command (placeholder).
+fn main() {}
