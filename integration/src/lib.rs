@@ -223,3 +223,22 @@ pub fn processes_mentioning(needle: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// How many established TCP connections on this machine have `port` as their remote port (the
+/// client side of connections to a server on `port`), from `/proc/net/tcp` and `/proc/net/tcp6`.
+pub fn established_connections(port: u16) -> usize {
+    let wanted = format!("{port:04X}");
+    let mut count = 0;
+    for path in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(table) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        for line in table.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() > 3 && cols[3] == "01" && cols[2].rsplit(':').next() == Some(wanted.as_str()) {
+                count += 1;
+            }
+        }
+    }
+    count
+}

@@ -4,8 +4,9 @@
 //! The pool is tuned for js-host: idle connections are dropped after
 //! [`DEFAULT_POOL_IDLE_TIMEOUT`] (below Node's 5 s keep-alive timeout, so a connection the host is
 //! about to close is never reused), `TCP_NODELAY` is set, and at most
-//! [`DEFAULT_MAX_CONNECTIONS`] requests are in flight per client, which bounds the number of
-//! sockets open to the host.
+//! [`DEFAULT_MAX_CONNECTIONS`] requests are in flight per client and as many connections idle,
+//! which bounds the number of sockets open to the host
+//! ([`HttpClient::max_open_connections`]).
 //!
 //! Most users depend on the `jshost` crate instead; this crate is its transport.
 //!
@@ -137,6 +138,13 @@ impl HttpClient {
     /// The cap on requests in flight.
     pub fn max_connections(&self) -> usize {
         self.inner.max_connections
+    }
+
+    /// The bound on sockets open to one host: [`HttpClient::max_connections`] in flight plus as
+    /// many idle in the pool. (A connection being opened when another one returns to the pool is
+    /// kept as idle rather than thrown away, so the count can briefly exceed the in-flight cap.)
+    pub fn max_open_connections(&self) -> usize {
+        self.inner.max_connections * 2
     }
 
     /// Sends one request and reads the whole response, within `timeout`.
