@@ -1,5 +1,6 @@
 //! [`JsHost`]: a connection to one js-host, direct, managed or owned.
 
+use crate::pool::Pool;
 use crate::Function;
 use bytes::Bytes;
 use jshost_client::{CallOptions, HttpClient};
@@ -62,6 +63,8 @@ enum Mode {
     Direct,
     Managed(Managed),
     Owned(OwnedHost),
+    /// Several hosts serving the same config; calls are spread over them.
+    Pool(Pool),
 }
 
 struct Managed {
@@ -77,6 +80,7 @@ impl fmt::Debug for JsHost {
             Mode::Direct => "direct",
             Mode::Managed(_) => "managed",
             Mode::Owned(_) => "owned",
+            Mode::Pool(_) => "pool",
         };
         f.debug_struct("JsHost")
             .field("url", &self.endpoint().url)
@@ -119,6 +123,20 @@ impl JsHost {
     pub async fn connect(settings: Settings) -> Result<JsHost> {
         let started = Instant::now();
         let setup = NodeSetup::check(&settings)?;
+        if settings.hosts > 1 {
+            return Err(Error::config(
+                "hosts(n) starts owned hosts: use JsHost::spawn, or list running hosts with root_urls",
+            ));
+        }
+        if settings.root_urls.len() > 1 {
+            let mut members = Vec::with_capacity(settings.root_urls.len());
+            for url in &settings.root_urls {
+                let one = settings.clone().root_url(url.clone());
+                members.push(connect_direct(&one, &setup, HttpClient::new()).await?);
+            }
+            tracing::info!(hosts = members.len(), "connected to a pool of js-hosts");
+            return Ok(JsHost::pool(&settings, members));
+        }
         let client = HttpClient::new();
         let host = if settings.use_manager {
             connect_managed(&settings, &setup, client).await?
@@ -148,11 +166,34 @@ impl JsHost {
     /// # Cancel safety
     /// Dropping the future kills the host being started.
     pub async fn spawn(settings: Settings) -> Result<JsHost> {
-        if settings.root_url.is_some() {
+        if !settings.root_urls.is_empty() {
             return Err(Error::config(
                 "root_url cannot be combined with JsHost::spawn: an owned host listens on a port the OS picks",
             ));
         }
+        if settings.use_manager {
+            return Err(Error::config(
+                "use_manager cannot be combined with JsHost::spawn: the host is owned by this process",
+            ));
+        }
+        if settings.hosts > 1 {
+            let mut starting = tokio::task::JoinSet::new();
+            for _ in 0..settings.hosts {
+                starting.spawn(Self::spawn_one(settings.clone()));
+            }
+            let mut members = Vec::with_capacity(settings.hosts);
+            while let Some(joined) = starting.join_next().await {
+                let host =
+                    joined.map_err(|e| Error::process("a host start-up task failed").with_source(e))??;
+                members.push(host);
+            }
+            tracing::info!(hosts = members.len(), "spawned a pool of owned js-hosts");
+            return Ok(JsHost::pool(&settings, members));
+        }
+        Self::spawn_one(settings).await
+    }
+
+    async fn spawn_one(settings: Settings) -> Result<JsHost> {
         let owned = OwnedHost::spawn(&settings).await?;
         let status = owned.status().clone();
         let url = status_url(&status)?;
@@ -181,6 +222,30 @@ impl JsHost {
                 function_timeout: settings.function_timeout,
                 mode,
             }),
+        }
+    }
+
+    /// A pool of `members` (callers pass two or more).
+    fn pool(settings: &Settings, members: Vec<JsHost>) -> JsHost {
+        let first = &members[0];
+        let endpoint = first.endpoint();
+        let config_file = first.inner.config_file.clone();
+        let client = first.inner.client.clone();
+        JsHost::new(
+            settings,
+            endpoint,
+            config_file,
+            client,
+            Mode::Pool(Pool::new(members)),
+        )
+    }
+
+    /// The hosts calls are spread over: several for a pool (`hosts(n)` or `root_urls`), else
+    /// this one.
+    pub fn hosts(&self) -> Vec<JsHost> {
+        match &self.inner.mode {
+            Mode::Pool(pool) => pool.hosts().cloned().collect(),
+            _ => vec![self.clone()],
         }
     }
 
@@ -240,6 +305,7 @@ impl JsHost {
     pub fn pid(&self) -> Option<u32> {
         match &self.inner.mode {
             Mode::Owned(o) => o.pid(),
+            Mode::Pool(pool) => pool.hosts().next().and_then(JsHost::pid),
             _ => None,
         }
     }
@@ -301,6 +367,12 @@ impl JsHost {
                 Ok(())
             }
             Mode::Owned(o) => o.restart().await,
+            Mode::Pool(pool) => {
+                for host in pool.hosts() {
+                    Box::pin(host.restart()).await?;
+                }
+                Ok(())
+            }
             Mode::Direct => Err(Error::config(format!(
                 "the host at {} was not started by jshost; restart it with its supervisor",
                 self.endpoint().url
@@ -326,6 +398,12 @@ impl JsHost {
             }
             Mode::Owned(o) => {
                 o.stop().await;
+                Ok(())
+            }
+            Mode::Pool(pool) => {
+                for host in pool.hosts() {
+                    Box::pin(host.stop()).await?;
+                }
                 Ok(())
             }
             Mode::Direct => Err(Error::config(format!(
@@ -357,11 +435,31 @@ impl JsHost {
                 o.stop().await;
                 Ok(())
             }
+            Mode::Pool(pool) => {
+                for host in pool.hosts() {
+                    Box::pin(host.disconnect()).await?;
+                }
+                Ok(())
+            }
             Mode::Direct => Ok(()),
         }
     }
 
     pub(crate) async fn call_function(
+        &self,
+        name: &str,
+        body: Bytes,
+        timeout: Option<Duration>,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<String> {
+        match &self.inner.mode {
+            Mode::Pool(pool) => pool.call(name, body, timeout, cancel).await,
+            _ => self.call_single(name, body, timeout, cancel).await,
+        }
+    }
+
+    /// One call on this (non-pool) host.
+    pub(crate) async fn call_single(
         &self,
         name: &str,
         body: Bytes,
@@ -386,7 +484,7 @@ impl JsHost {
         }
         if let Mode::Owned(o) = &inner.mode {
             if let Some(exit) = o.exited() {
-                return Err(o.crash_error(&exit).with_function(name));
+                return Err(o.crash_error(&exit).with_function(name).with_not_sent());
             }
         }
         let options = CallOptions {
@@ -406,6 +504,7 @@ impl JsHost {
     async fn explain_connection_error(&self, err: Error, endpoint: &Endpoint) -> Error {
         match &self.inner.mode {
             Mode::Owned(o) => match o.wait_exit(CRASH_NOTICE_TIMEOUT).await {
+                Some(exit) if err.is_not_sent() => o.crash_error(&exit).with_not_sent().with_source(err),
                 Some(exit) => o.crash_error(&exit).with_source(err),
                 None => err,
             },
@@ -425,9 +524,10 @@ impl JsHost {
                     Some(f) => e.with_function(f),
                     None => e,
                 };
+                let e = if err.is_not_sent() { e.with_not_sent() } else { e };
                 e.with_source(err)
             }
-            Mode::Direct => err,
+            Mode::Direct | Mode::Pool(_) => err,
         }
     }
 }
@@ -492,14 +592,22 @@ async fn connect_direct(settings: &Settings, setup: &NodeSetup, client: HttpClie
     let (mut expected, mut source) =
         expected_host_status(setup, settings.status_cache, settings.startup_timeout).await?;
     loop {
-        let url = match &settings.root_url {
+        let url = match settings.root_urls.first() {
             Some(url) => url.clone(),
             None => status_url(&expected)?,
         };
         let live = probe_status(&client, &url).await?;
-        if live.as_ref() == Some(&expected) {
+        // Behind root_url, hosts may run with `--port N` (several under a supervisor, or behind
+        // a proxy): their port is not the config's, everything else must match.
+        let matches = match (&live, settings.root_urls.is_empty()) {
+            (Some(live), true) => live == &expected,
+            (Some(live), false) => live.with_port(0) == expected.with_port(0),
+            (None, _) => false,
+        };
+        if matches {
             tracing::debug!(%url, "the host's status matches the config");
-            let endpoint = Endpoint::new(url, expected, None);
+            let status = live.unwrap_or(expected);
+            let endpoint = Endpoint::new(url, status, None);
             return Ok(JsHost::new(
                 settings,
                 endpoint,

@@ -40,6 +40,7 @@
 
 mod function;
 mod host;
+mod pool;
 
 pub use function::Function;
 pub use host::JsHost;

@@ -211,12 +211,11 @@ impl HttpClient {
             .body(Full::new(body.unwrap_or_default()))
             .map_err(|e| Error::config("cannot build the HTTP request").with_source(e))?;
         let response = self.inner.hyper.request(request).await.map_err(|e| {
-            let what = if e.is_connect() {
-                "cannot connect"
+            if e.is_connect() {
+                Error::connection("cannot connect").with_not_sent().with_source(e)
             } else {
-                "the connection failed before an answer arrived"
-            };
-            Error::connection(what).with_source(e)
+                Error::connection("the connection failed before an answer arrived").with_source(e)
+            }
         })?;
         let status = response.status().as_u16();
         let body = response

@@ -75,6 +75,7 @@ struct Inner {
     status: Option<u16>,
     body: Option<String>,
     logfile: Option<PathBuf>,
+    not_sent: bool,
     source: Option<BoxError>,
 }
 
@@ -90,6 +91,7 @@ impl Error {
                 status: None,
                 body: None,
                 logfile: None,
+                not_sent: false,
                 source: None,
             }),
         }
@@ -143,6 +145,20 @@ impl Error {
     pub fn with_logfile(mut self, path: impl Into<PathBuf>) -> Self {
         self.inner.logfile = Some(path.into());
         self
+    }
+
+    /// Marks the error as happening before the request was sent (the connection could not be
+    /// made, or the host is known to be down): see [`Error::is_not_sent`].
+    #[must_use]
+    pub fn with_not_sent(mut self) -> Self {
+        self.inner.not_sent = true;
+        self
+    }
+
+    /// Whether the request was never sent (the host could not be reached), so trying it on
+    /// another host cannot run the function twice.
+    pub fn is_not_sent(&self) -> bool {
+        self.inner.not_sent
     }
 
     /// Attaches the underlying cause, returned by `source()`.

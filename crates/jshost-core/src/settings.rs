@@ -46,8 +46,11 @@ pub struct Settings {
     pub path_to_bin: PathBuf,
     /// How long a function call may take before it fails with a timeout error.
     pub function_timeout: Duration,
-    /// Send requests to this URL instead of the one in the host's config (a reverse proxy...).
-    pub root_url: Option<String>,
+    /// Send requests to these URLs instead of the one in the host's config (a reverse proxy, or
+    /// several hosts to spread calls over).
+    pub root_urls: Vec<String>,
+    /// How many hosts [`JsHost::spawn`](https://docs.rs/jshost) starts to spread calls over.
+    pub hosts: usize,
     /// How long starting a manager or a host may take.
     pub startup_timeout: Duration,
     /// Remember the output of `js-host CONFIG --config` between runs (keyed by the config file's
@@ -65,7 +68,8 @@ impl Default for Settings {
             path_to_node: PathBuf::from(DEFAULT_PATH_TO_NODE),
             path_to_bin: PathBuf::from(DEFAULT_PATH_TO_BIN),
             function_timeout: DEFAULT_FUNCTION_TIMEOUT,
-            root_url: None,
+            root_urls: Vec::new(),
+            hosts: 1,
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             status_cache: true,
         }
@@ -120,7 +124,28 @@ impl Settings {
     /// address. Must not end with `/`; not allowed together with the manager. Default: none.
     #[must_use]
     pub fn root_url(mut self, url: impl Into<String>) -> Self {
-        self.root_url = Some(url.into());
+        self.root_urls = vec![url.into()];
+        self
+    }
+
+    /// Spreads calls over several hosts serving the same config (each must report the config's
+    /// status), least-in-flight first; a host that stops answering is taken out of rotation for a
+    /// moment. Same rules as [`Settings::root_url`] for each URL. Default: none.
+    #[must_use]
+    pub fn root_urls<I, S>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.root_urls = urls.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// How many owned hosts `JsHost::spawn` starts (one Node process uses one core; calls are
+    /// spread over them). Only for owned hosts. Default: 1.
+    #[must_use]
+    pub fn hosts(mut self, count: usize) -> Self {
+        self.hosts = count;
         self
     }
 
@@ -148,7 +173,8 @@ impl Settings {
     /// | `JSHOST_PATH_TO_NODE` | [`Settings::path_to_node`] |
     /// | `JSHOST_PATH_TO_BIN` | [`Settings::path_to_bin`] |
     /// | `JSHOST_FUNCTION_TIMEOUT` | [`Settings::function_timeout`], in seconds (`2.5` allowed) |
-    /// | `JSHOST_ROOT_URL` | [`Settings::root_url`] |
+    /// | `JSHOST_ROOT_URL` | [`Settings::root_url`]; several URLs separated by commas: [`Settings::root_urls`] |
+    /// | `JSHOST_HOSTS` | [`Settings::hosts`] |
     ///
     /// Unset or empty variables keep the default.
     ///
@@ -198,7 +224,18 @@ impl Settings {
                 })?;
         }
         if let Some(v) = get("JSHOST_ROOT_URL") {
-            s.root_url = Some(v);
+            s.root_urls = v
+                .split(',')
+                .map(|u| u.trim().to_owned())
+                .filter(|u| !u.is_empty())
+                .collect();
+        }
+        if let Some(v) = get("JSHOST_HOSTS") {
+            s.hosts = v.trim().parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                Error::config(format!(
+                    "JSHOST_HOSTS must be a whole number of hosts, 1 or more, got {v:?}"
+                ))
+            })?;
         }
         Ok(s)
     }
@@ -209,7 +246,7 @@ impl Settings {
     /// A config error when `root_url` ends in `/`, is not an `http://` URL, or is combined with
     /// `use_manager`; or when a timeout is zero.
     pub fn validate(&self) -> Result<()> {
-        if let Some(url) = &self.root_url {
+        for url in &self.root_urls {
             if url.ends_with('/') {
                 return Err(Error::config(format!(
                     "root_url must not end with `/`: {url:?} (use {:?})",
@@ -226,6 +263,14 @@ impl Settings {
                     "root_url cannot be combined with use_manager: a manager decides where its hosts listen",
                 ));
             }
+        }
+        if self.hosts == 0 {
+            return Err(Error::config("hosts must be at least 1"));
+        }
+        if self.hosts > 1 && self.use_manager {
+            return Err(Error::config(
+                "hosts(n) cannot be combined with use_manager: a manager runs one host per config file",
+            ));
         }
         if self.function_timeout.is_zero() {
             return Err(Error::config("function_timeout must be greater than zero"));
@@ -290,7 +335,8 @@ mod tests {
         assert!(!s.use_manager);
         assert_eq!(s.path_to_node, Path::new("node"));
         assert_eq!(s.function_timeout, Duration::from_secs(10));
-        assert_eq!(s.root_url, None);
+        assert!(s.root_urls.is_empty());
+        assert_eq!(s.hosts, 1);
         assert!(s.validate().is_ok());
     }
 
@@ -326,7 +372,14 @@ mod tests {
         assert_eq!(s.path_to_node, Path::new("/usr/bin/node"));
         assert_eq!(s.path_to_bin, Path::new("bin.js"));
         assert_eq!(s.function_timeout, Duration::from_millis(2500));
-        assert_eq!(s.root_url.as_deref(), Some("http://127.0.0.1:8000"));
+        assert_eq!(s.root_urls, vec!["http://127.0.0.1:8000"]);
+        let two = Settings::from_lookup(lookup(&[
+            ("JSHOST_ROOT_URL", "http://127.0.0.1:1, http://127.0.0.1:2"),
+            ("JSHOST_HOSTS", "3"),
+        ]))
+        .expect("valid");
+        assert_eq!(two.root_urls, vec!["http://127.0.0.1:1", "http://127.0.0.1:2"]);
+        assert_eq!(two.hosts, 3);
     }
 
     #[test]
