@@ -1,0 +1,98 @@
+//! The root `examples/` exercised against real js-host: each example's logic is a function that
+//! these tests call with an owned host serving the repository's `host.config.js`.
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+#[allow(dead_code)]
+#[path = "../../examples/axum_ssr.rs"]
+mod axum_ssr;
+#[allow(dead_code)]
+#[path = "../../examples/batch.rs"]
+mod batch;
+#[allow(dead_code)]
+#[path = "../../examples/worker.rs"]
+mod worker;
+
+use jshost::raw::HttpClient;
+use jshost::{JsHost, Settings};
+use jshost_integration::repo_root;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// An owned host for the repository's own `host.config.js` (port 0: no clash with other tests).
+async fn demo_host() -> JsHost {
+    let settings = Settings::default().source_root(repo_root()).status_cache(false);
+    JsHost::spawn(settings).await.unwrap()
+}
+
+#[tokio::test]
+async fn axum_ssr_renders_and_turns_js_errors_into_500s() {
+    let host = demo_host().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, axum_ssr::app(host)).await });
+    let client = HttpClient::new();
+
+    let ok = client
+        .get(&format!("{url}/?title=Shop&items=3"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(ok.status, 200);
+    let html = ok.text_lossy();
+    assert!(
+        html.contains("<title>Shop</title>") && html.contains("Item 2"),
+        "{html}"
+    );
+
+    let failed = client
+        .get(&format!("{url}/?items=-1"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(failed.status, 500);
+    assert!(
+        failed.text_lossy().contains("render needs `items`, an array"),
+        "{}",
+        failed.text_lossy()
+    );
+    server.abort();
+}
+
+#[tokio::test]
+async fn batch_runs_a_thousand_calls_both_ways() {
+    let host = demo_host().await;
+    let expected: Vec<u64> = (0..1000).map(|i| i * 2).collect();
+    assert_eq!(batch::all_at_once(&host, 1000).await.unwrap(), expected);
+    assert_eq!(batch::bounded(&host, 1000, 32).await.unwrap(), expected);
+}
+
+#[tokio::test]
+async fn worker_stops_cleanly_when_cancelled() {
+    let host = demo_host().await;
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let shutdown = CancellationToken::new();
+    let worker = tokio::spawn(worker::run(host.clone(), rx, shutdown.clone()));
+    for job in 0..50 {
+        tx.send(job).await.unwrap();
+    }
+    // The queue is bounded (16): once all 50 are accepted, at least 34 were taken by the worker.
+    shutdown.cancel();
+    let stopped = Instant::now();
+    let done = worker.await.unwrap().unwrap();
+    assert!(
+        stopped.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        stopped.elapsed()
+    );
+    assert!(done >= 33, "did {done} jobs");
+    // Nothing left in a bad state: the host still answers.
+    assert!(host
+        .function("hello_world")
+        .call(&())
+        .await
+        .unwrap()
+        .starts_with("Hello"));
+
+    // A closed queue also ends it.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    drop(tx);
+    assert_eq!(worker::run(host, rx, CancellationToken::new()).await.unwrap(), 0);
+}
