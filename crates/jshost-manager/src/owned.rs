@@ -47,9 +47,10 @@ impl Drop for Running {
     }
 }
 
-/// A js-host child process owned by this process: started with `--port 0 --json --logfile FILE`,
-/// its output drained (to `tracing`), its exit watched, killed when dropped, and exiting by
-/// itself if this process dies.
+/// A js-host child process owned by this process: started with `--port 0 --json --logfile FILE`
+/// (a file in the temporary directory, removed on drop unless the host crashed), its output
+/// drained (to `tracing`), its exit watched, killed when dropped, and exiting by itself if this
+/// process dies.
 pub struct OwnedHost {
     setup: NodeSetup,
     startup_timeout: Duration,
@@ -171,6 +172,19 @@ impl OwnedHost {
         }
         *self.lock() = running;
         Ok(())
+    }
+}
+
+impl Drop for OwnedHost {
+    /// Kills the host (through its supervising task, or `kill_on_drop` if the runtime is gone).
+    /// The logfile is removed unless the host crashed: then it is kept for post-mortems.
+    fn drop(&mut self) {
+        let crashed = self.exited().map(|e| !e.requested).unwrap_or(false);
+        if crashed {
+            tracing::info!(logfile = %self.logfile.display(), "keeping the crashed host's logfile");
+        } else {
+            let _ = std::fs::remove_file(&self.logfile);
+        }
     }
 }
 
