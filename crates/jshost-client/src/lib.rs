@@ -281,7 +281,8 @@ impl HttpClient {
 
 fn interpret(response: Response, url: &str) -> Result<String> {
     match response.status {
-        200 => String::from_utf8(response.body.to_vec()).map_err(|e| {
+        // `Vec::from(Bytes)` reuses the buffer when it is not shared: no copy of the output.
+        200 => String::from_utf8(Vec::from(response.body)).map_err(|e| {
             Error::new(ErrorKind::Decode, "the function's output is not UTF-8 text")
                 .with_url(url)
                 .with_source(e)

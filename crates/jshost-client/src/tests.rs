@@ -185,6 +185,7 @@ async fn nothing_listening_is_a_connection_error_naming_the_url() {
         .await
         .expect_err("refused");
     assert!(e.is_connection(), "{e:?}");
+    assert!(e.is_not_sent(), "a refused connection sent nothing: {e:?}");
     assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
 }
 

@@ -1,7 +1,6 @@
 //! The `hash` query parameter of function calls.
 
 use sha1::{Digest, Sha1};
-use std::fmt::Write as _;
 
 /// The lowercase hex SHA-1 of `data`: the value of the `hash` query parameter that identifies a
 /// call's exact body, so a reverse proxy can cache a function's answers by URL.
@@ -10,11 +9,12 @@ use std::fmt::Write as _;
 /// assert_eq!(jshost_core::hash("foo"), "0beec7b5ea3f0fdbc95d0dd47f3c5bc275da8a33");
 /// ```
 pub fn hash(data: impl AsRef<[u8]>) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha1::digest(data.as_ref());
     let mut out = String::with_capacity(40);
     for byte in digest {
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{byte:02x}");
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0xf)]));
     }
     out
 }
