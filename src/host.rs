@@ -373,10 +373,7 @@ impl JsHost {
                 }
                 Ok(())
             }
-            Mode::Direct => Err(Error::config(format!(
-                "the host at {} was not started by jshost; restart it with its supervisor",
-                self.endpoint().url
-            ))),
+            Mode::Direct => Err(self.not_ours("restart")),
         }
     }
 
@@ -406,10 +403,7 @@ impl JsHost {
                 }
                 Ok(())
             }
-            Mode::Direct => Err(Error::config(format!(
-                "the host at {} was not started by jshost; stop it with its supervisor",
-                self.endpoint().url
-            ))),
+            Mode::Direct => Err(self.not_ours("stop")),
         }
     }
 
@@ -443,6 +437,13 @@ impl JsHost {
             }
             Mode::Direct => Ok(()),
         }
+    }
+
+    fn not_ours(&self, verb: &str) -> Error {
+        Error::config(format!(
+            "the host at {} was not started by jshost; {verb} it with its supervisor",
+            self.endpoint().url
+        ))
     }
 
     pub(crate) async fn call_function(

@@ -451,23 +451,8 @@ pub async fn spawn_detached(setup: &NodeSetup, expected: &Status, timeout: Durat
         .map(|p| p.to_string())
         .unwrap_or_else(|| "?".into());
     tracing::info!(config = %setup.config.display(), port, "starting a detached js-host manager");
-    let mut cmd = setup.command(&["--manager", "--detached"]);
-    cmd.stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    let child = cmd.spawn().map_err(|e| setup.spawn_error(e))?;
-    let output = tokio::time::timeout(timeout, child.wait_with_output())
-        .await
-        .map_err(|_| {
-            Error::new(
-                ErrorKind::Timeout,
-                format!(
-                    "the js-host manager for {} did not start within {timeout:?}",
-                    setup.config.display()
-                ),
-            )
-        })?
-        .map_err(|e| Error::process("waiting for the manager's launcher failed").with_source(e))?;
+    let what = format!("the js-host manager for {}", setup.config.display());
+    let output = setup.output(&["--manager", "--detached"], timeout, &what).await?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     if let Ok(status) = Status::parse(&stdout) {

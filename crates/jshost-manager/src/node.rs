@@ -80,31 +80,39 @@ impl NodeSetup {
         Error::config(msg).with_source(err)
     }
 
+    /// Runs `node BIN CONFIG ARGS...` to completion within `timeout`; what it printed and how it
+    /// exited. `what` names the command in a timeout error.
+    ///
+    /// # Errors
+    /// A config error when node cannot be started, a timeout error when it takes too long.
+    ///
+    /// # Cancel safety
+    /// Dropping the future kills the process.
+    pub async fn output(&self, args: &[&str], timeout: Duration, what: &str) -> Result<std::process::Output> {
+        let mut cmd = self.command(args);
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let child = cmd.spawn().map_err(|e| self.spawn_error(e))?;
+        tokio::time::timeout(timeout, child.wait_with_output())
+            .await
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::Timeout,
+                    format!("{what} did not finish within {timeout:?}"),
+                )
+            })?
+            .map_err(|e| Error::process(format!("waiting for {what} failed")).with_source(e))
+    }
+
     /// Runs `node BIN CONFIG ARGS...` to completion within `timeout` and returns its stdout.
     ///
     /// # Errors
     /// A config error carrying the exit status and stderr when node fails (the config file
     /// throws, exports no object...), a timeout error when it takes too long.
     pub async fn run(&self, args: &[&str], timeout: Duration) -> Result<String> {
-        let mut cmd = self.command(args);
-        cmd.stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let child = cmd.spawn().map_err(|e| self.spawn_error(e))?;
-        let output = tokio::time::timeout(timeout, child.wait_with_output())
-            .await
-            .map_err(|_| {
-                Error::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "`js-host {} {}` did not finish within {timeout:?}",
-                        self.config.display(),
-                        args.join(" ")
-                    ),
-                )
-            })?
-            .map_err(|e| Error::process(format!("waiting for {:?} failed", self.node)).with_source(e))?;
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let what = format!("`js-host {} {}`", self.config.display(), args.join(" "));
+        let output = self.output(args, timeout, &what).await?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             return Err(Error::config(format!(
@@ -114,7 +122,7 @@ impl NodeSetup {
                 tail(&stderr, 1500)
             )));
         }
-        Ok(stdout)
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     /// The status js-host computes for this config (`js-host CONFIG --config`, or with
