@@ -13,14 +13,33 @@ use tokio::process::{Child, ChildStdin};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-/// Preloaded into owned hosts (`node --require`): the host exits when its stdin, a pipe from the
-/// owning process, closes, so it never outlives that process, even one killed with SIGKILL.
-const GUARD_JS: &str = "// jshost: exit when the owning process's pipe closes.\n\
-process.stdin.on('data', function () {});\n\
-process.stdin.on('end', function () { process.exit(0); });\n\
-process.stdin.on('close', function () { process.exit(0); });\n\
-process.stdin.on('error', function () { process.exit(0); });\n\
-process.stdin.resume();\n";
+/// Preloaded into owned hosts (`node --require`):
+/// - the host exits when its stdin, a pipe from the owning process, closes, so it never outlives
+///   that process, even one killed with SIGKILL;
+/// - after the status line, stdout (js-host's info log, three lines per call) is dropped: the
+///   same lines are in the logfile, and piping them to the owner cost both processes a write, a
+///   read and a wake-up per line. Errors still go to stderr, which the owner keeps a tail of.
+const GUARD_JS: &str = r#"// jshost: exit when the owning process's pipe closes.
+process.stdin.on('data', function () {});
+process.stdin.on('end', function () { process.exit(0); });
+process.stdin.on('close', function () { process.exit(0); });
+process.stdin.on('error', function () { process.exit(0); });
+process.stdin.resume();
+// jshost: after the status line, stdout goes to the logfile only.
+(function () {
+  var write = process.stdout.write;
+  var ready = false;
+  process.stdout.write = function (chunk, encoding, cb) {
+    if (!ready) {
+      ready = String(chunk).charAt(0) === '{';
+      return write.apply(process.stdout, arguments);
+    }
+    var done = typeof encoding === 'function' ? encoding : cb;
+    if (typeof done === 'function') process.nextTick(done);
+    return true;
+  };
+})();
+"#;
 
 const STDERR_TAIL_LINES: usize = 40;
 
