@@ -1,1 +1,1222 @@
-fn main() {}
+//! `jshost-bench`: measures the jshost SDK against its ceilings and its seed, in one run, against
+//! one js-host it starts itself from `bench/bench.config.js`.
+//!
+//! ```text
+//! cargo run --release -p jshost-bench -- [--calls N] [--concurrency 1,8,64,256] [--function echo|render] [--quick]
+//! ```
+//!
+//! 1. the SDK: sequential calls/s with p50/p99 latency, and calls/s at each concurrency level
+//!    (`buffer_unordered` over one `JsHost`);
+//! 2. the ceiling: the same request bytes from a bare hyper-util client (no SDK layers), and from
+//!    `wrk` when it is installed;
+//! 3. the seed: the Python client (js-host 0.2.0) when `python3 -c "import js_host"` works;
+//! 4. cost: this process's CPU time per SDK call and its RSS before and after many calls;
+//! 5. start-up: `JsHost::connect` to the first answer with a managed host already running (warm)
+//!    and with nothing running (cold), beside Python's `settings.configure` + first call.
+//!
+//! It prints a markdown table on stdout (progress goes to stderr) and stops every process it
+//! started.
+#![allow(clippy::print_stdout)]
+
+mod clients;
+mod procfs;
+mod python;
+mod wrk;
+
+use anyhow::{bail, Context, Result};
+use clients::{Clients, Side};
+use jshost::{JsHost, Manager, Settings};
+use python::Python;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "\
+usage: cargo run --release -p jshost-bench -- [OPTIONS]
+
+  --calls N              calls per measurement and client (default 20000; 3000 with --quick)
+  --concurrency LIST     in-flight levels, comma-separated (default 1,8,64,256)
+  --function NAME        echo (small JSON in and out) or render (~10 KB of HTML) (default echo)
+  --rss-calls N          SDK calls of the CPU/RSS run (default 200000; 20000 with --quick)
+  --quick                fewer calls and shorter wrk runs: a smoke run in well under a minute
+  --quiet-host           start the host with `silent: true` (no per-request log lines on its
+                         stdout, which the SDK drains; the logfile still gets them)
+  --profile-loop SIDE    only run SIDE sequentially for --calls calls, for perf: sdk
+                         (Function::call), raw (Function::call_raw) or bare (bare hyper)
+  -h, --help             this text";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Func {
+    Echo,
+    Render,
+}
+
+impl Func {
+    fn name(self) -> &'static str {
+        match self {
+            Func::Echo => "echo",
+            Func::Render => "render",
+        }
+    }
+
+    /// The data every client sends.
+    fn data(self) -> Value {
+        match self {
+            Func::Echo => json!({
+                "title": "jshost-bench",
+                "id": 42,
+                "tags": ["alpha", "beta", "gamma"],
+                "user": {"name": "Foo", "admin": false},
+                "score": 1.5
+            }),
+            Func::Render => {
+                let items: Vec<Value> = (0..100u32)
+                    .map(|i| {
+                        json!({
+                            "id": i,
+                            "name": format!("Item {i} & Co"),
+                            "description": format!("Blue widget #{i}"),
+                            "price": format!("{:.2}", f64::from(i) * 1.25 + 3.0),
+                        })
+                    })
+                    .collect();
+                json!({ "title": "jshost-bench <render>", "items": items })
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Args {
+    calls: usize,
+    concurrency: Vec<usize>,
+    function: Func,
+    quick: bool,
+    quiet_host: bool,
+    rss_calls: usize,
+    profile: Option<Side>,
+    given: Vec<String>,
+}
+
+impl Args {
+    fn parse(given: Vec<String>) -> Result<Option<Args>> {
+        let mut calls = None;
+        let mut rss_calls = None;
+        let mut concurrency = vec![1, 8, 64, 256];
+        let mut function = Func::Echo;
+        let mut quick = false;
+        let mut quiet_host = false;
+        let mut profile = None;
+        let mut it = given.iter();
+        while let Some(arg) = it.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
+                _ => (arg.as_str(), None),
+            };
+            let mut value = || -> Result<String> {
+                match inline.clone() {
+                    Some(v) => Ok(v),
+                    None => it
+                        .next()
+                        .cloned()
+                        .with_context(|| format!("{flag} needs a value")),
+                }
+            };
+            match flag {
+                "-h" | "--help" => return Ok(None),
+                "--quick" => quick = true,
+                "--quiet-host" => quiet_host = true,
+                "--calls" => calls = Some(parse_count(&value()?, flag)?),
+                "--rss-calls" => rss_calls = Some(parse_count(&value()?, flag)?),
+                "--concurrency" => {
+                    concurrency = value()?
+                        .split(',')
+                        .filter(|s| !s.trim().is_empty())
+                        .map(|s| parse_count(s.trim(), flag))
+                        .collect::<Result<_>>()?;
+                }
+                "--function" => {
+                    function = match value()?.as_str() {
+                        "echo" => Func::Echo,
+                        "render" => Func::Render,
+                        other => bail!("--function must be echo or render, got {other:?}"),
+                    }
+                }
+                "--profile-loop" => {
+                    profile = Some(match value()?.as_str() {
+                        "sdk" => Side::Sdk,
+                        "raw" => Side::SdkRaw,
+                        "bare" => Side::Bare,
+                        other => bail!("--profile-loop must be sdk, raw or bare, got {other:?}"),
+                    })
+                }
+                other => bail!("unknown argument {other:?}"),
+            }
+        }
+        Ok(Some(Args {
+            calls: calls.unwrap_or(if quick { 3_000 } else { 20_000 }),
+            concurrency,
+            function,
+            quick,
+            quiet_host,
+            rss_calls: rss_calls.unwrap_or(if quick { 20_000 } else { 200_000 }),
+            profile,
+            given,
+        }))
+    }
+
+    fn rounds(&self) -> usize {
+        if self.quick {
+            3
+        } else {
+            5
+        }
+    }
+
+    fn reproduce(&self) -> String {
+        let mut cmd = String::from("cargo run --release -p jshost-bench --");
+        for arg in &self.given {
+            cmd.push(' ');
+            if arg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_=,./".contains(c))
+            {
+                cmd.push_str(arg);
+            } else {
+                cmd.push_str(&format!("'{}'", arg.replace('\'', r"'\''")));
+            }
+        }
+        cmd
+    }
+}
+
+fn parse_count(text: &str, flag: &str) -> Result<usize> {
+    match text.replace('_', "").parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => bail!("{flag} needs a positive whole number, got {text:?}"),
+    }
+}
+
+/// The repository root: `node_modules` is there.
+fn repo_root() -> PathBuf {
+    let bench = Path::new(env!("CARGO_MANIFEST_DIR"));
+    bench.parent().unwrap_or(bench).to_path_buf()
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Machine information
+
+struct Machine {
+    cores: usize,
+    cpu: String,
+    kernel: String,
+    node: String,
+    js_host: String,
+    wrk: Option<(PathBuf, String)>,
+    python: Result<Python, String>,
+}
+
+fn command_output(program: &str, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new(program).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+impl Machine {
+    async fn detect(root: &Path, work: &Path, function: Func) -> Machine {
+        let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|t| {
+                t.lines().find_map(|l| {
+                    l.strip_prefix("model name")
+                        .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+                })
+            })
+            .unwrap_or_else(|| "unknown CPU".into());
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| format!("Linux {}", s.trim()))
+            .unwrap_or_else(|_| std::env::consts::OS.into());
+        let node = command_output("node", &["--version"]).unwrap_or_else(|| "node not found".into());
+        let js_host = std::fs::read_to_string(root.join("node_modules/js-host/package.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| v["version"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "?".into());
+        let wrk = wrk::find().map(|p| {
+            let v = wrk::version(&p).unwrap_or_else(|| "wrk".into());
+            (p, v)
+        });
+        let python = Python::detect(work, root, function.name(), &function.data()).await;
+        Machine {
+            cores,
+            cpu,
+            kernel,
+            node,
+            js_host,
+            wrk,
+            python,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurements
+
+#[derive(Debug, Clone, Default)]
+struct SideStat {
+    rate: f64,
+    p50: Option<Duration>,
+    p99: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+struct Compared {
+    level: Option<usize>,
+    sdk: SideStat,
+    bare: SideStat,
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+fn percentile(sorted_ns: &[u64], p: usize) -> Option<Duration> {
+    if sorted_ns.is_empty() {
+        return None;
+    }
+    let i = (sorted_ns.len() * p / 100).min(sorted_ns.len() - 1);
+    Some(Duration::from_nanos(sorted_ns[i]))
+}
+
+/// The clients `sides`, `rounds` rounds each, rotating which goes first; calls/s is the median
+/// of the rounds, latencies are pooled over them. `level` `None`: sequential.
+async fn measure(
+    c: &Clients,
+    sides: &[Side],
+    level: Option<usize>,
+    calls: usize,
+    rounds: usize,
+) -> Result<Vec<SideStat>> {
+    let per_round = (calls / rounds).max(1);
+    let mut rates = vec![Vec::new(); sides.len()];
+    let mut latencies = vec![Vec::new(); sides.len()];
+    for round in 0..rounds {
+        for k in 0..sides.len() {
+            let i = (round + k) % sides.len();
+            let elapsed = match level {
+                None => c.sequential(sides[i], per_round, &mut latencies[i]).await?,
+                Some(n) => c.concurrent(sides[i], per_round, n).await?,
+            };
+            rates[i].push(per_round as f64 / elapsed.as_secs_f64());
+        }
+    }
+    Ok(rates
+        .iter_mut()
+        .zip(&mut latencies)
+        .map(|(rates, latencies)| {
+            latencies.sort_unstable();
+            SideStat {
+                rate: median(rates),
+                p50: percentile(latencies, 50),
+                p99: percentile(latencies, 99),
+            }
+        })
+        .collect())
+}
+
+/// SDK and bare hyper (see [`measure`]).
+async fn compare(c: &Clients, level: Option<usize>, calls: usize, rounds: usize) -> Result<Compared> {
+    let mut stats = measure(c, &[Side::Sdk, Side::Bare], level, calls, rounds)
+        .await?
+        .into_iter();
+    let sdk = stats.next().unwrap_or_default();
+    let bare = stats.next().unwrap_or_default();
+    Ok(Compared { level, sdk, bare })
+}
+
+/// SDK calls/s at `level` in flight (median of rounds).
+async fn sdk_rate(c: &Clients, level: usize, calls: usize, rounds: usize) -> Result<f64> {
+    let per_round = (calls / rounds).max(1);
+    let mut rates = Vec::new();
+    for _ in 0..rounds {
+        let elapsed = c.concurrent(Side::Sdk, per_round, level).await?;
+        rates.push(per_round as f64 / elapsed.as_secs_f64());
+    }
+    Ok(median(&mut rates))
+}
+
+#[derive(Debug, Clone)]
+struct Cost {
+    sdk_calls: usize,
+    sdk_cpu: Option<procfs::Cpu>,
+    sdk_rate: f64,
+    bare_calls: usize,
+    bare_cpu: Option<procfs::Cpu>,
+    rss_kib: [Option<u64>; 3],
+    /// `serde_json::to_vec(data)`, per call.
+    serialise: Duration,
+    /// `function_url` (SHA-1 of the body, hex, URL), per call.
+    url: Duration,
+}
+
+fn cpu_since(before: Option<procfs::Cpu>) -> Option<procfs::Cpu> {
+    Some(procfs::cpu_time()?.since(before?))
+}
+
+fn cpu(c: procfs::Cpu) -> String {
+    format!(
+        "{} (user {}, system {})",
+        dur(c.total()),
+        dur(c.user),
+        dur(c.system)
+    )
+}
+
+/// Client CPU per call (sequential), RSS across many SDK calls, and the SDK's per-call encoding
+/// work (serialise + SHA-1 + URL) without I/O.
+async fn cost(
+    c: &Clients,
+    host_url: &str,
+    function: &str,
+    sdk_calls: usize,
+    bare_calls: usize,
+) -> Result<Cost> {
+    for _ in 0..2_000 {
+        c.call(Side::Sdk).await?;
+    }
+    // In 10 slices, alternating SDK and bare hyper, so both see the same machine (other load,
+    // node's state); CPU time is summed per client, RSS read before, halfway and after.
+    const SLICES: usize = 10;
+    let mut sdk_cpu = Some(procfs::Cpu::default());
+    let mut bare_cpu = Some(procfs::Cpu::default());
+    let mut sdk_time = Duration::ZERO;
+    let add = |sum: &mut Option<procfs::Cpu>, used: Option<procfs::Cpu>| {
+        *sum = sum.zip(used).map(|(a, b)| procfs::Cpu {
+            user: a.user + b.user,
+            system: a.system + b.system,
+        });
+    };
+    let rss0 = procfs::rss_kib();
+    let mut rss_half = None;
+    for slice in 0..SLICES {
+        if slice == SLICES / 2 {
+            rss_half = procfs::rss_kib();
+        }
+        let n = sdk_calls / SLICES + usize::from(slice < sdk_calls % SLICES);
+        let cpu0 = procfs::cpu_time();
+        let started = Instant::now();
+        for _ in 0..n {
+            c.call(Side::Sdk).await?;
+        }
+        sdk_time += started.elapsed();
+        add(&mut sdk_cpu, cpu_since(cpu0));
+
+        let n = bare_calls / SLICES + usize::from(slice < bare_calls % SLICES);
+        let cpu0 = procfs::cpu_time();
+        for _ in 0..n {
+            c.call(Side::Bare).await?;
+        }
+        add(&mut bare_cpu, cpu_since(cpu0));
+    }
+    let rss1 = procfs::rss_kib();
+    let elapsed = sdk_time;
+
+    let n = 20_000u32;
+    let data = c.data();
+    let started = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(serde_json::to_vec(std::hint::black_box(data))?);
+    }
+    let serialise = started.elapsed() / n;
+    let body = c.body();
+    let started = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(jshost::raw::function_url(
+            host_url,
+            function,
+            std::hint::black_box(body),
+        ));
+    }
+    let url = started.elapsed() / n;
+    Ok(Cost {
+        sdk_calls,
+        sdk_cpu,
+        sdk_rate: sdk_calls as f64 / elapsed.as_secs_f64(),
+        bare_calls,
+        bare_cpu,
+        rss_kib: [rss0, rss_half, rss1],
+        serialise,
+        url,
+    })
+}
+
+#[derive(Debug, Clone, Default)]
+struct Startup {
+    first_ever: Option<Duration>,
+    warm: Vec<Duration>,
+    cold: Vec<Duration>,
+    python_warm: Vec<Duration>,
+    python_cold: Vec<Duration>,
+    python_error: Option<String>,
+}
+
+/// Stops the manager at `url` if one answers, and waits until its port is free.
+async fn stop_manager(url: &str, port: u16) -> Result<()> {
+    let manager = Manager::new(url);
+    if manager.is_running().await {
+        manager.stop().await.context("stopping the js-host manager")?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+        if Instant::now() > deadline {
+            bail!("the js-host manager at {url} is still listening 10 s after /manager/stop");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// Connect + first call, timed.
+async fn connect_and_call(settings: &Settings, function: &str, data: &Value) -> Result<(JsHost, Duration)> {
+    let started = Instant::now();
+    let host = JsHost::connect(settings.clone()).await?;
+    host.function(function).call(data).await?;
+    Ok((host, started.elapsed()))
+}
+
+/// Start-up with a managed host: first ever (nothing running, nothing cached), warm (a managed
+/// host running), cold (nothing running); Python beside each. The manager listens on the port of
+/// a temporary config that `require`s the bench config.
+async fn startup(
+    args: &Args,
+    root: &Path,
+    bench_config: &Path,
+    work: &Path,
+    python: Option<&Python>,
+) -> Result<Startup> {
+    let port = free_port()?;
+    let config = work.join("bench-managed.config.js");
+    std::fs::write(
+        &config,
+        format!(
+            "// jshost-bench: {} with its manager on port {port}.\n\
+             module.exports = Object.assign({{}}, require({}), {{ port: {port} }});\n",
+            bench_config.display(),
+            serde_json::to_string(&bench_config)?
+        ),
+    )?;
+    let url = format!("http://127.0.0.1:{port}");
+    let settings = Settings::default()
+        .source_root(root)
+        .config_file(&config)
+        .use_manager(true);
+    let result = startup_runs(args, &settings, &url, port, &config, python).await;
+    let stopped = stop_manager(&url, port).await;
+    let startup = result?;
+    stopped?;
+    Ok(startup)
+}
+
+async fn startup_runs(
+    args: &Args,
+    settings: &Settings,
+    url: &str,
+    port: u16,
+    config: &Path,
+    python: Option<&Python>,
+) -> Result<Startup> {
+    let function = args.function.name();
+    let data = args.function.data();
+    let (warm_runs, cold_runs, python_runs) = if args.quick { (5, 1, 1) } else { (9, 3, 3) };
+    let mut s = Startup::default();
+
+    eprintln!("start-up: first ever (manager on port {port})...");
+    let (prime, first) = connect_and_call(settings, function, &data).await?;
+    s.first_ever = Some(first);
+
+    eprintln!("start-up: warm x{warm_runs}...");
+    for _ in 0..warm_runs {
+        let (host, took) = connect_and_call(settings, function, &data).await?;
+        s.warm.push(took);
+        host.disconnect().await?;
+    }
+    if let Some(py) = python {
+        eprintln!("start-up: Python warm x{python_runs}...");
+        for _ in 0..python_runs {
+            match py.startup(config).await {
+                Ok(took) => s.python_warm.push(took),
+                Err(e) => {
+                    s.python_error = Some(format!("{e:#}"));
+                    break;
+                }
+            }
+        }
+    }
+    prime.disconnect().await?;
+    drop(prime);
+
+    eprintln!("start-up: cold x{cold_runs}...");
+    for _ in 0..cold_runs {
+        stop_manager(url, port).await?;
+        let (host, took) = connect_and_call(settings, function, &data).await?;
+        s.cold.push(took);
+        host.disconnect().await?;
+    }
+    if let (Some(py), None) = (python, &s.python_error) {
+        eprintln!("start-up: Python cold x{python_runs}...");
+        for _ in 0..python_runs {
+            stop_manager(url, port).await?;
+            match py.startup(config).await {
+                Ok(took) => s.python_cold.push(took),
+                Err(e) => {
+                    s.python_error = Some(format!("{e:#}"));
+                    break;
+                }
+            }
+        }
+    }
+    Ok(s)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The report
+
+fn thousands(n: f64) -> String {
+    let digits = format!("{:.0}", n.max(0.0));
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn rate(r: f64) -> String {
+    format!("{} calls/s", thousands(r))
+}
+
+fn dur(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 1_000.0 {
+        format!("{us:.1} µs")
+    } else if us < 1_000_000.0 {
+        format!("{:.1} ms", us / 1e3)
+    } else {
+        format!("{:.2} s", us / 1e6)
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn latencies(p50: Option<Duration>, p99: Option<Duration>) -> String {
+    match (p50, p99) {
+        (Some(a), Some(b)) => format!(" (p50 {}, p99 {})", dur(a), dur(b)),
+        _ => String::new(),
+    }
+}
+
+fn verdict(met: bool, target: &str) -> String {
+    format!("target {target}: {}", if met { "met" } else { "**MISSED**" })
+}
+
+fn median_duration(values: &[Duration]) -> Option<Duration> {
+    let mut v = values.to_vec();
+    v.sort_unstable();
+    v.get(v.len() / 2).copied()
+}
+
+fn spread(values: &[Duration]) -> String {
+    match (median_duration(values), values.iter().min(), values.iter().max()) {
+        (Some(m), Some(lo), Some(hi)) if values.len() > 1 => {
+            format!("{} (median of {}; {}–{})", ms(m), values.len(), ms(*lo), ms(*hi))
+        }
+        (Some(m), _, _) => ms(m),
+        _ => "–".into(),
+    }
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MB", kib as f64 / 1024.0)
+}
+
+struct Report {
+    rows: Vec<[String; 4]>,
+}
+
+impl Report {
+    fn row(
+        &mut self,
+        a: impl Into<String>,
+        b: impl Into<String>,
+        c: impl Into<String>,
+        d: impl Into<String>,
+    ) {
+        self.rows.push([a.into(), b.into(), c.into(), d.into()]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = match Args::parse(std::env::args().skip(1).collect()) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        Err(e) => {
+            eprintln!("jshost-bench: {e:#}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let root = repo_root();
+    let work = std::env::temp_dir().join(format!("jshost-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    // On a worker thread, as calls made from a server's handlers are, rather than on the thread
+    // that blocks on `main`, so each call does not cross threads twice.
+    let task = {
+        let work = work.clone();
+        tokio::spawn(async move { run(&args, &root, &work).await })
+    };
+    let result = task.await.context("the bench task panicked");
+    let _ = std::fs::remove_dir_all(&work);
+    result?
+}
+
+async fn run(args: &Args, root: &Path, work: &Path) -> Result<()> {
+    let bench_config = root.join("bench").join("bench.config.js");
+    let function = args.function.name();
+    let machine = Machine::detect(root, work, args.function).await;
+
+    let host_config = if args.quiet_host {
+        let quiet = work.join("bench-quiet.config.js");
+        std::fs::write(
+            &quiet,
+            format!(
+                "// jshost-bench --quiet-host: the bench config without per-request log lines on stdout.\n\
+                 module.exports = Object.assign({{}}, require({}), {{ silent: true }});\n",
+                serde_json::to_string(&bench_config)?
+            ),
+        )?;
+        quiet
+    } else {
+        bench_config.clone()
+    };
+    eprintln!(
+        "jshost-bench: starting an owned js-host for {}",
+        host_config.display()
+    );
+    let started = Instant::now();
+    let host = JsHost::spawn(Settings::default().source_root(root).config_file(&host_config)).await?;
+    let logfile = host.logfile();
+    let spawn_time = started.elapsed();
+    let clients = Clients::new(host.function(function), &host.url(), args.function.data())?;
+
+    let outcome = throughput(args, &machine, &host, &clients, work).await;
+    if let Err(e) = host.stop().await {
+        eprintln!("jshost-bench: stopping the owned host: {e}");
+    }
+    drop(clients);
+    drop(host);
+    // js-host logs every call: the owned host's logfile grows by ~350 bytes per call.
+    if let Some(logfile) = logfile {
+        let _ = std::fs::remove_file(logfile);
+    }
+    let Some((mut report, mut notes)) = outcome? else {
+        return Ok(());
+    };
+
+    let python = machine.python.as_ref().ok();
+    let s = startup(args, root, &bench_config, work, python).await?;
+    let warm = median_duration(&s.warm);
+    let python_warm = median_duration(&s.python_warm);
+    let warm_ref = match python_warm {
+        Some(_) => format!("Python configure + first call: {}", spread(&s.python_warm)),
+        None => "Python: –".into(),
+    };
+    let warm_ratio = match (warm, python_warm) {
+        (Some(w), Some(p)) => {
+            let x = p.as_secs_f64() / w.as_secs_f64();
+            format!(
+                "{x:.0}× faster; {}; {}",
+                verdict(w <= Duration::from_millis(25), "≤ 25 ms"),
+                verdict(x >= 10.0, "≥ 10× Python")
+            )
+        }
+        (Some(w), None) => verdict(w <= Duration::from_millis(25), "≤ 25 ms"),
+        _ => "–".into(),
+    };
+    report.row(
+        "start-up, warm: `JsHost::connect` → first answer (managed host running)",
+        spread(&s.warm),
+        warm_ref,
+        warm_ratio,
+    );
+    let cold = median_duration(&s.cold);
+    let python_cold = median_duration(&s.python_cold);
+    report.row(
+        "start-up, cold: nothing running (status cached)",
+        spread(&s.cold),
+        match python_cold {
+            Some(_) => format!("Python configure + first call: {}", spread(&s.python_cold)),
+            None => "Python: –".into(),
+        },
+        match (cold, python_cold) {
+            (Some(c), Some(p)) => format!("{:.1}× faster", p.as_secs_f64() / c.as_secs_f64()),
+            _ => "–".into(),
+        },
+    );
+    if let Some(first) = s.first_ever {
+        report.row(
+            "start-up, first ever: nothing running, nothing cached",
+            ms(first),
+            "–",
+            "–",
+        );
+    }
+    report.row(
+        "start-up, owned: `JsHost::spawn` (node + js-host, port 0)",
+        ms(spawn_time),
+        "–",
+        "–",
+    );
+    if let Some(e) = s.python_error {
+        notes.push(format!("Python start-up failed: {e}"));
+    }
+
+    print_report(args, &machine, &report, &notes);
+    Ok(())
+}
+
+/// Everything measured against the owned host. `None` in `--profile-loop` mode.
+async fn throughput(
+    args: &Args,
+    machine: &Machine,
+    host: &JsHost,
+    clients: &Clients,
+    work: &Path,
+) -> Result<Option<(Report, Vec<String>)>> {
+    let function = args.function.name();
+    let rounds = args.rounds();
+    let warmup = if args.quick { 500 } else { 3_000 };
+
+    // The SDK must send exactly what the bare client sends, and get the expected answer.
+    let text = clients.sdk_text().await?;
+    if args.function == Func::Echo && text.as_bytes() != clients.body().as_ref() {
+        bail!(
+            "echo answered {text:?}, expected {:?}",
+            String::from_utf8_lossy(clients.body())
+        );
+    }
+    let answer_size = text.len();
+    eprintln!("warm-up: {warmup} calls per client...");
+    clients.concurrent(Side::Sdk, warmup, 8).await?;
+    clients.concurrent(Side::Bare, warmup, 8).await?;
+    clients.sequential(Side::Sdk, warmup, &mut Vec::new()).await?;
+    clients.sequential(Side::Bare, warmup, &mut Vec::new()).await?;
+
+    if let Some(side) = args.profile {
+        eprintln!("profile loop: {} x{} sequential...", side.label(), args.calls);
+        let switches0 = procfs::context_switches();
+        let cpu0 = procfs::cpu_time();
+        let elapsed = clients.sequential(side, args.calls, &mut Vec::new()).await?;
+        let used = cpu_since(cpu0).unwrap_or_default();
+        let switches = procfs::context_switches()
+            .zip(switches0)
+            .map(|(after, before)| after.saturating_sub(before) as f64 / args.calls as f64);
+        println!(
+            "{}: {} sequential, {} CPU per call, {} context switches per call",
+            side.label(),
+            rate(args.calls as f64 / elapsed.as_secs_f64()),
+            cpu(used.per(args.calls)),
+            switches.map(|s| format!("{s:.2}")).unwrap_or_else(|| "?".into())
+        );
+        return Ok(None);
+    }
+
+    let mut report = Report { rows: Vec::new() };
+    let mut notes = Vec::new();
+
+    eprintln!(
+        "sequential: {} calls per client in {rounds} rounds...",
+        args.calls
+    );
+    let seq = measure(
+        clients,
+        &[Side::Sdk, Side::SdkRaw, Side::Bare],
+        None,
+        args.calls,
+        rounds,
+    )
+    .await?;
+    let raw = seq.get(1).cloned().unwrap_or_default();
+    let seq = Compared {
+        level: None,
+        sdk: seq.first().cloned().unwrap_or_default(),
+        bare: seq.get(2).cloned().unwrap_or_default(),
+    };
+    report.row(
+        "SDK sequential",
+        format!("{}{}", rate(seq.sdk.rate), latencies(seq.sdk.p50, seq.sdk.p99)),
+        format!(
+            "bare hyper: {}{}",
+            rate(seq.bare.rate),
+            latencies(seq.bare.p50, seq.bare.p99)
+        ),
+        format!(
+            "{:.2}×; {}",
+            seq.sdk.rate / seq.bare.rate,
+            verdict(seq.sdk.rate >= 0.95 * seq.bare.rate, "≥ 0.95×")
+        ),
+    );
+    report.row(
+        "SDK `call_raw` sequential (body already serialised)",
+        format!("{}{}", rate(raw.rate), latencies(raw.p50, raw.p99)),
+        format!("bare hyper: {}", rate(seq.bare.rate)),
+        format!("{:.2}×", raw.rate / seq.bare.rate),
+    );
+
+    let bare_calls = (args.rss_calls / 4).max(args.calls);
+    eprintln!(
+        "cost: {} SDK calls (CPU, RSS), {bare_calls} bare calls (CPU)...",
+        args.rss_calls
+    );
+    let cost = cost(clients, &host.url(), function, args.rss_calls, bare_calls).await?;
+
+    let mut levels = Vec::new();
+    for &level in &args.concurrency {
+        eprintln!(
+            "{level} in flight: {} calls per client in {rounds} rounds...",
+            args.calls
+        );
+        levels.push(compare(clients, Some(level), args.calls, rounds).await?);
+    }
+
+    let mut wrk_results = Vec::new();
+    if let Some((wrk_bin, _)) = &machine.wrk {
+        let script = work.join("jshost-bench.lua");
+        std::fs::write(&script, wrk::script(clients.body()))?;
+        let seconds = if args.quick { 2 } else { 3 };
+        for connections in [1, 64] {
+            eprintln!("wrk: {connections} connection(s), {seconds} s...");
+            match wrk::run(wrk_bin, &script, &clients.uri().to_string(), connections, seconds).await {
+                Ok(r) => wrk_results.push(r),
+                Err(e) => notes.push(format!("wrk -c{connections} failed: {e:#}")),
+            }
+        }
+    } else {
+        notes.push("wrk not installed: no wrk reference (apt-get install wrk)".into());
+    }
+
+    let mut python_result = None;
+    let mut sdk_at_threads = None;
+    match &machine.python {
+        Ok(py) => {
+            let port = host.status().port().unwrap_or_default();
+            let config = work.join("python-direct.config.js");
+            std::fs::write(
+                &config,
+                format!(
+                    "// jshost-bench: the bench config with the owned host's port, for the Python client.\n\
+                     module.exports = Object.assign({{}}, require({}), {{ port: {port} }});\n",
+                    serde_json::to_string(&host.config_file())?
+                ),
+            )?;
+            let (seq_calls, thread_calls) = if args.quick { (300, 600) } else { (1_500, 3_000) };
+            let threads = 32;
+            eprintln!("Python: {seq_calls} sequential calls, {thread_calls} calls from {threads} threads...");
+            match py
+                .throughput(&host.url(), &config, seq_calls, threads, thread_calls)
+                .await
+            {
+                Ok(r) => python_result = Some(r),
+                Err(e) => notes.push(format!("the Python client failed: {e:#}")),
+            }
+            eprintln!("SDK at {threads} in flight (beside Python's {threads} threads)...");
+            sdk_at_threads = Some((threads, sdk_rate(clients, threads, args.calls, rounds).await?));
+        }
+        Err(message) => notes.push(message.clone()),
+    }
+
+    // Rows, in the order of the issue's targets.
+    let wrk1 = wrk_results.iter().find(|r| r.connections == 1);
+    match wrk1 {
+        Some(w) => report.row(
+            "SDK sequential",
+            rate(seq.sdk.rate),
+            format!(
+                "wrk, 1 connection, {} s: {}{}",
+                w.seconds,
+                rate(w.rate),
+                latencies(w.p50, w.p99)
+            ),
+            format!("{:.2}×", seq.sdk.rate / w.rate),
+        ),
+        None => report.row("SDK sequential", rate(seq.sdk.rate), "wrk: –", "–"),
+    }
+    match &python_result {
+        Some(p) => report.row(
+            "SDK sequential",
+            rate(seq.sdk.rate),
+            format!(
+                "Python `Function.call`, sequential, {} calls: {}{}",
+                thousands(p.seq_calls as f64),
+                rate(p.seq_rate),
+                latencies(Some(p.seq_p50), Some(p.seq_p99))
+            ),
+            format!(
+                "{:.1}×; {}{}",
+                seq.sdk.rate / p.seq_rate,
+                verdict(seq.sdk.rate >= 8.0 * p.seq_rate, "≥ 8×"),
+                match wrk1 {
+                    Some(w) => format!(" (the ceiling, wrk -c1, is {:.1}× Python)", w.rate / p.seq_rate),
+                    None => String::new(),
+                }
+            ),
+        ),
+        None => report.row("SDK sequential", rate(seq.sdk.rate), "Python: –", "–"),
+    }
+    for c in &levels {
+        let level = c.level.unwrap_or(1);
+        let ratio = c.sdk.rate / c.bare.rate;
+        let target = if level == 64 {
+            format!("; {}", verdict(ratio >= 0.95, "≥ 0.95×"))
+        } else {
+            String::new()
+        };
+        report.row(
+            format!("SDK, {level} in flight"),
+            rate(c.sdk.rate),
+            format!("bare hyper, {level} in flight: {}", rate(c.bare.rate)),
+            format!("{ratio:.2}×{target}"),
+        );
+    }
+    if let Some(w) = wrk_results.iter().find(|r| r.connections == 64) {
+        match levels.iter().find(|c| c.level == Some(64)) {
+            Some(c) => report.row(
+                "SDK, 64 in flight",
+                rate(c.sdk.rate),
+                format!(
+                    "wrk, 64 connections, {} threads, {} s: {}",
+                    w.threads,
+                    w.seconds,
+                    rate(w.rate)
+                ),
+                format!("{:.2}×", c.sdk.rate / w.rate),
+            ),
+            None => notes.push(format!(
+                "wrk, 64 connections: {} (add 64 to --concurrency to compare)",
+                rate(w.rate)
+            )),
+        }
+    }
+    if let (Some(p), Some((threads, sdk))) = (&python_result, sdk_at_threads) {
+        report.row(
+            format!("SDK, {threads} in flight"),
+            rate(sdk),
+            format!(
+                "Python `Function.call`, {} threads, {} calls: {}",
+                p.threads,
+                thousands(p.thread_calls as f64),
+                rate(p.thread_rate)
+            ),
+            format!("{:.1}×", sdk / p.thread_rate),
+        );
+    }
+    let sdk_cpu = cost.sdk_cpu.map(|c| c.per(cost.sdk_calls));
+    let bare_cpu = cost.bare_cpu.map(|c| c.per(cost.bare_calls));
+    match sdk_cpu {
+        Some(sdk) => report.row(
+            format!(
+                "client CPU per SDK call (sequential, {} calls)",
+                thousands(cost.sdk_calls as f64)
+            ),
+            cpu(sdk),
+            match bare_cpu {
+                Some(b) => format!(
+                    "bare hyper, {} calls: {}",
+                    thousands(cost.bare_calls as f64),
+                    cpu(b)
+                ),
+                None => "bare hyper: –".into(),
+            },
+            match bare_cpu {
+                Some(b) if !b.total().is_zero() => format!(
+                    "{:.2}× ({:+.1} µs); {}",
+                    sdk.total().as_secs_f64() / b.total().as_secs_f64(),
+                    (sdk.total().as_secs_f64() - b.total().as_secs_f64()) * 1e6,
+                    verdict(sdk.total() <= Duration::from_micros(15), "≤ 15 µs")
+                ),
+                _ => verdict(sdk.total() <= Duration::from_micros(15), "≤ 15 µs"),
+            },
+        ),
+        None => notes.push("cannot read /proc/self/stat: no CPU measurement".into()),
+    }
+    report.row(
+        "SDK per-call encoding, no I/O: `serde_json::to_vec(data)` + SHA-1 hash and URL",
+        format!("{} + {}", dur(cost.serialise), dur(cost.url)),
+        "–",
+        "–",
+    );
+    if let [Some(before), Some(half), Some(after)] = cost.rss_kib {
+        let growth = i128::from(after) - i128::from(before);
+        report.row(
+            format!(
+                "RSS growth over {} SDK calls (sequential, with the {} bare calls in between)",
+                thousands(cost.sdk_calls as f64),
+                thousands(cost.bare_calls as f64)
+            ),
+            format!(
+                "{:+.2} MB ({} → {} → {})",
+                growth as f64 / 1024.0,
+                mib(before),
+                mib(half),
+                mib(after)
+            ),
+            "before → halfway → after",
+            verdict(growth <= 2 * 1024, "≤ 2 MB"),
+        );
+    }
+    notes.push(format!(
+        "the CPU/RSS run made {} sequential SDK calls at {}, in 10 slices alternating with bare \
+         hyper's; CPU time is read from /proc/self/stat \
+         (utime + stime, {} resolution, all threads of this process, node excluded). On loopback \
+         the system part includes the kernel's TCP work for both ends of each packet sent, and the \
+         bare hyper figure is the floor for any hyper-based client on this machine",
+        thousands(cost.sdk_calls as f64),
+        rate(cost.sdk_rate),
+        dur(procfs::CPU_TIME_RESOLUTION)
+    ));
+    if !args.quiet_host {
+        notes.push(
+            "the host logs 3 lines per call to its stdout, a pipe that `JsHost::spawn` drains in this \
+             process: that costs both clients here CPU and wake-ups per call, and node time \
+             (`--quiet-host` starts the host with `silent: true`)"
+                .into(),
+        );
+    }
+    notes.push(format!(
+        "`{function}`: a {} B request body, a {} B answer; every figure is from one owned host ({})",
+        clients.body().len(),
+        answer_size,
+        host.url()
+    ));
+    notes.push(format!(
+        "calls/s are the median of {rounds} rounds per client, rotating which client goes first; \
+         SDK and bare hyper share one tokio runtime ({} worker threads) and one node process",
+        machine.cores
+    ));
+    Ok(Some((report, notes)))
+}
+
+fn print_report(args: &Args, m: &Machine, report: &Report, notes: &[String]) {
+    println!("## jshost-bench: `{}`", args.function.name());
+    println!();
+    let wrk = m
+        .wrk
+        .as_ref()
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| "wrk not installed".into());
+    let python = match &m.python {
+        Ok(p) => format!("{}, js-host 0.2.0 (Python)", p.version),
+        Err(_) => "Python client not installed".into(),
+    };
+    println!(
+        "machine: {} cores (available_parallelism), {}, {}; node {}, js-host {}; {}; {}{}",
+        m.cores,
+        m.cpu,
+        m.kernel,
+        m.node,
+        m.js_host,
+        wrk,
+        python,
+        if cfg!(debug_assertions) {
+            "; **debug build: use --release**"
+        } else {
+            ""
+        }
+    );
+    println!();
+    println!("| measurement | calls/s or ms | reference | ratio |");
+    println!("| --- | --- | --- | --- |");
+    for [a, b, c, d] in &report.rows {
+        println!("| {a} | {b} | {c} | {d} |");
+    }
+    println!();
+    for n in notes {
+        println!("- {n}");
+    }
+    println!();
+    println!("reproduce: `{}`", args.reproduce());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Option<Args>> {
+        Args::parse(args.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn parses_the_command_line() {
+        let a = parse(&[]).expect("valid").expect("not help");
+        assert_eq!((a.calls, a.rss_calls, a.function), (20_000, 200_000, Func::Echo));
+        assert_eq!(a.concurrency, vec![1, 8, 64, 256]);
+        let a = parse(&[
+            "--quick",
+            "--calls=500",
+            "--concurrency",
+            "4,16",
+            "--function",
+            "render",
+        ])
+        .expect("valid")
+        .expect("not help");
+        assert_eq!(
+            (a.calls, a.rss_calls, a.function, a.quick),
+            (500, 20_000, Func::Render, true)
+        );
+        assert_eq!(a.concurrency, vec![4, 16]);
+        assert_eq!(
+            a.reproduce(),
+            "cargo run --release -p jshost-bench -- --quick --calls=500 --concurrency 4,16 --function render"
+        );
+        assert!(parse(&["--help"]).expect("valid").is_none());
+        assert!(parse(&["--calls", "0"]).is_err());
+        assert!(parse(&["--function", "nope"]).is_err());
+        assert!(parse(&["--calls"]).is_err());
+    }
+
+    #[test]
+    fn render_data_has_100_items() {
+        let items = Func::Render.data()["items"].as_array().map(Vec::len);
+        assert_eq!(items, Some(100));
+    }
+
+    #[test]
+    fn formats_numbers() {
+        assert_eq!(thousands(1_234_567.4), "1,234,567");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(dur(Duration::from_micros(1500)), "1.5 ms");
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+    }
+}
