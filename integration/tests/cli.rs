@@ -287,6 +287,7 @@ async fn nothing_running_exits_3_with_the_url_and_a_hint() {
 async fn a_timeout_exits_4() {
     let fixture = Fixture::new("cli-timeout", "");
     let _host = fixture.start_host();
+    jshost_bin(); // built (once per test binary) before the clock starts
     let started = Instant::now();
     let out = run(&fixture, &["--timeout", "0.2", "call", "never"]).await;
     assert_code(&out, 4);

@@ -25,7 +25,7 @@
 #![warn(missing_docs)]
 
 use bytes::Bytes;
-use http::{header, Method, Request, Uri};
+use http::{header, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -205,7 +205,7 @@ impl HttpClient {
             .map_err(|e| Error::connection("the HTTP client was shut down").with_source(e))?;
         let mut builder = Request::builder().method(method).uri(uri);
         if body.is_some() {
-            builder = builder.header(header::CONTENT_TYPE, "application/json");
+            builder = builder.header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
         let request = builder
             .body(Full::new(body.unwrap_or_default()))
@@ -249,7 +249,7 @@ impl HttpClient {
         options: &CallOptions,
     ) -> Result<String> {
         let url = function_url(root_url, name, &body);
-        let started = Instant::now();
+        let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
         let request = self.request(Method::POST, &url, Some(body), options.timeout);
         let result = match &options.cancel {
             None => request.await,
@@ -260,13 +260,15 @@ impl HttpClient {
             },
         };
         let result = result.and_then(|response| interpret(response, &url));
-        tracing::debug!(
-            function = name,
-            url = %root_url,
-            elapsed_us = started.elapsed().as_micros() as u64,
-            ok = result.is_ok(),
-            "js-host function call"
-        );
+        if let Some(started) = started {
+            tracing::debug!(
+                function = name,
+                url = %root_url,
+                elapsed_us = started.elapsed().as_micros() as u64,
+                ok = result.is_ok(),
+                "js-host function call"
+            );
+        }
         result.map_err(|e| match e.kind() {
             ErrorKind::Timeout => Error::new(
                 ErrorKind::Timeout,
