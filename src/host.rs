@@ -371,6 +371,7 @@ impl JsHost {
                 for host in pool.hosts() {
                     Box::pin(host.restart()).await?;
                 }
+                pool.reset_rotation();
                 Ok(())
             }
             Mode::Direct => Err(self.not_ours("restart")),

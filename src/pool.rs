@@ -57,6 +57,13 @@ impl Pool {
         }
     }
 
+    /// Puts every member back in rotation (after a restart).
+    pub(crate) fn reset_rotation(&self) {
+        for m in &self.members {
+            m.down_until_ms.store(0, Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn hosts(&self) -> impl Iterator<Item = &JsHost> {
         self.members.iter().map(|m| &m.host)
     }

@@ -331,3 +331,42 @@ async fn a_killed_manager_is_replaced_on_the_next_connect() {
         "Hello, World!"
     );
 }
+
+#[tokio::test]
+async fn a_stale_status_cache_never_wins() {
+    use jshost::raw::node::{NodeSetup, StatusCache};
+    let fixture = fixture("stale-cache");
+    let settings = fixture.settings().status_cache(true).use_manager(true);
+    // Plant a wrong entry for this config: another port and a function that does not exist.
+    let setup = NodeSetup::check(&settings).unwrap();
+    let fresh = setup
+        .expected_status(false, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let mut wrong = fresh
+        .with_port(jshost_integration::free_port())
+        .as_value()
+        .clone();
+    wrong["config"]["functions"] = serde_json::json!(["stale_function"]);
+    let wrong = jshost::Status::from_value(wrong).unwrap();
+    StatusCache::default().put(&setup, &wrong);
+    assert_eq!(StatusCache::default().get(&setup), Some(wrong));
+
+    // Cold start with the stale entry: the manager is judged by the fresh status.
+    let host = JsHost::connect(settings.clone()).await.unwrap();
+    assert_eq!(host.manager().unwrap().url(), fixture.url());
+    assert!(host.functions().contains(&"hello_world".to_string()));
+    assert_eq!(
+        host.function("hello_world").call(&()).await.unwrap(),
+        "Hello, World!"
+    );
+    assert_eq!(
+        StatusCache::default().get(&setup),
+        Some(fresh),
+        "the cache was corrected"
+    );
+
+    // Warm start from the corrected cache.
+    let again = JsHost::connect(settings).await.unwrap();
+    assert_eq!(again.url(), host.url());
+}
