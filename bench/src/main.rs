@@ -2,7 +2,8 @@
 //! one js-host it starts itself from `bench/bench.config.js`.
 //!
 //! ```text
-//! cargo run --release -p jshost-bench -- [--calls N] [--concurrency 1,8,64,256] [--function echo|render] [--quick]
+//! cargo run --release -p jshost-bench -- [--calls N] [--concurrency 1,8,64,256] [--function echo|render]
+//!     [--hosts 1,2] [--scale-concurrency 8,64] [--quick]
 //! ```
 //!
 //! 1. the SDK: sequential calls/s with p50/p99 latency, and calls/s at each concurrency level
@@ -11,7 +12,10 @@
 //!    `wrk` when it is installed;
 //! 3. the seed: the Python client (js-host 0.2.0) when `python3 -c "import js_host"` works;
 //! 4. cost: this process's CPU time per SDK call and its RSS before and after many calls;
-//! 5. start-up: `JsHost::connect` to the first answer with a managed host already running (warm)
+//! 5. scale-out: the CPU-bound `render` function through one `JsHost` spawned with
+//!    `Settings::hosts(n)` for each n of `--hosts` (default 1 and 2), at 8 and 64 in flight, with
+//!    the ratio to the first n (whatever `--function` is);
+//! 6. start-up: `JsHost::connect` to the first answer with a managed host already running (warm)
 //!    and with nothing running (cold), beside Python's `settings.configure` + first call.
 //!
 //! It prints a markdown table on stdout (progress goes to stderr) and stops every process it
@@ -21,6 +25,7 @@
 mod clients;
 mod procfs;
 mod python;
+mod scale;
 mod wrk;
 
 use anyhow::{bail, Context, Result};
@@ -38,9 +43,17 @@ usage: cargo run --release -p jshost-bench -- [OPTIONS]
   --concurrency LIST     in-flight levels, comma-separated (default 1,8,64,256)
   --function NAME        echo (small JSON in and out) or render (~10 KB of HTML) (default echo)
   --rss-calls N          SDK calls of the CPU/RSS run (default 200000; 20000 with --quick)
+  --hosts LIST           scale-out: host counts for `render` through `Settings::hosts(n)`,
+                         comma-separated, the first being the baseline (default 1,2; `none`
+                         skips the scale-out run)
+  --scale-concurrency LIST
+                         scale-out in-flight levels (default 8,64)
+  --scale-calls N        scale-out calls per host count and level (default 10000; 3000 with
+                         --quick)
+  --scale-only           only the scale-out run
   --quick                fewer calls and shorter wrk runs: a smoke run in well under a minute
-  --quiet-host           start the host with `silent: true` (no per-request log lines on its
-                         stdout, which the SDK drains; the logfile still gets them)
+  --quiet-host           start the host with `silent: true` (no per-request log lines for its
+                         stdout, which an owned host drops anyway; the logfile still gets them)
   --profile-loop SIDE    only run SIDE sequentially for --calls calls, for perf: sdk
                          (Function::call), raw (Function::call_raw) or bare (bare hyper)
   -h, --help             this text";
@@ -93,7 +106,13 @@ struct Args {
     function: Func,
     quick: bool,
     quiet_host: bool,
+    /// Only the scale-out run.
+    scale_only: bool,
     rss_calls: usize,
+    /// Scale-out host counts (empty: no scale-out run).
+    hosts: Vec<usize>,
+    scale_levels: Vec<usize>,
+    scale_calls: usize,
     profile: Option<Side>,
     given: Vec<String>,
 }
@@ -103,9 +122,13 @@ impl Args {
         let mut calls = None;
         let mut rss_calls = None;
         let mut concurrency = vec![1, 8, 64, 256];
+        let mut hosts = vec![1, 2];
+        let mut scale_levels = vec![8, 64];
+        let mut scale_calls = None;
         let mut function = Func::Echo;
         let mut quick = false;
         let mut quiet_host = false;
+        let mut scale_only = false;
         let mut profile = None;
         let mut it = given.iter();
         while let Some(arg) = it.next() {
@@ -126,14 +149,19 @@ impl Args {
                 "-h" | "--help" => return Ok(None),
                 "--quick" => quick = true,
                 "--quiet-host" => quiet_host = true,
+                "--scale-only" => scale_only = true,
                 "--calls" => calls = Some(parse_count(&value()?, flag)?),
                 "--rss-calls" => rss_calls = Some(parse_count(&value()?, flag)?),
-                "--concurrency" => {
-                    concurrency = value()?
-                        .split(',')
-                        .filter(|s| !s.trim().is_empty())
-                        .map(|s| parse_count(s.trim(), flag))
-                        .collect::<Result<_>>()?;
+                "--concurrency" => concurrency = parse_list(&value()?, flag)?,
+                "--scale-concurrency" => scale_levels = parse_list(&value()?, flag)?,
+                "--scale-calls" => scale_calls = Some(parse_count(&value()?, flag)?),
+                "--hosts" => {
+                    let v = value()?;
+                    hosts = if v == "none" {
+                        Vec::new()
+                    } else {
+                        parse_list(&v, flag)?
+                    };
                 }
                 "--function" => {
                     function = match value()?.as_str() {
@@ -153,13 +181,21 @@ impl Args {
                 other => bail!("unknown argument {other:?}"),
             }
         }
+        if scale_only && hosts.is_empty() {
+            bail!("--scale-only needs host counts, not --hosts none");
+        }
+        let calls = calls.unwrap_or(if quick { 3_000 } else { 20_000 });
         Ok(Some(Args {
-            calls: calls.unwrap_or(if quick { 3_000 } else { 20_000 }),
+            calls,
             concurrency,
             function,
             quick,
             quiet_host,
+            scale_only,
             rss_calls: rss_calls.unwrap_or(if quick { 20_000 } else { 200_000 }),
+            hosts,
+            scale_levels,
+            scale_calls: scale_calls.unwrap_or(if quick { 3_000 } else { 10_000 }),
             profile,
             given,
         }))
@@ -188,6 +224,19 @@ impl Args {
         }
         cmd
     }
+}
+
+/// A comma-separated list of positive counts, e.g. `1,8,64`.
+fn parse_list(text: &str, flag: &str) -> Result<Vec<usize>> {
+    let list: Vec<usize> = text
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| parse_count(s.trim(), flag))
+        .collect::<Result<_>>()?;
+    if list.is_empty() {
+        bail!("{flag} needs at least one number, got {text:?}");
+    }
+    Ok(list)
 }
 
 fn parse_count(text: &str, flag: &str) -> Result<usize> {
@@ -720,6 +769,13 @@ async fn run(args: &Args, root: &Path, work: &Path) -> Result<()> {
     } else {
         bench_config.clone()
     };
+    if args.scale_only {
+        let mut report = Report { rows: Vec::new() };
+        let mut notes = Vec::new();
+        scale_out(args, machine.cores, root, &host_config, &mut report, &mut notes).await?;
+        print_report(args, &machine, &report, &notes);
+        return Ok(());
+    }
     eprintln!(
         "jshost-bench: starting an owned js-host for {}",
         host_config.display()
@@ -743,6 +799,8 @@ async fn run(args: &Args, root: &Path, work: &Path) -> Result<()> {
     let Some((mut report, mut notes)) = outcome? else {
         return Ok(());
     };
+
+    let scale_spawns = scale_out(args, machine.cores, root, &host_config, &mut report, &mut notes).await?;
 
     let python = machine.python.as_ref().ok();
     let s = startup(args, root, &bench_config, work, python).await?;
@@ -798,12 +856,149 @@ async fn run(args: &Args, root: &Path, work: &Path) -> Result<()> {
         "–",
         "–",
     );
+    for (hosts, took) in scale_spawns {
+        report.row(
+            format!("start-up, owned pool: `JsHost::spawn` with `hosts({hosts})` (started concurrently)"),
+            ms(took),
+            "–",
+            "–",
+        );
+    }
     if let Some(e) = s.python_error {
         notes.push(format!("Python start-up failed: {e}"));
     }
 
     print_report(args, &machine, &report, &notes);
     Ok(())
+}
+
+/// The scale-out run (unless `--hosts none`): its rows and note; the spawn time of each pool.
+async fn scale_out(
+    args: &Args,
+    cores: usize,
+    root: &Path,
+    host_config: &Path,
+    report: &mut Report,
+    notes: &mut Vec<String>,
+) -> Result<Vec<(usize, Duration)>> {
+    if args.hosts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let plan = scale::Plan {
+        hosts: args.hosts.clone(),
+        levels: args.scale_levels.clone(),
+        calls: args.scale_calls,
+        rounds: args.rounds(),
+        warmup: if args.quick { 500 } else { 2_000 },
+    };
+    let settings = Settings::default().source_root(root).config_file(host_config);
+    let measured = scale::run(&settings, &plan).await?;
+    scale_rows(&plan, &measured, cores, report, notes);
+    Ok(measured
+        .iter()
+        .filter(|m| m.hosts > 1)
+        .map(|m| (m.hosts, m.spawn_time))
+        .collect())
+}
+
+/// The scale-out rows: each host count against the first, per level; and a note on where the CPU
+/// went.
+fn scale_rows(
+    plan: &scale::Plan,
+    measured: &[scale::Measured],
+    cores: usize,
+    report: &mut Report,
+    notes: &mut Vec<String>,
+) {
+    let hosts = |n: usize| {
+        if n == 1 {
+            "1 host".to_owned()
+        } else {
+            format!("{n} hosts")
+        }
+    };
+    let Some(base) = measured.first() else {
+        return;
+    };
+    for (l, &level) in plan.levels.iter().enumerate() {
+        let base_rate = base.levels.get(l).map(|s| s.rate).unwrap_or_default();
+        let others: Vec<&scale::Measured> = measured.iter().skip(1).collect();
+        if others.is_empty() {
+            report.row(
+                format!(
+                    "`render` scale-out, {} (`Settings::hosts({})`), {level} in flight",
+                    hosts(base.hosts),
+                    base.hosts
+                ),
+                rate(base_rate),
+                "–",
+                "–",
+            );
+        }
+        for m in others {
+            let r = m.levels.get(l).map(|s| s.rate).unwrap_or_default();
+            report.row(
+                format!(
+                    "`render` scale-out, {} (`Settings::hosts({})`), {level} in flight",
+                    hosts(m.hosts),
+                    m.hosts
+                ),
+                rate(r),
+                format!("{}, {level} in flight: {}", hosts(base.hosts), rate(base_rate)),
+                format!(
+                    "{:.2}× ({} / {})",
+                    r / base_rate,
+                    hosts(m.hosts),
+                    hosts(base.hosts)
+                ),
+            );
+        }
+    }
+    let per_level: Vec<String> = plan
+        .levels
+        .iter()
+        .enumerate()
+        .map(|(l, level)| {
+            let configs: Vec<String> = measured
+                .iter()
+                .filter_map(|m| Some((m.hosts, m.levels.get(l)?)))
+                .map(|(n, m)| {
+                    let node = m.node_cpu_per_call().map(dur).unwrap_or_else(|| "?".into());
+                    let split = match m.node_shares() {
+                        Some(shares) if shares.len() > 1 => format!(
+                            " ({})",
+                            shares
+                                .iter()
+                                .map(|s| format!("{s:.0}%"))
+                                .collect::<Vec<_>>()
+                                .join(" / ")
+                        ),
+                        _ => String::new(),
+                    };
+                    let client = m.client_cpu_per_call().map(dur).unwrap_or_else(|| "?".into());
+                    let busy = m
+                        .busy_cores()
+                        .map(|b| format!(", {b:.2} cores busy"))
+                        .unwrap_or_default();
+                    format!("{} node {node}{split} + client {client}{busy}", hosts(n))
+                })
+                .collect();
+            format!("{level} in flight: {}", configs.join("; "))
+        })
+        .collect();
+    notes.push(format!(
+        "scale-out: `render` (the bench config, whatever `--function` is) through one `JsHost` per \
+         host count, `JsHost::spawn(settings.hosts(n))`, which sends each call to the host with \
+         the fewest in flight; `buffer_unordered` over that one `JsHost`, {} calls per host count \
+         and level in {} rounds alternating between the host counts (median of the rounds); the \
+         client shares the machine's {} cores with the hosts, and one node process uses at most \
+         one. CPU per call in those runs (/proc/PID/stat; node's split between the hosts; cores \
+         busy: node + client CPU time / wall time): {}",
+        thousands(plan.calls as f64),
+        plan.rounds,
+        cores,
+        per_level.join(". ")
+    ));
 }
 
 /// Everything measured against the owned host. `None` in `--profile-loop` mode.
@@ -1107,14 +1302,15 @@ async fn throughput(
     ));
     if !args.quiet_host {
         notes.push(
-            "the host logs 3 lines per call to its stdout, a pipe that `JsHost::spawn` drains in this \
-             process: that costs both clients here CPU and wake-ups per call, and node time \
-             (`--quiet-host` starts the host with `silent: true`)"
+            "js-host logs 3 lines per call, to its logfile and to stdout (an owned host drops the \
+             stdout copy in node, so none reach this process); `--quiet-host` starts the hosts \
+             with `silent: true`, which leaves only the logfile's"
                 .into(),
         );
     }
     notes.push(format!(
-        "`{function}`: a {} B request body, a {} B answer; every figure is from one owned host ({})",
+        "`{function}`: a {} B request body, a {} B answer; every figure but the scale-out rows is from \
+         one owned host ({})",
         clients.body().len(),
         answer_size,
         host.url()
@@ -1197,9 +1393,30 @@ mod tests {
         );
         assert_eq!(a.concurrency, vec![4, 16]);
         assert_eq!(
+            (a.hosts.clone(), a.scale_levels.clone(), a.scale_calls),
+            (vec![1, 2], vec![8, 64], 3_000)
+        );
+        assert_eq!(
             a.reproduce(),
             "cargo run --release -p jshost-bench -- --quick --calls=500 --concurrency 4,16 --function render"
         );
+        let a = parse(&[
+            "--hosts",
+            "1,2,4",
+            "--scale-concurrency=16",
+            "--scale-calls",
+            "900",
+        ])
+        .expect("valid")
+        .expect("not help");
+        assert_eq!(
+            (a.hosts, a.scale_levels, a.scale_calls),
+            (vec![1, 2, 4], vec![16], 900)
+        );
+        let a = parse(&["--hosts", "none"]).expect("valid").expect("not help");
+        assert!(a.hosts.is_empty());
+        assert!(parse(&["--hosts", "0,2"]).is_err());
+        assert!(parse(&["--hosts", ""]).is_err());
         assert!(parse(&["--help"]).expect("valid").is_none());
         assert!(parse(&["--calls", "0"]).is_err());
         assert!(parse(&["--function", "nope"]).is_err());

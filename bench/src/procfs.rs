@@ -45,7 +45,16 @@ impl Cpu {
 
 /// User and system CPU time of this process so far (all threads), from `/proc/self/stat`.
 pub fn cpu_time() -> Option<Cpu> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    parse_stat(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+/// User and system CPU time of process `pid` so far (all threads), from `/proc/PID/stat`:
+/// `None` once it has exited.
+pub fn cpu_time_of(pid: u32) -> Option<Cpu> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn parse_stat(stat: &str) -> Option<Cpu> {
     // The command name (field 2) is in parentheses and may contain spaces: split after it.
     let rest = stat.get(stat.rfind(')')? + 1..)?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -95,6 +104,7 @@ mod tests {
     #[test]
     fn reads_cpu_time_and_rss() {
         assert!(cpu_time().is_some());
+        assert!(cpu_time_of(std::process::id()).is_some());
         assert!(rss_kib().map(|kib| kib > 0).unwrap_or(false));
     }
 }
