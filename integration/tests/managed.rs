@@ -370,3 +370,38 @@ async fn a_stale_status_cache_never_wins() {
     let again = JsHost::connect(settings).await.unwrap();
     assert_eq!(again.url(), host.url());
 }
+
+#[tokio::test]
+async fn a_manager_from_an_edited_config_is_explained() {
+    let fixture = fixture("edited-config");
+    let host = managed(&fixture).await;
+    let manager = host.manager().unwrap().clone();
+    // Edit the config while its manager runs (a new user key changes the status).
+    let text = std::fs::read_to_string(&fixture.config).unwrap();
+    std::fs::write(
+        &fixture.config,
+        text.replace("port:", "customProp: 'edited',\n  port:"),
+    )
+    .unwrap();
+    let e = JsHost::connect(fixture.settings().use_manager(true))
+        .await
+        .unwrap_err();
+    assert!(e.is_config(), "{e:?}");
+    assert!(
+        e.to_string().contains("another version") && e.to_string().contains("manager stop"),
+        "{e}"
+    );
+    // Following the advice works.
+    manager.stop().await.unwrap();
+    wait_for(Duration::from_secs(10), "the old manager to exit", || {
+        let m = manager.clone();
+        async move { (!m.is_running().await).then_some(()) }
+    })
+    .await;
+    let fresh = managed(&fixture).await;
+    assert_eq!(fresh.status().config()["customProp"], "edited");
+    assert_eq!(
+        fresh.function("hello_world").call(&()).await.unwrap(),
+        "Hello, World!"
+    );
+}

@@ -447,6 +447,17 @@ pub async fn locate_manager(
                 source = StatusSource::Node;
             }
             None => return Err(Error::connection(format!("no js-host manager runs at {url}")).with_url(url)),
+            Some(s) if s.kind() == "Manager" => {
+                // Typically our own manager, started before the config file was edited.
+                return Err(Error::config(format!(
+                    "the js-host manager at {url} was started from another version of {}: stop it \
+                     (`jshost manager stop`, or `Manager::new(url).stop()`) and connect again; it reports {s}, \
+                     the config now gives {}",
+                    setup.config.display(),
+                    manager_status_for(&expected)
+                ))
+                .with_url(url));
+            }
             Some(s) => {
                 return Err(Error::config(format!(
                     "port {port} (the manager's, from {}) is held by another program: {url} reports {s}",
