@@ -128,20 +128,24 @@ impl JsHost {
                 "hosts(n) starts owned hosts: use JsHost::spawn, or list running hosts with root_urls",
             ));
         }
-        if settings.root_urls.len() > 1 {
-            let mut members = Vec::with_capacity(settings.root_urls.len());
-            for url in &settings.root_urls {
-                let one = settings.clone().root_url(url.clone());
-                members.push(connect_direct(&one, &setup, HttpClient::new()).await?);
-            }
-            tracing::info!(hosts = members.len(), "connected to a pool of js-hosts");
-            return Ok(JsHost::pool(&settings, members));
-        }
-        let client = HttpClient::new();
         let host = if settings.use_manager {
-            connect_managed(&settings, &setup, client).await?
+            connect_managed(&settings, &setup, HttpClient::new()).await?
         } else {
-            connect_direct(&settings, &setup, client).await?
+            // One expected status for every URL: computed (or read from the cache) once.
+            let (status, source) =
+                expected_host_status(&setup, settings.status_cache, settings.startup_timeout).await?;
+            let mut expected = Expected { status, source };
+            if settings.root_urls.len() > 1 {
+                let mut members = Vec::with_capacity(settings.root_urls.len());
+                for url in &settings.root_urls {
+                    members.push(connect_direct(&settings, &setup, Some(url), &mut expected).await?);
+                }
+                tracing::info!(hosts = members.len(), "connected to a pool of js-hosts");
+                JsHost::pool(&settings, members)
+            } else {
+                let url = settings.root_urls.first().map(String::as_str);
+                connect_direct(&settings, &setup, url, &mut expected).await?
+            }
         };
         tracing::info!(
             url = %host.url(),
@@ -426,10 +430,8 @@ impl JsHost {
                 }
                 Ok(())
             }
-            Mode::Owned(o) => {
-                o.stop().await;
-                Ok(())
-            }
+            // This process owns the host: disconnecting from it stops it.
+            Mode::Owned(_) => self.stop().await,
             Mode::Pool(pool) => {
                 for host in pool.hosts() {
                     Box::pin(host.disconnect()).await?;
@@ -590,25 +592,37 @@ fn status_url(status: &Status) -> Result<String> {
         .ok_or_else(|| Error::config(format!("the js-host status has no usable port: {status}")))
 }
 
-async fn connect_direct(settings: &Settings, setup: &NodeSetup, client: HttpClient) -> Result<JsHost> {
-    let (mut expected, mut source) =
-        expected_host_status(setup, settings.status_cache, settings.startup_timeout).await?;
+/// The status a config's hosts must report, and where it came from.
+struct Expected {
+    status: Status,
+    source: StatusSource,
+}
+
+/// Connects to the host at `root_url` (or the config's address) that reports `expected`; a
+/// cached `expected` that does not match is computed again (and stays fresh for later calls).
+async fn connect_direct(
+    settings: &Settings,
+    setup: &NodeSetup,
+    root_url: Option<&str>,
+    expected: &mut Expected,
+) -> Result<JsHost> {
+    let client = HttpClient::new();
     loop {
-        let url = match settings.root_urls.first() {
-            Some(url) => url.clone(),
-            None => status_url(&expected)?,
+        let url = match root_url {
+            Some(url) => url.to_owned(),
+            None => status_url(&expected.status)?,
         };
         let live = probe_status(&client, &url).await?;
         // Behind root_url, hosts may run with `--port N` (several under a supervisor, or behind
         // a proxy): their port is not the config's, everything else must match.
-        let matches = match (&live, settings.root_urls.is_empty()) {
-            (Some(live), true) => live == &expected,
-            (Some(live), false) => live.with_port(0) == expected.with_port(0),
+        let matches = match (&live, root_url.is_none()) {
+            (Some(live), true) => live == &expected.status,
+            (Some(live), false) => live.with_port(0) == expected.status.with_port(0),
             (None, _) => false,
         };
         if matches {
             tracing::debug!(%url, "the host's status matches the config");
-            let status = live.unwrap_or(expected);
+            let status = live.unwrap_or_else(|| expected.status.clone());
             let endpoint = Endpoint::new(url, status, None);
             return Ok(JsHost::new(
                 settings,
@@ -618,11 +632,11 @@ async fn connect_direct(settings: &Settings, setup: &NodeSetup, client: HttpClie
                 Mode::Direct,
             ));
         }
-        if source == StatusSource::Cache {
+        if expected.source == StatusSource::Cache {
             tracing::debug!("the cached status does not match; computing it again");
-            expected = setup.expected_status(false, settings.startup_timeout).await?;
-            StatusCache::default().put(setup, &expected);
-            source = StatusSource::Node;
+            expected.status = setup.expected_status(false, settings.startup_timeout).await?;
+            StatusCache::default().put(setup, &expected.status);
+            expected.source = StatusSource::Node;
             continue;
         }
         return Err(match live {
@@ -638,8 +652,9 @@ async fn connect_direct(settings: &Settings, setup: &NodeSetup, client: HttpClie
             ))
             .with_url(url),
             Some(status) => Error::config(format!(
-                "the process at {url} is not the host for {}: it reports {status}, expected {expected}",
-                setup.config.display()
+                "the process at {url} is not the host for {}: it reports {status}, expected {}",
+                setup.config.display(),
+                expected.status
             ))
             .with_url(url),
         });
