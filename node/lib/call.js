@@ -1,0 +1,125 @@
+'use strict';
+// Calling one function: callback style `fn(data, cb)` like js-host, a returned Promise (or an
+// async function), or a returned value for functions declared with fewer than two parameters.
+// Each call runs in an AsyncLocalStorage context, so that an error thrown later in a timer or
+// I/O callback it scheduled, or a rejection it left unhandled, fails that call (see guard.js).
+
+const { AsyncLocalStorage } = require('node:async_hooks');
+
+const calls = new AsyncLocalStorage();
+
+/**
+ * One call in flight. `done(status, body)` is called exactly once, with 200 and the output
+ * text, or 500 and the error's stack.
+ */
+class Call {
+  /** Where late callbacks are reported (set by the host). */
+  static log = null;
+
+  constructor(name, done) {
+    this.name = name;
+    this.done = done;
+    this.settled = false;
+  }
+
+  /** js-host's callback: `cb(err)` fails, `cb(null, output)` answers. */
+  callback() {
+    return (err, output) => {
+      if (this.settled) {
+        if (Call.log) Call.log.error(new Error(`Function "${this.name}" called its callback more than once`).stack);
+        return;
+      }
+      this.settle(err, output);
+    };
+  }
+
+  settle(err, output) {
+    if (this.settled) return;
+    this.settled = true;
+    if (err) {
+      this.done(500, errorText(err));
+      return;
+    }
+    let body;
+    try {
+      body = outputText(output);
+    } catch (e) {
+      this.done(500, errorText(e));
+      return;
+    }
+    this.done(200, body);
+  }
+
+  fail(err) {
+    this.settle(err || new Error(`Function "${this.name}" failed with ${String(err)}`));
+  }
+}
+
+/** js-host's rules for the output: falsy is an error, objects are JSON, others String(v). */
+function outputText(output) {
+  if (typeof output === 'string' && output.length !== 0) return output;
+  if (!output) throw new Error(`Function failed to provide valid output. Provided: "${safeString(output)}"`);
+  if (typeof output === 'object' || typeof output === 'function') {
+    const json = JSON.stringify(output);
+    if (json === undefined) throw new Error(`Function failed to provide valid output. Provided: "${safeString(output)}"`);
+    return json;
+  }
+  return String(output);
+}
+
+/** js-host's error body: the stack, after wrapping a non-Error (`cb('text')`) in an Error. */
+function errorText(err) {
+  let e = err;
+  if (!(e instanceof Error)) {
+    try {
+      e = new Error(e);
+    } catch {
+      e = new Error(safeString(err));
+    }
+  }
+  return typeof e.stack === 'string' ? e.stack : safeString(e);
+}
+
+function safeString(v) {
+  try {
+    return String(v);
+  } catch {
+    return Object.prototype.toString.call(v);
+  }
+}
+
+/** Runs `fn` for `call` (in its async context). */
+function invoke(call, fn, ctx, data) {
+  calls.run(call, run, call, fn, ctx, data);
+}
+
+function run(call, fn, ctx, data) {
+  let ret;
+  try {
+    ret = fn.call(ctx, data, call.callback());
+  } catch (err) {
+    call.fail(err);
+    return;
+  }
+  if (call.settled) return;
+  if (ret !== null && (typeof ret === 'object' || typeof ret === 'function') && typeof ret.then === 'function') {
+    const direct = fn.length < 2;
+    ret.then(
+      (value) => {
+        // A callback-style async function resolves with undefined and calls cb later.
+        if (value === undefined && !direct) return;
+        call.settle(null, value);
+      },
+      (err) => call.fail(err),
+    );
+  } else if (fn.length < 2) {
+    call.settle(null, ret);
+  }
+}
+
+/** The call whose async context is current, if any. */
+function currentCall() {
+  return calls.getStore();
+}
+
+module.exports = { Call, invoke, currentCall, outputText, errorText };

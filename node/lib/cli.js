@@ -1,0 +1,46 @@
+'use strict';
+// The command line: js-host 0.12's modes (host, --manager, --config, --detached) plus
+// --workers / --watch (cluster primary) and the worker entry point.
+
+const { parseArgs, USAGE, UsageError } = require('./args');
+const { VERSION } = require('./version');
+
+async function main(argv) {
+  let opts;
+  try {
+    opts = parseArgs(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`${USAGE}\n\n${err.message}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  if (opts.help) return void process.stdout.write(USAGE + '\n');
+  if (opts.version) return void process.stdout.write(VERSION + '\n');
+
+  if (opts.config || opts.detached) {
+    const status = await expectedStatus(opts);
+    if (opts.config) return void process.stdout.write(JSON.stringify(status) + '\n');
+    return require('./detach').runDetached(argv, JSON.stringify(status));
+  }
+  if (opts.manager) return require('./manager').runManager(opts);
+  if (opts.workers !== undefined || opts.watch) return require('./cluster').runPrimary(opts);
+  return require('./host').runHost(opts);
+}
+
+/** The status the process would report (what --config prints), or exit 1 with the reason. */
+async function expectedStatus(opts) {
+  const { Log, describe } = require('./log');
+  const log = new Log({ verbose: false });
+  try {
+    const { loadConfig, effectiveConfig, statusOf } = require('./config');
+    const { config } = await loadConfig(opts.configFile);
+    if (opts.manager) return statusOf(effectiveConfig(config, { manager: true, port: opts.port }), 'Manager');
+    return require('./host').buildHost(config, opts, log).status();
+  } catch (err) {
+    log.fatal(`cannot read the config ${opts.configFile}:\n${describe(err)}`);
+    process.exit(1);
+  }
+}
+
+module.exports = { main, expectedStatus };
