@@ -1,0 +1,388 @@
+'use strict';
+// The manager (--manager): js-host 0.12's /manager/stop and /host/* endpoints, starting
+// jshost-node hosts keyed by absolute config path, without js-host's races:
+// - every operation on one config runs after the previous one finished (a lock per config),
+//   so concurrent /host/start requests start one host: the first starts it, the others then
+//   answer like js-host does for a running host (500 "Host already running");
+// - a host that exits is forgotten together with its stop timer, and a timer only ever acts
+//   on the host record that set it (never on a successor's);
+// - the manager exits once it has no host left (after a stop, a disconnect timeout, a crash
+//   or a failed start), unless the config sets stopManagerIfNoConnections: false.
+// Hosts get --exit-on-stdin-close: they die with the manager, even a SIGKILLed one.
+
+const http = require('node:http');
+const os = require('node:os');
+const path = require('node:path');
+const crypto = require('node:crypto');
+const { spawn } = require('node:child_process');
+const { loadConfig, effectiveConfig, statusOf, listenPort } = require('./config');
+const { requireLimit } = require('./limit');
+const { readJson, HttpError } = require('./body');
+const { Log, describe } = require('./log');
+const { NAME, VERSION, BIN } = require('./version');
+const { features } = require('./args');
+const { listen, describeListen } = require('./listen');
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+const TEXT_TYPE = 'text/plain; charset=utf-8';
+const KILL_GRACE_MS = 3000;
+
+class Manager {
+  constructor(config, opts, log) {
+    this.config = config; // the effective config (js-host Manager defaults)
+    this.opts = opts;
+    this.log = log;
+    this.limit = requireLimit(config.requestDataLimit);
+    this.identity = `${VERSION}; features=${features(opts).join(',')}`;
+    this.hosts = new Map(); // absolute config path -> record
+    this.locks = new Map(); // absolute config path -> tail of its operation queue
+    this.exiting = false;
+    this.hadHost = false; // it exits when its last host is gone, not before its first one
+    this.server = http.createServer((req, res) => this.handle(req, res));
+  }
+
+  status() {
+    return statusOf(this.config, 'Manager');
+  }
+
+  send(res, status, body, type) {
+    const headers = ['X-Jshost-Node', this.identity, 'Content-Length', Buffer.byteLength(body)];
+    if (type) headers.push('Content-Type', type);
+    res.writeHead(status, headers);
+    res.end(body);
+  }
+
+  json(res, value) {
+    this.send(res, 200, JSON.stringify(value), JSON_TYPE);
+  }
+
+  handle(req, res) {
+    const q = req.url.indexOf('?');
+    const rawPath = q === -1 ? req.url : req.url.slice(0, q);
+    let key = rawPath.toLowerCase();
+    if (key.length > 1 && key.endsWith('/')) key = key.slice(0, -1);
+    const method = req.method;
+    if ((method === 'GET' || method === 'HEAD') && key === '/status') {
+      return this.json(res, this.status());
+    }
+    if (method === 'GET' && key === '/jshost/info') {
+      return this.json(res, { name: NAME, version: VERSION, features: features(this.opts), workers: 1, generation: 1, pid: process.pid });
+    }
+    readJson(req, this.limit, (err, body) => {
+      if (err) {
+        if (err instanceof HttpError) return this.send(res, err.status, err.body, TEXT_TYPE);
+        return this.send(res, 500, describe(err), TEXT_TYPE);
+      }
+      this.route(req, res, method, key, rawPath, body).catch((e) => {
+        this.log.error(`manager: ${method} ${rawPath} failed:\n${describe(e)}`);
+        if (!res.headersSent) this.send(res, 500, describe(e));
+      });
+    });
+  }
+
+  async route(req, res, method, key, rawPath, body) {
+    if (method === 'POST' && key === '/manager/stop') {
+      this.send(res, 200, 'Stopping...');
+      return this.shutdown('/manager/stop');
+    }
+    const config = body && body.config;
+    if (!config) return this.send(res, 500, 'No `config` data provided');
+    const action = method === 'POST' && key.startsWith('/host/') ? key.slice(6) : null;
+    const handler = action && ACTIONS[action];
+    if (!handler) return this.send(res, 404, `Cannot ${method} ${rawPath}`, TEXT_TYPE);
+    if (action === 'disconnect' && !body.connection) return this.send(res, 500, 'No `connection` data provided');
+    const configText = String(config);
+    const hostKey = path.resolve(configText);
+    const [status, answer] = await this.locked(hostKey, () => handler.call(this, hostKey, configText, body));
+    if (typeof answer === 'string') this.send(res, status, answer);
+    else this.json(res, answer);
+    this.exitIfIdle();
+  }
+
+  /** Runs `fn` after every earlier operation on `key` has finished. */
+  locked(key, fn) {
+    const previous = this.locks.get(key) || Promise.resolve();
+    const run = previous.then(fn, fn);
+    const tail = run.then(
+      () => {},
+      () => {},
+    );
+    this.locks.set(key, tail);
+    tail.then(() => {
+      if (this.locks.get(key) === tail) this.locks.delete(key);
+    });
+    return run;
+  }
+
+  describe(record) {
+    return { output: record.output, logfile: record.logfile, config: record.config, connections: record.connections };
+  }
+
+  unknown(configText) {
+    return [500, `No known host with config: ${configText}`];
+  }
+
+  // --- hosts ---
+
+  /** Spawns a host on `port`; resolves with {child, output} once it printed its status. */
+  spawnHost(hostKey, port, logfile) {
+    this.log.info(`manager: starting a host for ${hostKey} (port ${port}, logfile ${logfile})`);
+    const child = spawn(
+      process.execPath,
+      [BIN, hostKey, '--port', String(port), '--json', '--logfile', logfile, '--exit-on-stdin-close'],
+      { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NODE_NO_WARNINGS: '1' } },
+    );
+    return new Promise((resolve, reject) => {
+      let stdout = '';
+      let stderr = '';
+      let done = false;
+      child.stdout.setEncoding('utf8');
+      child.stderr.setEncoding('utf8');
+      child.stderr.on('data', (d) => {
+        if (!done && stderr.length < 65536) stderr += d;
+      });
+      child.stdout.on('data', (d) => {
+        if (done) return;
+        stdout += d;
+        const nl = stdout.indexOf('\n');
+        if (nl === -1) return;
+        done = true;
+        const line = stdout.slice(0, nl);
+        let status;
+        try {
+          status = JSON.parse(line);
+        } catch {
+          child.kill();
+          return reject(new Error(`Unexpected output from child process: ${stdout}`));
+        }
+        const mine = this.status();
+        if (status.version !== mine.version || !status.config || status.config.address !== mine.config.address) {
+          child.kill();
+          return reject(new Error(`Unexpected output from child process: ${line}`));
+        }
+        resolve({ child, output: line + '\n' });
+      });
+      child.once('exit', (code, signal) => {
+        if (done) return;
+        done = true;
+        const why = signal ? `signal ${signal}` : `code ${code}`;
+        reject(new Error(`Error starting child host (it exited with ${why}): ${stderr.trim() || stdout.trim() || 'no output'}`));
+      });
+      child.once('error', (err) => {
+        if (done) return;
+        done = true;
+        reject(err);
+      });
+    });
+  }
+
+  /** Makes `child` the running process of `record`; its exit forgets the record. */
+  attach(record, child) {
+    record.child = child;
+    child.stdin.on('error', () => {});
+    child.once('exit', (code, signal) => {
+      if (record.child !== child) return; // replaced by a restart, or stopped on purpose
+      record.child = null;
+      if (this.hosts.get(record.key) === record) {
+        this.forget(record);
+        this.log.error(`manager: the host for ${record.key} exited (${signal || code}); see ${record.logfile}`);
+        this.exitIfIdle();
+      }
+    });
+  }
+
+  forget(record) {
+    clearTimeout(record.stopTimer);
+    record.stopTimer = null;
+    if (this.hosts.get(record.key) === record) this.hosts.delete(record.key);
+    this.log.info(`manager: removed the record of the host for ${record.key}`);
+  }
+
+  /** Stops a host process: SIGTERM, SIGKILL after a grace period; resolves once it exited. */
+  kill(child) {
+    if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      child.kill('SIGTERM');
+    });
+  }
+
+  async start(hostKey, configText) {
+    if (this.hosts.has(hostKey)) return [500, 'Host already running'];
+    const logfile = path.join(os.tmpdir(), `jshost-node-host-${process.pid}-${crypto.randomBytes(6).toString('hex')}.log`);
+    let started;
+    try {
+      started = await this.spawnHost(hostKey, 0, logfile);
+    } catch (err) {
+      this.log.error(`manager: error starting the host for ${hostKey}:\n${describe(err)}`);
+      return [500, describe(err)];
+    }
+    const record = { key: hostKey, config: configText, output: started.output, logfile, connections: [], stopTimer: null, child: null };
+    this.hosts.set(hostKey, record);
+    this.hadHost = true;
+    this.attach(record, started.child);
+    return [200, this.describe(record)];
+  }
+
+  async stop(hostKey, configText) {
+    const record = this.hosts.get(hostKey);
+    if (!record) return this.unknown(configText);
+    const answer = this.describe(record);
+    const child = record.child;
+    record.child = null;
+    this.forget(record);
+    await this.kill(child);
+    this.log.info(`manager: stopped the host for ${hostKey}`);
+    return [200, answer];
+  }
+
+  async restart(hostKey, configText) {
+    const record = this.hosts.get(hostKey);
+    if (!record) return this.unknown(configText);
+    const old = record.child;
+    record.child = null;
+    await this.kill(old);
+    const port = JSON.parse(record.output).config.port;
+    let started;
+    try {
+      started = await this.spawnHost(hostKey, port, record.logfile);
+    } catch (err) {
+      this.log.error(`manager: error restarting the host for ${hostKey}:\n${describe(err)}`);
+      this.forget(record);
+      return [500, describe(err)];
+    }
+    record.output = started.output;
+    this.attach(record, started.child);
+    return [200, this.describe(record)];
+  }
+
+  async hostStatus(hostKey) {
+    const record = this.hosts.get(hostKey);
+    if (!record) return [200, { started: false }];
+    return [200, { started: true, host: this.describe(record) }];
+  }
+
+  async connect(hostKey, configText) {
+    const record = this.hosts.get(hostKey);
+    if (!record) return this.unknown(configText);
+    if (record.stopTimer) {
+      clearTimeout(record.stopTimer);
+      record.stopTimer = null;
+      this.log.info(`manager: the host for ${hostKey} has had its stop timeout cancelled`);
+    }
+    const connection = `${Date.now()}-${crypto.randomUUID()}`;
+    record.connections.push(connection);
+    this.log.info(`manager: connection ${connection} opened to the host for ${hostKey}`);
+    return [200, { ...this.describe(record), connection }];
+  }
+
+  async disconnect(hostKey, configText, body) {
+    const connection = body.connection;
+    const record = this.hosts.get(hostKey);
+    const answer = { started: !!record, config: configText, stopTimeout: null };
+    if (!record) {
+      answer.status = 'Host has already stopped';
+      return [200, answer];
+    }
+    this.log.info(`manager: connection ${connection} closed to the host for ${hostKey}`);
+    const index = record.connections.indexOf(connection);
+    if (index !== -1) {
+      record.connections.splice(index, 1);
+      if (record.connections.length === 0) {
+        const timeout = this.config.disconnectTimeout;
+        clearTimeout(record.stopTimer);
+        record.stopTimer = setTimeout(() => this.stopIdle(record), timeout);
+        this.log.info(`manager: the host for ${hostKey} no longer has any connections; stopping it in ${timeout}ms`);
+        answer.stopTimeout = timeout;
+        answer.status = `Disconnected. Stopping host in ${timeout}ms`;
+      }
+    }
+    answer.status ??= 'Disconnected';
+    return [200, answer];
+  }
+
+  /** The disconnect timeout of `record` ran out: stop it if it is still that host and unused. */
+  stopIdle(record) {
+    this.locked(record.key, async () => {
+      if (this.hosts.get(record.key) !== record || record.connections.length !== 0) return;
+      const child = record.child;
+      record.child = null;
+      this.forget(record);
+      await this.kill(child);
+      this.log.info(`manager: stopped the host for ${record.key} (no connections)`);
+    }).then(() => this.exitIfIdle());
+  }
+
+  /** Exits once no host is left and nothing is in progress (js-host's stopManagerIfNoConnections). */
+  exitIfIdle() {
+    if (!this.config.stopManagerIfNoConnections || !this.hadHost) return;
+    setImmediate(() => {
+      if (this.exiting || this.hosts.size !== 0 || this.locks.size !== 0) return;
+      this.log.info('manager: all hosts have stopped; shutting down');
+      this.exit(0);
+    });
+  }
+
+  async shutdown(why) {
+    if (this.exiting) return;
+    this.exiting = true;
+    this.log.info(`manager: stopping (${why}) with ${this.hosts.size} host(s)`);
+    this.server.close();
+    const children = [...this.hosts.values()].map((r) => {
+      const c = r.child;
+      r.child = null;
+      clearTimeout(r.stopTimer);
+      return c;
+    });
+    this.hosts.clear();
+    await Promise.all(children.map((c) => this.kill(c)));
+    this.exit(0);
+  }
+
+  exit(code) {
+    this.exiting = true;
+    this.server.close(() => process.exit(code));
+    this.server.closeIdleConnections();
+    setTimeout(() => process.exit(code), 1000).unref();
+  }
+}
+
+const ACTIONS = {
+  start: Manager.prototype.start,
+  stop: Manager.prototype.stop,
+  restart: Manager.prototype.restart,
+  status: Manager.prototype.hostStatus,
+  connect: Manager.prototype.connect,
+  disconnect: Manager.prototype.disconnect,
+};
+
+async function runManager(opts) {
+  const log = new Log({ logfile: opts.logfile, verbose: opts.verbose });
+  let manager;
+  try {
+    const { config } = await loadConfig(opts.configFile);
+    manager = new Manager(effectiveConfig(config, { manager: true, port: opts.port }), opts, log);
+  } catch (err) {
+    log.fatal(`cannot start a manager for ${opts.configFile}:\n${describe(err)}`);
+    process.exit(1);
+  }
+  process.on('SIGTERM', () => manager.shutdown('SIGTERM'));
+  process.on('SIGINT', () => manager.shutdown('SIGINT'));
+  try {
+    listenPort(manager.config.port);
+    const port = await listen(manager.server, manager.config, opts);
+    if (opts.socket === undefined && String(manager.config.port) === '0') manager.config.port = port;
+  } catch (err) {
+    log.fatal(`cannot listen at ${describeListen(manager.config, opts)}: ${err.message}\n${err.stack}`);
+    process.exit(1);
+  }
+  const where = opts.socket !== undefined ? opts.socket : `${manager.config.address}:${manager.config.port}`;
+  log.info(`Manager listening at ${where}`);
+  process.stdout.write(opts.json ? JSON.stringify(manager.status()) + '\n' : `Manager listening at ${where}\n`);
+}
+
+module.exports = { runManager, Manager };
