@@ -2,7 +2,6 @@
 
 use crate::{default_host, JsHost};
 use bytes::Bytes;
-use jshost_core::error::excerpt;
 use jshost_core::{Error, ErrorKind, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -106,7 +105,7 @@ impl Function {
     /// Dropping the future abandons the call at once; the pool stays healthy.
     pub async fn call<T: Serialize + ?Sized>(&self, data: &T) -> Result<String> {
         let body = self.encode(data)?;
-        self.send(body, None).await
+        self.send(body).await
     }
 
     /// Like [`Function::call`], then parses the output as JSON into `R`.
@@ -125,7 +124,7 @@ impl Function {
                 format!(
                     "the output is not JSON of type {} ({e}); it starts with: {:?}",
                     std::any::type_name::<R>(),
-                    excerpt(&text, 200)
+                    jshost_core::error::excerpt(&text, 200)
                 ),
             )
             .with_function(self.name.as_ref())
@@ -146,8 +145,14 @@ impl Function {
         data: &T,
         token: &CancellationToken,
     ) -> Result<String> {
-        let body = self.encode(data)?;
-        self.send(body, Some(token)).await
+        // Dropping the call's future is the one cancellation mechanism; the token only races it.
+        let call = self.call(data);
+        tokio::select! {
+            biased;
+            _ = token.cancelled() => Err(Error::new(ErrorKind::Cancelled, "the call was cancelled")
+                .with_function(self.name.as_ref())),
+            result = call => result,
+        }
     }
 
     /// Sends `body` as it is (already-serialised JSON, not checked) and returns the output text.
@@ -158,7 +163,7 @@ impl Function {
     /// # Cancel safety
     /// As [`Function::call`].
     pub async fn call_raw(&self, body: impl Into<Bytes>) -> Result<String> {
-        self.send(body.into(), None).await
+        self.send(body.into()).await
     }
 
     fn encode<T: Serialize + ?Sized>(&self, data: &T) -> Result<Bytes> {
@@ -177,19 +182,19 @@ impl Function {
                 ErrorKind::Encode,
                 format!(
                     "js-host accepts a JSON object or array as data, got {}",
-                    excerpt(&String::from_utf8_lossy(&body), 80)
+                    jshost_core::error::excerpt(&String::from_utf8_lossy(&body), 80)
                 ),
             )
             .with_function(self.name.as_ref())),
         }
     }
 
-    async fn send(&self, body: Bytes, cancel: Option<&CancellationToken>) -> Result<String> {
+    async fn send(&self, body: Bytes) -> Result<String> {
         match &self.host {
-            Some(host) => host.call_function(&self.name, body, self.timeout, cancel).await,
+            Some(host) => host.call_function(self.name.clone(), body, self.timeout).await,
             None => {
                 let host = default_host().map_err(|e| e.with_function(self.name.as_ref()))?;
-                host.call_function(&self.name, body, self.timeout, cancel).await
+                host.call_function(self.name.clone(), body, self.timeout).await
             }
         }
     }

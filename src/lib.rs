@@ -38,24 +38,28 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(not(unix))]
+compile_error!("jshost supports Unix-like systems only (Linux, macOS): it supervises Node processes with Unix process groups and pipes");
+
+mod backend;
+mod balance;
+mod connect;
 mod function;
 mod host;
-mod pool;
 
 pub use function::Function;
 pub use host::JsHost;
 #[doc(inline)]
 pub use jshost_core::{hash, Error, ErrorKind, Result, Settings, Status};
 #[doc(inline)]
-pub use jshost_manager::{HostInfo, Manager};
+pub use jshost_manager::{HostInfo, Manager, Started};
 pub use tokio_util::sync::CancellationToken;
 
-/// Lower-level building blocks, for tools built on jshost.
+/// For tools built on jshost (the benchmark, the CLI, the test suite). Not part of the API.
+#[doc(hidden)]
 pub mod raw {
-    #[doc(inline)]
-    pub use jshost_client::{function_url, CallOptions, HttpClient};
-    #[doc(inline)]
-    pub use jshost_manager::{node, watchdog, OwnedHost};
+    pub use jshost_client::{function_url, HttpClient};
+    pub use jshost_manager::{Expected, NodeSetup, StatusCache};
 }
 
 use std::sync::RwLock;

@@ -102,9 +102,12 @@ pub struct Global {
 }
 
 impl Global {
-    /// The SDK settings the flags (and variables) describe; unset ones keep the SDK's defaults.
-    pub fn settings(&self) -> Settings {
-        let mut settings = Settings::default().use_manager(self.use_manager);
+    /// The SDK settings: `Settings::from_env` (every `JSHOST_*` variable), then the flags on top.
+    pub fn settings(&self) -> jshost::Result<Settings> {
+        let mut settings = Settings::from_env()?;
+        if self.use_manager {
+            settings = settings.use_manager(true);
+        }
         if let Some(dir) = set(&self.source_root) {
             settings = settings.source_root(dir);
         }
@@ -124,7 +127,7 @@ impl Global {
             // Several URLs, separated by commas, spread calls over several hosts.
             settings = settings.root_urls(urls.split(',').map(str::trim).filter(|u| !u.is_empty()));
         }
-        settings
+        Ok(settings)
     }
 }
 
@@ -251,7 +254,7 @@ mod tests {
             "--use-manager",
         ])
         .expect("parses");
-        let s = cli.global.settings();
+        let s = cli.global.settings().expect("valid settings");
         assert_eq!(s.source_root.as_deref(), Some(std::path::Path::new("/srv")));
         assert_eq!(s.config_path(), std::path::Path::new("/srv/x.js"));
         assert_eq!(s.function_timeout, Duration::from_millis(2500));

@@ -183,23 +183,26 @@ async fn host(settings: &Settings, action: HostAction) -> Result<(), Failure> {
             // Hold a connection that this command never closes: otherwise the first client to
             // connect and disconnect would make the manager stop the host a few seconds later.
             // `jshost host stop` (or `manager stop`) ends it.
-            let connection = manager.open_connection(&config).await?;
+            let connection = manager
+                .open_connection(&config)
+                .await?
+                .ok_or_else(|| no_managed_host(&manager, &config, code::CONNECTION))?;
             (manager, connection.host)
         }
         HostAction::Stop => {
             let manager = running_manager(settings).await?;
             let info = manager
                 .stop_host(&config)
-                .await
-                .map_err(|e| unknown_host(e, &manager, &config))?;
+                .await?
+                .ok_or_else(|| no_managed_host(&manager, &config, code::NOT_RUNNING))?;
             (manager, info)
         }
         HostAction::Restart => {
             let manager = running_manager(settings).await?;
             let info = manager
                 .restart_host(&config)
-                .await
-                .map_err(|e| unknown_host(e, &manager, &config))?;
+                .await?
+                .ok_or_else(|| no_managed_host(&manager, &config, code::NOT_RUNNING))?;
             (manager, info)
         }
     };
@@ -246,15 +249,6 @@ fn no_managed_host(manager: &Manager, config: &Path, code: u8) -> Failure {
         ),
     )
     .with_hint("`jshost host start` starts one")
-}
-
-/// The manager's 500 "No known host" as "not running"; other errors as they are.
-fn unknown_host(e: Error, manager: &Manager, config: &Path) -> Failure {
-    if e.is_process() && e.body().is_some_and(|b| b.contains("No known host")) {
-        no_managed_host(manager, config, code::NOT_RUNNING)
-    } else {
-        e.into()
-    }
 }
 
 async fn manager_stop(settings: &Settings) -> Result<(), Failure> {

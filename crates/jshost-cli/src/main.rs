@@ -44,7 +44,10 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return Failure::io("cannot start the async runtime", e).report(verbose > 0),
     };
-    let settings = cli.global.settings();
+    let settings = match cli.global.settings() {
+        Ok(settings) => settings,
+        Err(e) => return Failure::from(e).report(verbose > 0),
+    };
     let result = runtime.block_on(commands::run(cli.command, settings));
     // Background work (closing pooled connections) gets a moment, never more.
     runtime.shutdown_timeout(Duration::from_millis(500));

@@ -1,6 +1,10 @@
 //! The HTTP side of jshost: a pooled keep-alive client ([`HttpClient`]) and the js-host function
 //! call protocol ([`HttpClient::call_function`]).
 //!
+//! Requests and connection tasks run on the SDK's own small runtime, never on the caller's:
+//! a client works the same from any tokio runtime (multi-thread, current-thread, one per actix
+//! worker) or from none.
+//!
 //! The pool is tuned for js-host: idle connections are dropped after
 //! [`DEFAULT_POOL_IDLE_TIMEOUT`] (below Node's 5 s keep-alive timeout, so a connection the host is
 //! about to close is never reused), `TCP_NODELAY` is set, and at most
@@ -12,41 +16,46 @@
 //!
 //! ```no_run
 //! # async fn demo() -> jshost_core::Result<()> {
-//! use jshost_client::{CallOptions, HttpClient};
+//! use jshost_client::HttpClient;
+//! use std::time::Duration;
 //! let client = HttpClient::new();
 //! let body = bytes::Bytes::from_static(br#"{"name":"Foo"}"#);
 //! let text = client
-//!     .call_function("http://127.0.0.1:9009", "hello_world", body, &CallOptions::default())
+//!     .call_function("http://127.0.0.1:9009", "hello_world", body, Duration::from_secs(10))
 //!     .await?;
 //! assert_eq!(text, "Hello, Foo!");
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#[cfg(not(unix))]
+compile_error!("jshost supports Unix-like systems only (Linux, macOS): it supervises Node processes with Unix process groups and pipes");
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Uri};
+use http::{header, HeaderValue, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use jshost_core::{Error, ErrorKind, Result};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
+
+#[doc(hidden)]
+pub mod driver;
 
 /// Idle pooled connections are closed after this long: below Node's 5 s keep-alive timeout.
 pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_millis(3_500);
 /// Default cap on requests in flight (and so on open sockets) per client.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 128;
-/// Default deadline of a call made with [`CallOptions::default`].
-pub const DEFAULT_TIMEOUT: Duration = jshost_core::settings::DEFAULT_FUNCTION_TIMEOUT;
 
 /// A pooled, keep-alive HTTP/1.1 client for js-host hosts and managers.
 ///
 /// Cheap to clone: clones share one connection pool; there is no need to wrap it in an `Arc`.
+/// Its requests and connections run on the SDK's own runtime, so a client works from any
+/// runtime (or none), and a runtime that ends or blocks does not take connections with it.
 #[derive(Clone)]
 pub struct HttpClient {
     inner: Arc<ClientInner>,
@@ -89,22 +98,11 @@ impl Response {
     }
 }
 
-/// How one call behaves: its deadline and an optional cancellation token.
-#[derive(Debug, Clone)]
-pub struct CallOptions {
-    /// The call fails with a timeout error after this long (waiting for a free connection included).
-    pub timeout: Duration,
-    /// When cancelled, the call stops at once with a cancelled error.
-    pub cancel: Option<CancellationToken>,
-}
-
-impl Default for CallOptions {
-    fn default() -> Self {
-        CallOptions {
-            timeout: DEFAULT_TIMEOUT,
-            cancel: None,
-        }
-    }
+/// The two methods the js-host protocol uses.
+#[derive(Debug, Clone, Copy)]
+enum Method {
+    Get,
+    Post,
 }
 
 impl HttpClient {
@@ -120,7 +118,7 @@ impl HttpClient {
         connector.set_nodelay(true);
         connector.enforce_http(true);
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        let hyper = Client::builder(TokioExecutor::new())
+        let hyper = Client::builder(driver::DriverExecutor)
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(DEFAULT_POOL_IDLE_TIMEOUT)
@@ -147,14 +145,8 @@ impl HttpClient {
         self.inner.max_connections * 2
     }
 
-    /// Sends one request and reads the whole response, within `timeout`.
-    ///
-    /// # Errors
-    /// Connection errors (nothing answers, connection reset), timeout errors.
-    ///
-    /// # Cancel safety
-    /// Dropping the future aborts the request; the connection is then not reused.
-    pub async fn request(
+    /// Sends one request and reads the whole response, within `timeout`, on the SDK's runtime.
+    async fn request(
         &self,
         method: Method,
         url: &str,
@@ -164,36 +156,42 @@ impl HttpClient {
         let uri: Uri = url
             .parse()
             .map_err(|e| Error::config(format!("invalid URL {url:?}")).with_source(e))?;
-        match tokio::time::timeout(timeout, self.send(method, uri, body)).await {
-            Ok(result) => result.map_err(|e| e.with_url(url)),
-            Err(_) => Err(Error::new(
-                ErrorKind::Timeout,
-                format!("no answer from {url} within {timeout:?}"),
-            )
-            .with_url(url)),
-        }
+        let client = self.clone();
+        let url_owned = url.to_owned();
+        driver::run(async move {
+            let url = url_owned;
+            match tokio::time::timeout(timeout, client.send(method, uri, body)).await {
+                Ok(result) => result.map_err(|e| e.with_url(url)),
+                Err(_) => Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("no answer from {url} within {timeout:?}"),
+                )
+                .with_url(url)),
+            }
+        })
+        .await
     }
 
     /// `GET url`, within `timeout`.
     ///
     /// # Errors
-    /// As [`HttpClient::request`].
+    /// Connection errors (nothing answers, connection reset), timeout errors.
     ///
     /// # Cancel safety
-    /// As [`HttpClient::request`].
+    /// Dropping the future aborts the request; the connection is then not reused.
     pub async fn get(&self, url: &str, timeout: Duration) -> Result<Response> {
-        self.request(Method::GET, url, None, timeout).await
+        self.request(Method::Get, url, None, timeout).await
     }
 
     /// `POST url` with a JSON body, within `timeout`.
     ///
     /// # Errors
-    /// As [`HttpClient::request`].
+    /// As [`HttpClient::get`].
     ///
     /// # Cancel safety
-    /// As [`HttpClient::request`].
+    /// As [`HttpClient::get`].
     pub async fn post_json(&self, url: &str, body: Bytes, timeout: Duration) -> Result<Response> {
-        self.request(Method::POST, url, Some(body), timeout).await
+        self.request(Method::Post, url, Some(body), timeout).await
     }
 
     async fn send(&self, method: Method, uri: Uri, body: Option<Bytes>) -> Result<Response> {
@@ -203,26 +201,42 @@ impl HttpClient {
             .acquire()
             .await
             .map_err(|e| Error::connection("the HTTP client was shut down").with_source(e))?;
+        match self.send_once(method, uri.clone(), body.clone()).await {
+            // The connection's task was gone before the request was written: it was never sent,
+            // so it is safe to send it again, once, on a fresh connection.
+            Err(Failure::Dropped(e)) => {
+                tracing::debug!(error = %e, "request not sent on a pooled connection; retrying on a fresh one");
+                self.send_once(method, uri, body)
+                    .await
+                    .map_err(Failure::into_error)
+            }
+            result => result.map_err(Failure::into_error),
+        }
+    }
+
+    async fn send_once(&self, method: Method, uri: Uri, body: Option<Bytes>) -> Result<Response, Failure> {
+        let method = match method {
+            Method::Get => http::Method::GET,
+            Method::Post => http::Method::POST,
+        };
         let mut builder = Request::builder().method(method).uri(uri);
         if body.is_some() {
             builder = builder.header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
         let request = builder
             .body(Full::new(body.unwrap_or_default()))
-            .map_err(|e| Error::config("cannot build the HTTP request").with_source(e))?;
-        let response = self.inner.hyper.request(request).await.map_err(|e| {
-            if e.is_connect() {
-                Error::connection("cannot connect").with_not_sent().with_source(e)
-            } else {
-                Error::connection("the connection failed before an answer arrived").with_source(e)
-            }
-        })?;
+            .map_err(|e| Failure::Other(Error::config("cannot build the HTTP request").with_source(e)))?;
+        let response = self.inner.hyper.request(request).await.map_err(request_error)?;
         let status = response.status().as_u16();
         let body = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| Error::connection("the connection failed while reading the answer").with_source(e))?
+            .map_err(|e| {
+                Failure::Other(
+                    Error::connection("the connection failed while reading the answer").with_source(e),
+                )
+            })?
             .to_bytes();
         Ok(Response { status, body })
     }
@@ -235,7 +249,7 @@ impl HttpClient {
     /// # Errors
     /// - function error (HTTP 500) carrying the JS stack text;
     /// - unexpected response (any status but 200 and 500) with status and body;
-    /// - timeout after `options.timeout`; cancelled when `options.cancel` fires;
+    /// - timeout after `timeout` (waiting for a free connection included);
     /// - connection error when the host cannot be reached;
     /// - decode error when the output is not UTF-8.
     ///
@@ -246,19 +260,11 @@ impl HttpClient {
         root_url: &str,
         name: &str,
         body: Bytes,
-        options: &CallOptions,
+        timeout: Duration,
     ) -> Result<String> {
         let url = function_url(root_url, name, &body);
         let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
-        let request = self.request(Method::POST, &url, Some(body), options.timeout);
-        let result = match &options.cancel {
-            None => request.await,
-            Some(token) => tokio::select! {
-                biased;
-                _ = token.cancelled() => Err(Error::new(ErrorKind::Cancelled, "the call was cancelled").with_url(url.as_str())),
-                result = request => result,
-            },
-        };
+        let result = self.request(Method::Post, &url, Some(body), timeout).await;
         let result = result.and_then(|response| interpret(response, &url));
         if let Some(started) = started {
             tracing::debug!(
@@ -270,14 +276,48 @@ impl HttpClient {
             );
         }
         result.map_err(|e| match e.kind() {
-            ErrorKind::Timeout => Error::new(
-                ErrorKind::Timeout,
-                format!("no answer within {:?}", options.timeout),
-            )
-            .with_url(url.as_str())
-            .with_function(name),
+            ErrorKind::Timeout => Error::new(ErrorKind::Timeout, format!("no answer within {timeout:?}"))
+                .with_url(url.as_str())
+                .with_function(name),
             _ => e.with_function(name),
         })
+    }
+}
+
+/// A failed request attempt.
+enum Failure {
+    /// The connection's task dropped the request before writing it: never sent, safe to retry.
+    Dropped(Error),
+    /// Anything else (a connect failure is marked not-sent but not retried: nothing listens).
+    Other(Error),
+}
+
+impl Failure {
+    fn into_error(self) -> Error {
+        match self {
+            Failure::Dropped(e) | Failure::Other(e) => e,
+        }
+    }
+}
+
+/// Classifies a failed request: a connect failure or a request the connection's task dropped
+/// before writing it were never sent; anything else may have reached the host.
+fn request_error(e: hyper_util::client::legacy::Error) -> Failure {
+    if e.is_connect() {
+        return Failure::Other(Error::connection("cannot connect").with_not_sent().with_source(e));
+    }
+    let canceled = std::error::Error::source(&e)
+        .and_then(|s| s.downcast_ref::<hyper::Error>())
+        .map(hyper::Error::is_canceled)
+        .unwrap_or(false);
+    if canceled {
+        Failure::Dropped(
+            Error::connection("the connection closed before the request was sent")
+                .with_not_sent()
+                .with_source(e),
+        )
+    } else {
+        Failure::Other(Error::connection("the connection failed before an answer arrived").with_source(e))
     }
 }
 
@@ -321,7 +361,7 @@ pub fn function_url(root_url: &str, name: &str, body: &[u8]) -> String {
 
 /// Appends `segment` to `out`, percent-encoding every byte outside RFC 3986's unreserved set, so a
 /// name with `/`, `?`, `#`, spaces or non-ASCII characters reaches the host as that one name.
-pub fn percent_encode_segment(segment: &str, out: &mut String) {
+fn percent_encode_segment(segment: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in segment.as_bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

@@ -54,11 +54,8 @@ where
     (url, accepted)
 }
 
-fn opts(ms: u64) -> CallOptions {
-    CallOptions {
-        timeout: Duration::from_millis(ms),
-        cancel: None,
-    }
+fn opts(ms: u64) -> Duration {
+    Duration::from_millis(ms)
 }
 
 #[tokio::test]
@@ -73,7 +70,7 @@ async fn ok_returns_text_and_sends_the_hash_of_the_body() {
     .await;
     let body = Bytes::from_static(br#"{"a":1}"#);
     let text = HttpClient::new()
-        .call_function(&url, "echo", body.clone(), &opts(2000))
+        .call_function(&url, "echo", body.clone(), opts(2000))
         .await
         .expect("ok");
     assert_eq!(
@@ -93,7 +90,7 @@ async fn status_500_is_a_function_error_with_the_stack() {
     })
     .await;
     let e = HttpClient::new()
-        .call_function(&url, "fail", Bytes::from_static(b"{}"), &opts(2000))
+        .call_function(&url, "fail", Bytes::from_static(b"{}"), opts(2000))
         .await
         .expect_err("500");
     assert!(e.is_function(), "{e:?}");
@@ -108,7 +105,7 @@ async fn other_statuses_are_unexpected_responses() {
         let (url, _) =
             serve(move |_, _| (status, format!("nope {status}").into_bytes(), Duration::ZERO)).await;
         let e = HttpClient::new()
-            .call_function(&url, "f", Bytes::from_static(b"{}"), &opts(2000))
+            .call_function(&url, "f", Bytes::from_static(b"{}"), opts(2000))
             .await
             .expect_err("non-200");
         assert!(e.is_unexpected_response(), "{e:?}");
@@ -122,7 +119,7 @@ async fn other_statuses_are_unexpected_responses() {
 async fn invalid_utf8_is_a_decode_error() {
     let (url, _) = serve(|_, _| (200, vec![0xff, 0xfe], Duration::ZERO)).await;
     let e = HttpClient::new()
-        .call_function(&url, "f", Bytes::from_static(b"{}"), &opts(2000))
+        .call_function(&url, "f", Bytes::from_static(b"{}"), opts(2000))
         .await
         .expect_err("utf8");
     assert!(e.is_decode(), "{e:?}");
@@ -133,7 +130,7 @@ async fn a_slow_answer_times_out_at_the_deadline() {
     let (url, _) = serve(|_, _| (200, b"late".to_vec(), Duration::from_secs(30))).await;
     let started = Instant::now();
     let e = HttpClient::new()
-        .call_function(&url, "slow", Bytes::from_static(b"{}"), &opts(150))
+        .call_function(&url, "slow", Bytes::from_static(b"{}"), opts(150))
         .await
         .expect_err("timeout");
     assert!(e.is_timeout(), "{e:?}");
@@ -146,31 +143,67 @@ async fn a_slow_answer_times_out_at_the_deadline() {
 }
 
 #[tokio::test]
-async fn cancellation_returns_promptly() {
+async fn dropping_the_call_aborts_the_request() {
     let (url, accepted) = serve(|_, _| (200, b"late".to_vec(), Duration::from_secs(30))).await;
-    let token = CancellationToken::new();
-    let options = CallOptions {
-        timeout: Duration::from_secs(30),
-        cancel: Some(token.clone()),
-    };
     let client = HttpClient::new();
-    let call = tokio::spawn(async move {
-        client
-            .call_function(&url, "slow", Bytes::from_static(b"{}"), &options)
-            .await
-    });
-    // Wait (with a deadline) until the request is at the server, so the cancel hits a call in flight.
+    let call = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .call_function(&url, "slow", Bytes::from_static(b"{}"), opts(30_000))
+                .await
+        })
+    };
+    // Wait (with a deadline) until the request is at the server, so the abort hits a call in flight.
     let deadline = Instant::now() + Duration::from_secs(5);
     while accepted.load(Ordering::SeqCst) == 0 {
         assert!(Instant::now() < deadline, "the request never reached the server");
-        tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let started = Instant::now();
-    token.cancel();
-    let e = call.await.expect("task").expect_err("cancelled");
-    assert!(e.is_cancelled(), "{e:?}");
-    assert!(started.elapsed() < Duration::from_secs(2));
+    call.abort();
+    assert!(call.await.expect_err("aborted").is_cancelled());
+    // The permit of the abandoned call is given back at once.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while client.inner.permits.available_permits() != client.max_connections() {
+        assert!(Instant::now() < deadline, "the aborted call kept its permit");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[test]
+fn calls_work_from_a_runtime_that_ended_and_from_one_that_is_blocked() {
+    let server = tokio::runtime::Runtime::new().expect("server runtime");
+    let (url, accepted) = server.block_on(serve(|_, body| (200, body.to_vec(), Duration::ZERO)));
+    let client = HttpClient::new();
+    let call = |client: &HttpClient, url: &str| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(client.call_function(url, "echo", Bytes::from_static(b"[1]"), opts(2000)))
+    };
+    // The pooled connection was opened from a runtime that is gone now.
+    assert_eq!(call(&client, &url).expect("first runtime"), "[1]");
+    assert_eq!(call(&client, &url).expect("second runtime"), "[1]");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "the connection outlived the first runtime"
+    );
+    // No tokio runtime at all on the calling side.
+    let out = std::thread::spawn({
+        let client = client.clone();
+        let url = url.clone();
+        move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("bare runtime");
+            rt.block_on(client.call_function(&url, "echo", Bytes::from_static(b"[2]"), opts(2000)))
+        }
+    })
+    .join()
+    .expect("thread");
+    assert_eq!(out.expect("a runtime without I/O or timers"), "[2]");
 }
 
 #[tokio::test]
@@ -181,7 +214,7 @@ async fn nothing_listening_is_a_connection_error_naming_the_url() {
     };
     let url = format!("http://127.0.0.1:{port}");
     let e = HttpClient::new()
-        .call_function(&url, "f", Bytes::from_static(b"{}"), &opts(2000))
+        .call_function(&url, "f", Bytes::from_static(b"{}"), opts(2000))
         .await
         .expect_err("refused");
     assert!(e.is_connection(), "{e:?}");
@@ -195,7 +228,7 @@ async fn connections_are_reused_and_bounded() {
     let client = HttpClient::with_max_connections(4);
     for i in 0..20 {
         let out = client
-            .call_function(&url, "echo", Bytes::from(format!("[{i}]")), &opts(2000))
+            .call_function(&url, "echo", Bytes::from(format!("[{i}]")), opts(2000))
             .await
             .expect("ok");
         assert_eq!(out, format!("[{i}]"));
@@ -210,7 +243,7 @@ async fn connections_are_reused_and_bounded() {
         let url = url.clone();
         tokio::spawn(async move {
             client
-                .call_function(&url, "echo", Bytes::from(format!("[{i}]")), &opts(5000))
+                .call_function(&url, "echo", Bytes::from(format!("[{i}]")), opts(5000))
                 .await
         })
     });
@@ -237,5 +270,4 @@ fn names_are_percent_encoded_as_one_segment() {
 fn client_types_are_send_sync() {
     fn check<T: Send + Sync + Clone + fmt::Debug>() {}
     check::<HttpClient>();
-    check::<CallOptions>();
 }

@@ -66,6 +66,11 @@ impl Status {
         self.value["type"].as_str().unwrap_or_default()
     }
 
+    /// Whether the process is a manager (`type: "Manager"`), not a host.
+    pub fn is_manager(&self) -> bool {
+        self.kind() == "Manager"
+    }
+
     /// The js-host version, e.g. `"0.12.0"`.
     pub fn version(&self) -> &str {
         self.value["version"].as_str().unwrap_or_default()
@@ -95,10 +100,17 @@ impl Status {
         }
     }
 
-    /// The root URL the status describes, `http://ADDRESS:PORT`.
+    /// The root URL the status describes, `http://ADDRESS:PORT` (`http://[::1]:PORT` for an
+    /// IPv6 address).
     pub fn url(&self) -> Option<String> {
-        self.port()
-            .map(|port| format!("http://{}:{port}", self.address()))
+        let address = self.address();
+        self.port().map(|port| {
+            if address.contains(':') && !address.starts_with('[') {
+                format!("http://[{address}]:{port}")
+            } else {
+                format!("http://{address}:{port}")
+            }
+        })
     }
 
     /// The names of the functions a host serves (empty for a manager).
@@ -165,6 +177,13 @@ mod tests {
         assert!(s.is_supported_version());
         assert_eq!(s.functions(), vec!["a", "b"]);
         assert!(s.has_function("b") && !s.has_function("c"));
+    }
+
+    #[test]
+    fn ipv6_addresses_are_bracketed() {
+        let s = Status::parse(r#"{"type":"Host","version":"0.12.0","config":{"address":"::1","port":8123}}"#)
+            .expect("valid");
+        assert_eq!(s.url().as_deref(), Some("http://[::1]:8123"));
     }
 
     #[test]

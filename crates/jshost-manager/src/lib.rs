@@ -1,21 +1,39 @@
-//! Process supervision for jshost.
+//! Process supervision for jshost: the hosts and managers behind a `JsHost`.
 //!
-//! - [`node`]: pre-flight checks, running `js-host CONFIG --config` for the expected status, and
-//!   the [`node::StatusCache`] that keeps warm starts fast.
-//! - [`Manager`]: a client of the js-host manager protocol, and [`spawn_detached`] to start a
-//!   manager that outlives this process (development mode).
+//! - [`Manager`]: a client of the js-host manager protocol (`/host/*`, `/manager/stop`), with
+//!   typed outcomes ([`Started`], `Option` where "no such host" is an answer);
+//! - [`ManagedConnection`]: one connection to a managed host and its whole lifecycle (close,
+//!   stop, restart, closing on drop and at process exit);
 //! - [`OwnedHost`]: a js-host child owned and supervised by this process.
-//! - [`watchdog`]: closes managed connections when this process exits, however it exits.
 //!
+//! All of it runs on the SDK's own runtime, so it works from any tokio runtime or none.
 //! Most users depend on the `jshost` crate, which drives all of this from its `Settings`.
+//!
+//! Unix only (Linux, macOS): hosts are supervised with process groups and pipes.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod manager;
-pub mod node;
-pub mod owned;
-pub mod watchdog;
+#[cfg(not(unix))]
+compile_error!("jshost supports Unix-like systems only (Linux, macOS): it supervises Node processes with Unix process groups and pipes");
 
-pub use manager::{probe_status, spawn_detached, Connection, Disconnected, HostInfo, Manager};
-pub use node::NodeSetup;
+mod connection;
+mod expected;
+mod locate;
+mod manager;
+mod node;
+mod owned;
+mod watchdog;
+
+pub use connection::ManagedConnection;
+pub use manager::{Connection, Disconnected, HostInfo, Manager, Started};
 pub use owned::{ExitInfo, OwnedHost};
+
+// Shared with the `jshost` facade and CLI; not part of the public API.
+#[doc(hidden)]
+pub use expected::{status_url, Expected};
+#[doc(hidden)]
+pub use locate::{locate_manager, Located};
+#[doc(hidden)]
+pub use manager::probe_status;
+#[doc(hidden)]
+pub use node::{NodeSetup, StatusCache};

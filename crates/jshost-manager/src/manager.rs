@@ -1,7 +1,8 @@
 //! A client of the js-host manager protocol (`/host/*`, `/manager/stop`), and starting a
 //! detached manager.
 
-use crate::node::{self, expected_host_status, manager_status_for, NodeSetup, StatusCache, StatusSource};
+use crate::locate::{locate_manager, Located};
+use crate::node::{self, NodeSetup};
 use jshost_client::{HttpClient, Response};
 use jshost_core::{Error, ErrorKind, Result, Settings, Status};
 use serde::Deserialize;
@@ -11,6 +12,9 @@ use std::time::Duration;
 
 /// How long a request to a manager may take (starting a host included).
 pub const MANAGER_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long closing a connection may take: it runs from `Drop` and at shutdown, so it gives up
+/// sooner than requests that start hosts (the connection then stays to its safety nets).
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a `GET /status` probe may take before whatever holds the port is judged not to be
 /// a js-host.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -80,9 +84,51 @@ pub struct Disconnected {
     pub status: String,
 }
 
+/// Why a manager refused a `/host/*` request (its 500 answers), recognised in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// `No known host with config: ...`: the manager runs no host for the config.
+    NoSuchHost,
+    /// `Host already running`: `/host/start` for a config whose host runs.
+    AlreadyRunning,
+    /// Anything else (a start-up failure's stack...).
+    Other,
+}
+
+impl Refusal {
+    /// js-host 0.12 answers these refusals as text bodies with HTTP 500 (`lib/Manager.js`).
+    fn of(error: &Error) -> Refusal {
+        match error.body() {
+            _ if error.status() != Some(500) => Refusal::Other,
+            Some(body) if body.starts_with("No known host") => Refusal::NoSuchHost,
+            Some(body) if body.starts_with("Host already running") => Refusal::AlreadyRunning,
+            _ => Refusal::Other,
+        }
+    }
+}
+
+/// What `/host/start` did.
+#[derive(Debug, Clone)]
+pub enum Started {
+    /// The manager started a host.
+    New(HostInfo),
+    /// A host for the config was already running (its description, read right after).
+    AlreadyRunning(HostInfo),
+}
+
+impl Started {
+    /// The host, however it came to run.
+    pub fn into_host(self) -> HostInfo {
+        match self {
+            Started::New(info) | Started::AlreadyRunning(info) => info,
+        }
+    }
+}
+
 /// A js-host manager listening at a URL, which starts and keeps hosts keyed by config path.
 ///
-/// Cheap to clone; clones share one connection pool.
+/// Cheap to clone; clones share one connection pool, its own: manager requests never queue
+/// behind function calls.
 #[derive(Debug, Clone)]
 pub struct Manager {
     url: String,
@@ -92,14 +138,9 @@ pub struct Manager {
 impl Manager {
     /// A manager client for `url` (`http://127.0.0.1:9009`).
     pub fn new(url: impl Into<String>) -> Self {
-        Self::with_client(url, HttpClient::with_max_connections(8))
-    }
-
-    /// A manager client sharing an existing HTTP client.
-    pub fn with_client(url: impl Into<String>, client: HttpClient) -> Self {
         Manager {
             url: url.into(),
-            client,
+            client: HttpClient::with_max_connections(8),
         }
     }
 
@@ -118,7 +159,7 @@ impl Manager {
 
     /// Whether a js-host manager answers at the URL.
     pub async fn is_running(&self) -> bool {
-        matches!(self.request_status().await, Ok(Some(s)) if s.kind() == "Manager")
+        matches!(self.request_status().await, Ok(Some(s)) if s.is_manager())
     }
 
     /// Stops the manager and every host it runs.
@@ -140,7 +181,10 @@ impl Manager {
     /// # Errors
     /// Connection or unexpected-response errors.
     pub async fn host_status(&self, config: &Path) -> Result<Option<HostInfo>> {
-        let value = self.post("/host/status", json!({ "config": config })).await?;
+        let value = self
+            .post("/host/status", json!({ "config": config }))
+            .await?
+            .map_err(|r| self.unexpected_refusal(r, config))?;
         if value["started"].as_bool() != Some(true) {
             return Ok(None);
         }
@@ -157,34 +201,54 @@ impl Manager {
     /// Starts a host for `config` (on a port the OS picks, logging to a temporary file).
     ///
     /// # Errors
-    /// A process error carrying the manager's report when the host cannot start (500
-    /// `Host already running` included).
-    pub async fn start_host(&self, config: &Path) -> Result<HostInfo> {
-        self.host_call("/host/start", config).await
+    /// A process error carrying the manager's report when the host cannot start.
+    pub async fn start_host(&self, config: &Path) -> Result<Started> {
+        match self.host_call("/host/start", config).await? {
+            Ok(info) => Ok(Started::New(info)),
+            Err(Refusal::AlreadyRunning) => match self.host_status(config).await? {
+                Some(info) => Ok(Started::AlreadyRunning(info)),
+                // It stopped in between: start it (once more).
+                None => Ok(Started::New(
+                    self.host_call("/host/start", config).await?.map_err(|r| {
+                        Error::process(format!(
+                            "the manager at {} cannot start the host for {} ({r:?})",
+                            self.url,
+                            config.display()
+                        ))
+                    })?,
+                )),
+            },
+            Err(r) => Err(self.unexpected_refusal(r, config)),
+        }
     }
 
-    /// Stops the host for `config`.
+    /// Stops the host for `config`; `None` when the manager runs no such host.
     ///
     /// # Errors
-    /// A process error when the manager knows no such host.
-    pub async fn stop_host(&self, config: &Path) -> Result<HostInfo> {
-        self.host_call("/host/stop", config).await
+    /// Connection or unexpected-response errors.
+    pub async fn stop_host(&self, config: &Path) -> Result<Option<HostInfo>> {
+        self.no_such_host_is_none(self.host_call("/host/stop", config).await?, config)
     }
 
-    /// Restarts the host for `config` on the same port and logfile, keeping its connections.
+    /// Restarts the host for `config` on the same port and logfile, keeping its connections;
+    /// `None` when the manager runs no such host (it crashed or was stopped).
     ///
     /// # Errors
-    /// A process error when the manager knows no such host or it cannot start again.
-    pub async fn restart_host(&self, config: &Path) -> Result<HostInfo> {
-        self.host_call("/host/restart", config).await
+    /// A process error when the host cannot start again.
+    pub async fn restart_host(&self, config: &Path) -> Result<Option<HostInfo>> {
+        self.no_such_host_is_none(self.host_call("/host/restart", config).await?, config)
     }
 
-    /// Registers a connection to the host for `config`, cancelling a pending stop.
+    /// Registers a connection to the host for `config`, cancelling a pending stop; `None` when
+    /// the manager runs no such host.
     ///
     /// # Errors
-    /// A process error when the manager knows no such host.
-    pub async fn open_connection(&self, config: &Path) -> Result<Connection> {
-        let value = self.post("/host/connect", json!({ "config": config })).await?;
+    /// Connection or unexpected-response errors.
+    pub async fn open_connection(&self, config: &Path) -> Result<Option<Connection>> {
+        let value = match self.post("/host/connect", json!({ "config": config })).await? {
+            Ok(value) => value,
+            Err(r) => return self.no_such_host_is_none(Err(r), config),
+        };
         let (host, id) = parse_host(value)?;
         let id = id.ok_or_else(|| {
             Error::new(
@@ -192,7 +256,7 @@ impl Manager {
                 "the manager's /host/connect answer has no connection id",
             )
         })?;
-        Ok(Connection { host, id })
+        Ok(Some(Connection { host, id }))
     }
 
     /// Closes a connection; the last one closed makes the manager stop the host after its
@@ -201,12 +265,11 @@ impl Manager {
     /// # Errors
     /// Connection or unexpected-response errors.
     pub async fn close_connection(&self, config: &Path, connection: &str) -> Result<Disconnected> {
+        let body = json!({ "config": config, "connection": connection });
         let value = self
-            .post(
-                "/host/disconnect",
-                json!({ "config": config, "connection": connection }),
-            )
-            .await?;
+            .post_within("/host/disconnect", body, CLOSE_TIMEOUT)
+            .await?
+            .map_err(|r| self.unexpected_refusal(r, config))?;
         serde_json::from_value(value).map_err(|e| {
             Error::new(
                 ErrorKind::UnexpectedResponse,
@@ -225,17 +288,9 @@ impl Manager {
             tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "reusing the warm managed js-host");
             return Ok(info);
         }
-        match self.start_host(config).await {
-            Ok(info) => {
-                tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "the manager started a js-host");
-                Ok(info)
-            }
-            // Another client started it between our two requests.
-            Err(e) if e.body().map(|b| b.contains("already running")).unwrap_or(false) => {
-                self.host_status(config).await?.ok_or(e)
-            }
-            Err(e) => Err(e),
-        }
+        let info = self.start_host(config).await?.into_host();
+        tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "the manager runs a js-host");
+        Ok(info)
     }
 
     /// The manager for `settings` (at the config's address and port), started detached if none
@@ -246,8 +301,10 @@ impl Manager {
     /// program holds the port; process errors when the manager cannot start.
     pub async fn start_or_reuse(settings: &Settings) -> Result<Manager> {
         let setup = NodeSetup::check(settings)?;
-        let client = HttpClient::with_max_connections(8);
-        match locate_manager(settings, &setup, &client, true).await? {
+        let settings = settings.clone();
+        let located =
+            jshost_client::driver::run(async move { locate_manager(&settings, &setup, true).await });
+        match located.await? {
             Located::Manager { manager, .. } => Ok(manager),
             Located::Host { url, .. } => Err(Error::config(format!(
                 "a js-host host, not a manager, listens at {url} (the config's address)"
@@ -262,27 +319,72 @@ impl Manager {
     /// Config errors as for connecting; a config error when another program holds the port.
     pub async fn find(settings: &Settings) -> Result<Option<Manager>> {
         let setup = NodeSetup::check(settings)?;
-        let client = HttpClient::with_max_connections(8);
-        match locate_manager(settings, &setup, &client, false).await? {
+        let settings = settings.clone();
+        let located =
+            jshost_client::driver::run(async move { locate_manager(&settings, &setup, false).await });
+        match located.await? {
             Located::Manager { manager, .. } => Ok(Some(manager)),
             Located::Host { .. } => Ok(None),
         }
     }
 
-    async fn host_call(&self, path: &str, config: &Path) -> Result<HostInfo> {
-        let value = self.post(path, json!({ "config": config })).await?;
-        Ok(parse_host(value)?.0)
+    /// `POST path {config}`: the host description, or the manager's refusal.
+    async fn host_call(&self, path: &str, config: &Path) -> Result<std::result::Result<HostInfo, Refusal>> {
+        match self.post(path, json!({ "config": config })).await? {
+            Ok(value) => Ok(Ok(parse_host(value)?.0)),
+            Err(refusal) => Ok(Err(refusal)),
+        }
     }
 
-    async fn post(&self, path: &str, body: Value) -> Result<Value> {
+    fn no_such_host_is_none<T>(
+        &self,
+        answer: std::result::Result<T, Refusal>,
+        config: &Path,
+    ) -> Result<Option<T>> {
+        match answer {
+            Ok(value) => Ok(Some(value)),
+            Err(Refusal::NoSuchHost) => Ok(None),
+            Err(r) => Err(self.unexpected_refusal(r, config)),
+        }
+    }
+
+    fn unexpected_refusal(&self, refusal: Refusal, config: &Path) -> Error {
+        Error::process(format!(
+            "the js-host manager at {} refused a request for {} ({refusal:?})",
+            self.url,
+            config.display()
+        ))
+        .with_url(self.url.as_str())
+    }
+
+    /// `POST path body`: the JSON answer, or the manager's refusal (HTTP 500 it is known for);
+    /// any other 500 is a process error carrying the manager's words.
+    async fn post(&self, path: &str, body: Value) -> Result<std::result::Result<Value, Refusal>> {
+        self.post_within(path, body, MANAGER_REQUEST_TIMEOUT).await
+    }
+
+    async fn post_within(
+        &self,
+        path: &str,
+        body: Value,
+        timeout: Duration,
+    ) -> Result<std::result::Result<Value, Refusal>> {
         let url = format!("{}{path}", self.url);
         let response = self
             .client
-            .post_json(&url, json_body(&body), MANAGER_REQUEST_TIMEOUT)
+            .post_json(&url, json_body(&body), timeout)
             .await
             .map_err(|e| e.context(format!("js-host manager request {path}")))?;
-        let body = expect_ok(response, &url)?;
-        serde_json::from_slice(&body).map_err(|e| {
+        let body = match expect_ok(response, &url) {
+            Ok(body) => body,
+            Err(e) => {
+                return match Refusal::of(&e) {
+                    Refusal::Other => Err(e),
+                    refusal => Ok(Err(refusal)),
+                }
+            }
+        };
+        serde_json::from_slice(&body).map(Ok).map_err(|e| {
             Error::new(
                 ErrorKind::UnexpectedResponse,
                 format!(
@@ -332,7 +434,7 @@ fn expect_ok(response: Response, url: &str) -> Result<bytes::Bytes> {
 ///
 /// # Errors
 /// A config error naming the URL when the answer is not a js-host status or takes longer than
-/// [`PROBE_TIMEOUT`].
+/// `PROBE_TIMEOUT` (3 s).
 pub async fn probe_status(client: &HttpClient, url: &str) -> Result<Option<Status>> {
     let status_url = format!("{url}/status");
     match client.get(&status_url, PROBE_TIMEOUT).await {
@@ -359,230 +461,5 @@ pub async fn probe_status(client: &HttpClient, url: &str) -> Result<Option<Statu
             Ok(None)
         }
         Err(e) => Err(e),
-    }
-}
-
-/// What answers at the manager's address of a config.
-#[derive(Debug)]
-pub enum Located {
-    /// A host for the config itself (started without a manager) answers there.
-    Host {
-        /// Its URL.
-        url: String,
-        /// Its status.
-        status: Status,
-    },
-    /// A manager for the config answers there (or was just started).
-    Manager {
-        /// A client for it.
-        manager: Manager,
-        /// The status the config's hosts report (with the manager's port).
-        expected: Status,
-    },
-}
-
-/// Finds what answers at the config's address and port: a host for the config, or a manager for
-/// it, which is started detached when nothing answers and `start` is set. A cached expected status
-/// never decides on its own: on any mismatch it is computed again.
-///
-/// # Errors
-/// Config errors as for [`NodeSetup::check`]; a config error naming the port when another
-/// program holds it; a connection error when nothing answers and `start` is not set; process
-/// errors when the manager cannot start.
-pub async fn locate_manager(
-    settings: &Settings,
-    setup: &NodeSetup,
-    client: &HttpClient,
-    start: bool,
-) -> Result<Located> {
-    let (mut expected, mut source) =
-        expected_host_status(setup, settings.status_cache, settings.startup_timeout).await?;
-    loop {
-        let url = expected
-            .url()
-            .ok_or_else(|| Error::config(format!("the config's status has no usable port: {expected}")))?;
-        let port = expected.port().unwrap_or_default();
-        let expected_manager = manager_status_for(&expected);
-        let live = probe_status(client, &url).await.map_err(|e| {
-            e.context(format!(
-                "the manager's port {port} (from {})",
-                setup.config.display()
-            ))
-        })?;
-        match live {
-            Some(s) if s == expected => return Ok(Located::Host { url, status: s }),
-            Some(s) if s == expected_manager => {
-                tracing::info!(%url, "reusing the running js-host manager");
-                let manager = Manager::with_client(url, client.clone());
-                return Ok(Located::Manager { manager, expected });
-            }
-            None if start => {
-                // Start the manager now; if the expected status came from the cache, compute it
-                // afresh while the manager starts (a cold start pays for one node start-up, not
-                // two), and judge the new manager by the fresh status: a stale cache never wins.
-                let starting = StartingManager::spawn(setup)?;
-                if source == StatusSource::Cache {
-                    expected = match setup.expected_status(false, settings.startup_timeout).await {
-                        Ok(fresh) => fresh,
-                        Err(e) => {
-                            starting.abandon();
-                            return Err(e);
-                        }
-                    };
-                    StatusCache::default().put(setup, &expected);
-                }
-                let url = expected.url().ok_or_else(|| {
-                    Error::config(format!("the config's status has no usable port: {expected}"))
-                })?;
-                starting
-                    .wait_ready(&manager_status_for(&expected), settings.startup_timeout)
-                    .await?;
-                let manager = Manager::with_client(url, client.clone());
-                return Ok(Located::Manager { manager, expected });
-            }
-            _ if source == StatusSource::Cache => {
-                tracing::debug!("the cached status does not match what runs; computing it again");
-                expected = setup.expected_status(false, settings.startup_timeout).await?;
-                StatusCache::default().put(setup, &expected);
-                source = StatusSource::Node;
-            }
-            None => return Err(Error::connection(format!("no js-host manager runs at {url}")).with_url(url)),
-            Some(s) if s.kind() == "Manager" => {
-                // Typically our own manager, started before the config file was edited.
-                return Err(Error::config(format!(
-                    "the js-host manager at {url} was started from another version of {}: stop it \
-                     (`jshost manager stop`, or `Manager::new(url).stop()`) and connect again; it reports {s}, \
-                     the config now gives {}",
-                    setup.config.display(),
-                    manager_status_for(&expected)
-                ))
-                .with_url(url));
-            }
-            Some(s) => {
-                return Err(Error::config(format!(
-                    "port {port} (the manager's, from {}) is held by another program: {url} reports {s}",
-                    setup.config.display()
-                ))
-                .with_url(url))
-            }
-        }
-    }
-}
-
-/// How often [`spawn_detached`] asks a starting manager for its status.
-const STARTUP_POLL: Duration = Duration::from_millis(15);
-
-/// Starts a manager for `setup` (`js-host CONFIG --manager --json`) that outlives this process,
-/// and waits until it reports `expected`.
-///
-/// # Errors
-/// As [`StartingManager::spawn`] and [`StartingManager::wait_ready`].
-///
-/// # Cancel safety
-/// Dropping the future leaves a manager that has been spawned running.
-pub async fn spawn_detached(setup: &NodeSetup, expected: &Status, timeout: Duration) -> Result<()> {
-    StartingManager::spawn(setup)?.wait_ready(expected, timeout).await
-}
-
-/// A manager process that has been started and may not be listening yet.
-///
-/// The manager runs in a process group of its own (a Ctrl-C in this terminal does not reach it)
-/// with its output going to `jshost-manager-HASH.log` in the temporary directory. This does what
-/// js-host's own `--detached` does without its extra launcher process and 100 ms polling.
-#[derive(Debug)]
-pub struct StartingManager {
-    child: tokio::process::Child,
-    output_path: PathBuf,
-    config: PathBuf,
-}
-
-impl StartingManager {
-    /// Spawns `node js-host.js CONFIG --manager --json`.
-    ///
-    /// # Errors
-    /// A config error when node cannot be run; a process error when its output file cannot be
-    /// created.
-    pub fn spawn(setup: &NodeSetup) -> Result<StartingManager> {
-        let key = jshost_core::hash(setup.config.to_string_lossy().as_bytes());
-        let output_path = std::env::temp_dir().join(format!("jshost-manager-{}.log", &key[..12]));
-        tracing::info!(config = %setup.config.display(), output = %output_path.display(), "starting a js-host manager");
-        let output = std::fs::File::create(&output_path)
-            .and_then(|out| Ok((out.try_clone()?, out)))
-            .map_err(|e| Error::process(format!("cannot create {}", output_path.display())).with_source(e))?;
-        let mut cmd = setup.command(&["--manager", "--json"]);
-        cmd.stdout(output.0).stderr(output.1).process_group(0);
-        // No kill_on_drop: the manager must outlive this process. When the handle is dropped,
-        // tokio reaps the process in the background once it exits.
-        let child = cmd.spawn().map_err(|e| setup.spawn_error(e))?;
-        Ok(StartingManager {
-            child,
-            output_path,
-            config: setup.config.clone(),
-        })
-    }
-
-    /// Kills the manager being started.
-    pub fn abandon(mut self) {
-        let _ = self.child.start_kill();
-    }
-
-    /// Waits until the manager answers with `expected` at the URL that status names.
-    ///
-    /// # Errors
-    /// A process error carrying what the manager printed when it exits instead of starting (for
-    /// example the port is taken: the message names it); a process error when another process
-    /// answers there; a timeout error after `timeout`.
-    ///
-    /// # Cancel safety
-    /// Dropping the future leaves the manager running.
-    pub async fn wait_ready(mut self, expected: &Status, timeout: Duration) -> Result<()> {
-        let port = expected.port().unwrap_or_default();
-        let url = expected
-            .url()
-            .ok_or_else(|| Error::config(format!("the config's status has no usable port: {expected}")))?;
-        let config = self.config.display().to_string();
-        let client = HttpClient::with_max_connections(2);
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Ok(response) = client.get(&format!("{url}/status"), PROBE_TIMEOUT).await {
-                if response.status == 200 {
-                    let live = Status::parse(&response.text_lossy())?;
-                    if &live == expected {
-                        tracing::info!(port, pid = self.child.id(), "js-host manager started");
-                        return Ok(());
-                    }
-                    let _ = self.child.start_kill();
-                    return Err(Error::process(format!(
-                        "another process took port {port} while the manager for {config} was starting: it reports {live}"
-                    )));
-                }
-            }
-            if let Ok(Some(exit)) = self.child.try_wait() {
-                let printed = std::fs::read_to_string(&self.output_path).unwrap_or_default();
-                let message = if printed.contains("EADDRINUSE") {
-                    format!(
-                        "cannot start the js-host manager: port {port} is already in use by another program \
-                         (the manager listens on the config's port; free it or change `port` in {config})"
-                    )
-                } else {
-                    format!(
-                        "the js-host manager for {config} exited instead of starting ({exit}): {}",
-                        node::tail(&printed, 1500)
-                    )
-                };
-                return Err(Error::process(message).with_logfile(&self.output_path));
-            }
-            if tokio::time::Instant::now() >= deadline {
-                let _ = self.child.start_kill();
-                return Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "the js-host manager for {config} did not answer at {url} within {timeout:?} (start-up timeout)"
-                    ),
-                )
-                .with_logfile(&self.output_path));
-            }
-            tokio::time::sleep(STARTUP_POLL).await;
-        }
     }
 }

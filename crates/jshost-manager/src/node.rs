@@ -2,14 +2,14 @@
 
 use jshost_core::error::excerpt;
 use jshost_core::{Error, ErrorKind, Result, Settings, Status};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, UNIX_EPOCH};
 use tokio::process::Command;
 
 /// Node 20 prints a deprecation warning for js-host's winston at every start; this silences it
 /// (children inherit it), so a detached manager does not mistake it for a failure.
-pub const NODE_ENV: (&str, &str) = ("NODE_NO_WARNINGS", "1");
+pub(crate) const NODE_ENV: (&str, &str) = ("NODE_NO_WARNINGS", "1");
 
 /// The files a js-host command needs, checked and resolved.
 #[derive(Debug, Clone)]
@@ -93,16 +93,22 @@ impl NodeSetup {
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let child = cmd.spawn().map_err(|e| self.spawn_error(e))?;
-        tokio::time::timeout(timeout, child.wait_with_output())
-            .await
-            .map_err(|_| {
-                Error::new(
-                    ErrorKind::Timeout,
-                    format!("{what} did not finish within {timeout:?}"),
-                )
-            })?
-            .map_err(|e| Error::process(format!("waiting for {what} failed")).with_source(e))
+        let setup = self.clone();
+        let what = what.to_owned();
+        // On the SDK's runtime: the child is reaped there, whatever runtime the caller is on.
+        jshost_client::driver::run(async move {
+            let child = cmd.spawn().map_err(|e| setup.spawn_error(e))?;
+            tokio::time::timeout(timeout, child.wait_with_output())
+                .await
+                .map_err(|_| {
+                    Error::new(
+                        ErrorKind::Timeout,
+                        format!("{what} did not finish within {timeout:?}"),
+                    )
+                })?
+                .map_err(|e| Error::process(format!("waiting for {what} failed")).with_source(e))
+        })
+        .await
     }
 
     /// Runs `node BIN CONFIG ARGS...` to completion within `timeout` and returns its stdout.
@@ -156,7 +162,7 @@ impl NodeSetup {
 ///
 /// # Errors
 /// A config error naming `what` and the version found.
-pub fn check_version(status: &Status, what: &str) -> Result<()> {
+pub(crate) fn check_version(status: &Status, what: &str) -> Result<()> {
     if status.is_supported_version() {
         Ok(())
     } else {
@@ -167,9 +173,10 @@ pub fn check_version(status: &Status, what: &str) -> Result<()> {
     }
 }
 
-/// The last `max` characters of `text`, trimmed.
-pub fn tail(text: &str, max: usize) -> String {
-    let text = text.trim();
+/// The last `max` characters of `text`, trimmed, without ANSI colour codes.
+pub(crate) fn tail(text: &str, max: usize) -> String {
+    let plain = strip_ansi(text);
+    let text = plain.trim();
     let count = text.chars().count();
     if count <= max {
         text.to_owned()
@@ -239,40 +246,9 @@ impl StatusCache {
     }
 }
 
-/// How the expected status was obtained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatusSource {
-    /// Read from the [`StatusCache`].
-    Cache,
-    /// Computed by running node now.
-    Node,
-}
-
-/// The expected host status for `setup`: from the cache when allowed and present, else from node
-/// (and then cached).
-///
-/// # Errors
-/// As [`NodeSetup::expected_status`].
-pub async fn expected_host_status(
-    setup: &NodeSetup,
-    use_cache: bool,
-    timeout: Duration,
-) -> Result<(Status, StatusSource)> {
-    let cache = StatusCache::default();
-    if use_cache {
-        if let Some(status) = cache.get(setup) {
-            tracing::debug!(config = %setup.config.display(), "expected status read from the cache");
-            return Ok((status, StatusSource::Cache));
-        }
-    }
-    let status = setup.expected_status(false, timeout).await?;
-    cache.put(setup, &status);
-    Ok((status, StatusSource::Node))
-}
-
 /// What a manager started with the same config reports: the host's status with type `Manager`
 /// (a manager has no `functions: null` default).
-pub fn manager_status_for(host: &Status) -> Status {
+pub(crate) fn manager_status_for(host: &Status) -> Status {
     let mut value = host.with_kind("Manager").as_value().clone();
     if let Some(config) = value.get_mut("config").and_then(|c| c.as_object_mut()) {
         if config.get("functions").map(|f| f.is_null()).unwrap_or(false) {
@@ -282,14 +258,31 @@ pub fn manager_status_for(host: &Status) -> Status {
     Status::from_value(value).unwrap_or_else(|_| host.with_kind("Manager"))
 }
 
-/// Describes `path` for messages.
-pub fn show(path: &Path) -> String {
-    path.display().to_string()
+/// Shortens long text for messages.
+pub(crate) fn short(text: &str) -> String {
+    excerpt(strip_ansi(text).trim(), 800)
 }
 
-/// Shortens long text for messages.
-pub fn short(text: &str) -> String {
-    excerpt(text.trim(), 800)
+/// `text` without ANSI escape sequences (node colours its error output on a terminal).
+pub(crate) fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        // CSI: ESC [ parameters... final byte in @..~
+        if chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -300,6 +293,12 @@ mod tests {
     fn tail_keeps_the_end() {
         assert_eq!(tail("  abc  ", 10), "abc");
         assert_eq!(tail("abcdef", 3), "...def");
+    }
+
+    #[test]
+    fn ansi_codes_are_stripped() {
+        assert_eq!(strip_ansi("\u{1b}[31mError\u{1b}[39m: x"), "Error: x");
+        assert_eq!(tail("\u{1b}[1;33mwarn\u{1b}[0m", 100), "warn");
     }
 
     #[test]

@@ -100,13 +100,13 @@ fn start(node: &Path) -> std::io::Result<Watchdog> {
 }
 
 /// Registers an open managed connection, to be closed if this process ends without closing it.
-pub fn register(node: &Path, manager_url: &str, config: &Path, connection: &str) {
+pub(crate) fn register(node: &Path, manager_url: &str, config: &Path, connection: &str) {
     let line = json!({"op": "add", "url": manager_url, "config": config, "connection": connection});
     send(node, &format!("{line}\n"), true);
 }
 
 /// Forgets a connection that was closed normally.
-pub fn unregister(node: &Path, connection: &str) {
+pub(crate) fn unregister(node: &Path, connection: &str) {
     let line = json!({"op": "remove", "connection": connection});
     send(node, &format!("{line}\n"), false);
 }

@@ -1,6 +1,5 @@
 //! Reverse-proxy caching for real: nginx in front of a host, `proxy_cache` keyed on the request
 //! URI (which carries `?hash=SHA1-of-the-body`), and `root_url` pointing at nginx.
-#![allow(clippy::unwrap_used)]
 
 use jshost::JsHost;
 use jshost_integration::{free_port, wait_for, Fixture};

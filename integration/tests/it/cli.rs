@@ -1,6 +1,5 @@
 //! The `jshost` command, end to end: the built binary against real js-host processes (direct
 //! hosts, managed hosts through a detached manager), checking its output and exit codes.
-#![allow(clippy::unwrap_used)]
 
 use jshost::Manager;
 use jshost_integration::{processes_mentioning, repo_root, wait_for, Fixture};

@@ -1,6 +1,5 @@
 //! The process-wide default host (`jshost::configure` + `Function::new`), as the Python client's
 //! singleton. Its own test binary: the default is global to the process.
-#![allow(clippy::unwrap_used)]
 
 use jshost::Function;
 use jshost_integration::Fixture;

@@ -1,6 +1,5 @@
 //! A host started outside jshost (as in production), reached with `JsHost::connect`: connecting,
 //! calls, every error kind, the pool, against real js-host 0.12.
-#![allow(clippy::unwrap_used)]
 
 use futures::future::join_all;
 use jshost::{Function, JsHost, Settings};

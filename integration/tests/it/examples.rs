@@ -1,15 +1,14 @@
 //! The root `examples/` exercised against real js-host: each example's logic is a function that
 //! these tests call with an owned host serving the repository's `host.config.js`.
-#![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 #[allow(dead_code)]
-#[path = "../../examples/axum_ssr.rs"]
+#[path = "../../../examples/axum_ssr.rs"]
 mod axum_ssr;
 #[allow(dead_code)]
-#[path = "../../examples/batch.rs"]
+#[path = "../../../examples/batch.rs"]
 mod batch;
 #[allow(dead_code)]
-#[path = "../../examples/worker.rs"]
+#[path = "../../../examples/worker.rs"]
 mod worker;
 
 use jshost::raw::HttpClient;

@@ -1,6 +1,5 @@
 //! Managed hosts: a detached js-host manager started (or reused) by `JsHost::connect` with
 //! `use_manager(true)`; connections, graceful drop, crash reports, restart and stop.
-#![allow(clippy::unwrap_used)]
 
 use jshost::{JsHost, Manager};
 use jshost_integration::{kill9, processes_mentioning, wait_for, Fixture};
@@ -95,16 +94,32 @@ async fn the_manager_api_drives_hosts() {
         .expect("started");
     assert_eq!(info.logfile, host.logfile().unwrap());
     assert_eq!(info.status.url(), Some(host.url()));
-    let conn = manager.open_connection(&fixture.config).await.unwrap();
+    let conn = manager
+        .open_connection(&fixture.config)
+        .await
+        .unwrap()
+        .expect("a host");
     assert!(connections(&manager, &fixture).await.unwrap().contains(&conn.id));
     let closed = manager.close_connection(&fixture.config, &conn.id).await.unwrap();
     assert!(closed.started && closed.stop_timeout.is_none(), "{closed:?}");
-    let e = manager.start_host(&fixture.config).await.unwrap_err();
-    assert!(e.is_process() && e.to_string().contains("already running"), "{e}");
-    manager.stop_host(&fixture.config).await.unwrap();
+    let again = manager.start_host(&fixture.config).await.unwrap();
+    assert!(
+        matches!(&again, jshost::Started::AlreadyRunning(h) if h.status.url() == Some(host.url())),
+        "{again:?}"
+    );
+    assert!(manager.stop_host(&fixture.config).await.unwrap().is_some());
     assert!(manager.host_status(&fixture.config).await.unwrap().is_none());
+    assert!(
+        manager.stop_host(&fixture.config).await.unwrap().is_none(),
+        "no such host is an answer"
+    );
+    assert!(manager.restart_host(&fixture.config).await.unwrap().is_none());
+    assert!(manager.open_connection(&fixture.config).await.unwrap().is_none());
     let started = manager.start_host(&fixture.config).await.unwrap();
-    assert!(started.status.port().is_some());
+    assert!(
+        matches!(&started, jshost::Started::New(h) if h.status.port().is_some()),
+        "{started:?}"
+    );
     manager.stop().await.unwrap();
     wait_for(Duration::from_secs(10), "the manager to exit", || {
         let m = manager.clone();
@@ -334,7 +349,7 @@ async fn a_killed_manager_is_replaced_on_the_next_connect() {
 
 #[tokio::test]
 async fn a_stale_status_cache_never_wins() {
-    use jshost::raw::node::{NodeSetup, StatusCache};
+    use jshost::raw::{NodeSetup, StatusCache};
     let fixture = fixture("stale-cache");
     let settings = fixture.settings().status_cache(true).use_manager(true);
     // Plant a wrong entry for this config: another port and a function that does not exist.

@@ -1,5 +1,4 @@
 //! Owned hosts: `JsHost::spawn` runs a js-host child supervised by this process.
-#![allow(clippy::unwrap_used)]
 
 use jshost::JsHost;
 use jshost_integration::{kill9, pid_alive, wait_for, Fixture};

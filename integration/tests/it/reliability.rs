@@ -1,6 +1,5 @@
 //! Reliability under faults and bad input, against real js-host: nothing hangs, nothing leaks,
 //! every failure is named. (Load and memory soaks are in `soak.rs` and `memory.rs`.)
-#![allow(clippy::unwrap_used)]
 
 use futures::future::join_all;
 use futures::StreamExt;

@@ -1,5 +1,4 @@
 //! Scale-out: one `JsHost` spreading calls over several Node processes.
-#![allow(clippy::unwrap_used)]
 
 use futures::future::join_all;
 use jshost::JsHost;

@@ -1,5 +1,4 @@
 //! Load: 100,000 calls at 256 in flight on one real host.
-#![allow(clippy::unwrap_used)]
 
 use futures::StreamExt;
 use jshost::JsHost;

@@ -1,15 +1,14 @@
-//! Hosts this process owns: a js-host child supervised with `tokio::process`.
+//! Hosts this process owns: a js-host child supervised on the SDK's runtime.
+
+mod launch;
 
 use crate::node::{self, NodeSetup};
-use jshost_core::{Error, ErrorKind, Result, Settings, Status};
-use std::collections::VecDeque;
+use jshost_client::driver;
+use jshost_core::{Error, Result, Settings, Status};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, ChildStdin};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -19,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 /// - after the status line, stdout (js-host's info log, three lines per call) is dropped: the
 ///   same lines are in the logfile, and piping them to the owner cost both processes a write, a
 ///   read and a wake-up per line. Errors still go to stderr, which the owner keeps a tail of.
-const GUARD_JS: &str = r#"// jshost: exit when the owning process's pipe closes.
+pub(crate) const GUARD_JS: &str = r#"// jshost: exit when the owning process's pipe closes.
 process.stdin.on('data', function () {});
 process.stdin.on('end', function () { process.exit(0); });
 process.stdin.on('close', function () { process.exit(0); });
@@ -41,8 +40,6 @@ process.stdin.resume();
 })();
 "#;
 
-const STDERR_TAIL_LINES: usize = 40;
-
 /// How an owned host ended.
 #[derive(Debug, Clone)]
 pub struct ExitInfo {
@@ -54,7 +51,7 @@ pub struct ExitInfo {
     pub stderr_tail: String,
 }
 
-struct Running {
+pub(crate) struct Running {
     pid: Option<u32>,
     exit: watch::Receiver<Option<ExitInfo>>,
     shutdown: CancellationToken,
@@ -70,12 +67,17 @@ impl Drop for Running {
 /// (a file in the temporary directory, removed on drop unless the host crashed), its output
 /// drained (to `tracing`), its exit watched, killed when dropped, and exiting by itself if this
 /// process dies.
+///
+/// The child is supervised on the SDK's own runtime: it lives exactly as long as this value (or
+/// the process), whatever runtime started it. Restarts and stops are serialised.
 pub struct OwnedHost {
     setup: NodeSetup,
     startup_timeout: Duration,
     status: Status,
     logfile: PathBuf,
     running: Mutex<Running>,
+    /// Serialises `restart` and `stop`.
+    ops: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for OwnedHost {
@@ -102,13 +104,18 @@ impl OwnedHost {
     pub async fn spawn(settings: &Settings) -> Result<Self> {
         let setup = NodeSetup::check(settings)?;
         let logfile = new_logfile_path();
-        let (status, running) = launch(&setup, 0, &logfile, settings.startup_timeout).await?;
+        let timeout = settings.startup_timeout;
+        let (status, running) = {
+            let (setup, logfile) = (setup.clone(), logfile.clone());
+            driver::run(async move { launch::launch(&setup, 0, &logfile, timeout).await }).await?
+        };
         Ok(OwnedHost {
             setup,
-            startup_timeout: settings.startup_timeout,
+            startup_timeout: timeout,
             status,
             logfile,
             running: Mutex::new(running),
+            ops: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -147,11 +154,14 @@ impl OwnedHost {
     /// Waits up to `within` for the host to exit; how it exited, if it did.
     pub async fn wait_exit(&self, within: Duration) -> Option<ExitInfo> {
         let mut rx = self.lock().exit.clone();
-        let waited = tokio::time::timeout(within, rx.wait_for(Option::is_some))
-            .await
-            .ok()
-            .and_then(|r| r.ok().and_then(|info| info.clone()));
-        waited.or_else(|| rx.borrow().clone())
+        let waited = driver::run(async move {
+            let waited = tokio::time::timeout(within, rx.wait_for(Option::is_some))
+                .await
+                .ok()
+                .and_then(|r| r.ok().and_then(|info| info.clone()));
+            Ok(waited.or_else(|| rx.borrow().clone()))
+        });
+        waited.await.ok().flatten()
     }
 
     /// The process error a call gets when the host has exited.
@@ -174,6 +184,7 @@ impl OwnedHost {
     /// # Cancel safety
     /// The kill is requested before the first await; dropping the future only stops the wait.
     pub async fn stop(&self) {
+        let _serialised = self.ops.lock().await;
         self.lock().shutdown.cancel();
         self.wait_exit(Duration::from_secs(5)).await;
     }
@@ -183,9 +194,13 @@ impl OwnedHost {
     /// # Errors
     /// As [`OwnedHost::spawn`].
     pub async fn restart(&self) -> Result<()> {
-        self.stop().await;
+        let _serialised = self.ops.lock().await;
+        self.lock().shutdown.cancel();
+        self.wait_exit(Duration::from_secs(5)).await;
         let port = self.status.port().unwrap_or_default();
-        let (status, running) = launch(&self.setup, port, &self.logfile, self.startup_timeout).await?;
+        let (setup, logfile, timeout) = (self.setup.clone(), self.logfile.clone(), self.startup_timeout);
+        let launched = driver::run(async move { launch::launch(&setup, port, &logfile, timeout).await });
+        let (status, running) = launched.await?;
         if status != self.status {
             tracing::warn!(config = %self.setup.config.display(), "the restarted host reports another status");
         }
@@ -211,173 +226,4 @@ fn new_logfile_path() -> PathBuf {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let n = SEQ.fetch_add(1, Ordering::Relaxed);
     std::env::temp_dir().join(format!("jshost-host-{}-{n}.log", std::process::id()))
-}
-
-fn guard_script() -> Result<PathBuf> {
-    let path = std::env::temp_dir().join(format!("jshost-guard-{}.js", jshost_core::hash(GUARD_JS)));
-    if std::fs::read_to_string(&path)
-        .map(|s| s == GUARD_JS)
-        .unwrap_or(false)
-    {
-        return Ok(path);
-    }
-    // Unique temporary name: tests in one process may write it concurrently.
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    let tmp = path.with_extension(format!("{}-{n}.tmp", std::process::id()));
-    std::fs::write(&tmp, GUARD_JS)
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|e| Error::process(format!("cannot write {}", path.display())).with_source(e))?;
-    Ok(path)
-}
-
-fn push_tail(tail: &Mutex<VecDeque<String>>, line: String) {
-    let mut t = match tail.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    };
-    if t.len() == STDERR_TAIL_LINES {
-        t.pop_front();
-    }
-    t.push_back(line);
-}
-
-fn read_tail(tail: &Mutex<VecDeque<String>>) -> String {
-    let t = match tail.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    };
-    t.iter().cloned().collect::<Vec<_>>().join("\n")
-}
-
-async fn launch(
-    setup: &NodeSetup,
-    port: u16,
-    logfile: &Path,
-    timeout: Duration,
-) -> Result<(Status, Running)> {
-    let guard = guard_script()?;
-    let port_arg = port.to_string();
-    let logfile_arg = logfile.to_string_lossy().into_owned();
-    let mut cmd = tokio::process::Command::new(&setup.node);
-    cmd.arg("--require")
-        .arg(&guard)
-        .arg(&setup.bin)
-        .arg(&setup.config)
-        .args(["--port", &port_arg, "--json", "--logfile", &logfile_arg])
-        .current_dir(&setup.cwd)
-        .env(node::NODE_ENV.0, node::NODE_ENV.1)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| setup.spawn_error(e))?;
-    let pid = child.id();
-    tracing::info!(pid, config = %setup.config.display(), logfile = %logfile.display(), "spawned an owned js-host");
-
-    let stdin = child.stdin.take();
-    let tail = Arc::new(Mutex::new(VecDeque::new()));
-    if let Some(stderr) = child.stderr.take() {
-        let tail = tail.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                tracing::debug!(pid, target_stream = "stderr", "{line}");
-                push_tail(&tail, line);
-            }
-        });
-    }
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| Error::process("no stdout pipe from the host"))?;
-    let mut lines = BufReader::new(stdout).lines();
-    let mut printed = Vec::new();
-    let read_status = async {
-        loop {
-            match lines.next_line().await {
-                Ok(Some(line)) => {
-                    if let Ok(status) = Status::parse(&line) {
-                        return Some(status);
-                    }
-                    printed.push(line);
-                }
-                _ => return None,
-            }
-        }
-    };
-    let status = match tokio::time::timeout(timeout, read_status).await {
-        Ok(Some(status)) => status,
-        Ok(None) => {
-            let exit = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-            let exit = match exit {
-                Ok(Ok(s)) => s.to_string(),
-                _ => "still running".to_owned(),
-            };
-            // Give the stderr reader a moment to reach the end of the pipe.
-            let stderr = read_tail(&tail);
-            return Err(Error::process(format!(
-                "the js-host process for {} exited before it was ready ({exit}); stdout: {}; stderr: {}",
-                setup.config.display(),
-                node::tail(&printed.join("\n"), 800),
-                node::tail(&stderr, 1500)
-            ))
-            .with_logfile(logfile));
-        }
-        Err(_) => {
-            return Err(Error::new(
-                ErrorKind::Timeout,
-                format!(
-                    "the js-host process for {} did not report its status within {timeout:?} (start-up timeout); stderr: {}",
-                    setup.config.display(),
-                    node::tail(&read_tail(&tail), 1500)
-                ),
-            )
-            .with_logfile(logfile));
-        }
-    };
-    node::check_version(&status, &format!("the js-host at {}", setup.bin.display()))?;
-    tracing::info!(pid, port = status.port(), "owned js-host ready");
-
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            tracing::trace!(pid, "{line}");
-        }
-    });
-    let (tx, rx) = watch::channel(None);
-    let shutdown = CancellationToken::new();
-    let token = shutdown.clone();
-    tokio::spawn(async move {
-        let _stdin: Option<ChildStdin> = stdin;
-        let mut child: Child = child;
-        let (result, requested) = tokio::select! {
-            r = child.wait() => (r, false),
-            _ = token.cancelled() => {
-                let _ = child.start_kill();
-                (child.wait().await, true)
-            }
-        };
-        let status = match result {
-            Ok(s) => s.to_string(),
-            Err(e) => format!("unknown ({e})"),
-        };
-        if requested {
-            tracing::info!(pid, %status, "owned js-host stopped");
-        } else {
-            tracing::warn!(pid, %status, "owned js-host exited unexpectedly");
-        }
-        let _ = tx.send(Some(ExitInfo {
-            status,
-            requested,
-            stderr_tail: read_tail(&tail),
-        }));
-    });
-    Ok((
-        status,
-        Running {
-            pid,
-            exit: rx,
-            shutdown,
-        },
-    ))
 }

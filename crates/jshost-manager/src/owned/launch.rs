@@ -1,0 +1,226 @@
+//! Starting an owned host: the command, its output, its status line, and its supervision.
+
+use super::{ExitInfo, Running, GUARD_JS};
+use crate::node::{self, NodeSetup};
+use jshost_core::{Error, ErrorKind, Result, Status};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const STDERR_TAIL_LINES: usize = 40;
+/// How long a start-up failure waits for the rest of the host's stderr.
+const STDERR_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The last lines a host printed on stderr.
+#[derive(Clone, Default)]
+struct Tail(Arc<Mutex<VecDeque<String>>>);
+
+impl Tail {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<String>> {
+        match self.0.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn push(&self, line: String) {
+        let mut t = self.lock();
+        if t.len() == STDERR_TAIL_LINES {
+            t.pop_front();
+        }
+        t.push_back(line);
+    }
+
+    fn text(&self) -> String {
+        self.lock().iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// Starts `node --require GUARD BIN CONFIG --port PORT --json --logfile LOGFILE` and waits until
+/// it prints its status; then supervises it. Must run on the SDK's runtime (the child is reaped
+/// and its pipes are read there).
+pub(super) async fn launch(
+    setup: &NodeSetup,
+    port: u16,
+    logfile: &Path,
+    timeout: Duration,
+) -> Result<(Status, Running)> {
+    let mut child = command(setup, &guard_script()?, port, logfile)
+        .spawn()
+        .map_err(|e| setup.spawn_error(e))?;
+    let pid = child.id();
+    tracing::info!(pid, config = %setup.config.display(), logfile = %logfile.display(), "spawned an owned js-host");
+    let tail = Tail::default();
+    let stderr_done = drain_stderr(&mut child, pid, tail.clone());
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| Error::process("no stdout pipe from the host"))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let mut printed = Vec::new();
+    let status = match tokio::time::timeout(timeout, read_status(&mut lines, &mut printed)).await {
+        Ok(Some(status)) => status,
+        Ok(None) => return Err(exited_early(setup, &mut child, &printed, &tail, stderr_done, logfile).await),
+        Err(_) => return Err(startup_timeout(setup, timeout, &tail, logfile)),
+    };
+    node::check_version(&status, &format!("the js-host at {}", setup.bin.display()))?;
+    tracing::info!(pid, port = status.port(), "owned js-host ready");
+    Ok((status, supervise(child, lines, tail, pid)))
+}
+
+fn command(setup: &NodeSetup, guard: &Path, port: u16, logfile: &Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(&setup.node);
+    cmd.arg("--require")
+        .arg(guard)
+        .arg(&setup.bin)
+        .arg(&setup.config)
+        .arg("--port")
+        .arg(port.to_string())
+        .arg("--json")
+        .arg("--logfile")
+        .arg(logfile)
+        .current_dir(&setup.cwd)
+        .env(node::NODE_ENV.0, node::NODE_ENV.1)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // The last safety net: the supervising task kills the child on request, the guard
+        // script when this process dies.
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Reads the child's stderr into `tail` (and `tracing`) until it closes.
+fn drain_stderr(child: &mut Child, pid: Option<u32>, tail: Tail) -> Option<JoinHandle<()>> {
+    let stderr = child.stderr.take()?;
+    Some(tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            tracing::debug!(pid, target_stream = "stderr", "{line}");
+            tail.push(line);
+        }
+    }))
+}
+
+/// The first status line on stdout (other lines go to `printed`); `None` when stdout closes.
+async fn read_status(lines: &mut Lines<BufReader<ChildStdout>>, printed: &mut Vec<String>) -> Option<Status> {
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Ok(status) = Status::parse(&line) {
+            return Some(status);
+        }
+        printed.push(line);
+    }
+    None
+}
+
+/// The error for a host that closed stdout before reporting its status: its exit status, and
+/// everything it wrote on stderr (read to the end first).
+async fn exited_early(
+    setup: &NodeSetup,
+    child: &mut Child,
+    printed: &[String],
+    tail: &Tail,
+    stderr_done: Option<JoinHandle<()>>,
+    logfile: &Path,
+) -> Error {
+    let exit = match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
+        Ok(Ok(s)) => s.to_string(),
+        _ => "still running".to_owned(),
+    };
+    if let Some(done) = stderr_done {
+        let _ = tokio::time::timeout(STDERR_DRAIN_TIMEOUT, done).await;
+    }
+    Error::process(format!(
+        "the js-host process for {} exited before it was ready ({exit}); stdout: {}; stderr: {}",
+        setup.config.display(),
+        node::tail(&printed.join("\n"), 800),
+        node::tail(&tail.text(), 1500)
+    ))
+    .with_logfile(logfile)
+}
+
+fn startup_timeout(setup: &NodeSetup, timeout: Duration, tail: &Tail, logfile: &Path) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!(
+            "the js-host process for {} did not report its status within {timeout:?} (start-up timeout); stderr: {}",
+            setup.config.display(),
+            node::tail(&tail.text(), 1500)
+        ),
+    )
+    .with_logfile(logfile)
+}
+
+/// Drains the rest of stdout, and waits for the child's exit or a request to stop it; the exit
+/// is published on the returned [`Running`]'s channel.
+fn supervise(
+    mut child: Child,
+    mut lines: Lines<BufReader<ChildStdout>>,
+    tail: Tail,
+    pid: Option<u32>,
+) -> Running {
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            tracing::trace!(pid, "{line}");
+        }
+    });
+    let (tx, rx) = watch::channel(None);
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        // Holding stdin open keeps the guard script from exiting the host.
+        let _stdin = child.stdin.take();
+        let (result, requested) = tokio::select! {
+            r = child.wait() => (r, false),
+            _ = token.cancelled() => {
+                let _ = child.start_kill();
+                (child.wait().await, true)
+            }
+        };
+        let status = match result {
+            Ok(s) => s.to_string(),
+            Err(e) => format!("unknown ({e})"),
+        };
+        if requested {
+            tracing::info!(pid, %status, "owned js-host stopped");
+        } else {
+            tracing::warn!(pid, %status, "owned js-host exited unexpectedly");
+        }
+        let _ = tx.send(Some(ExitInfo {
+            status,
+            requested,
+            stderr_tail: node::strip_ansi(&tail.text()),
+        }));
+    });
+    Running {
+        pid,
+        exit: rx,
+        shutdown,
+    }
+}
+
+/// Writes the guard script once per content (atomically: tests in one process may race).
+fn guard_script() -> Result<PathBuf> {
+    let path = std::env::temp_dir().join(format!("jshost-guard-{}.js", jshost_core::hash(GUARD_JS)));
+    if std::fs::read_to_string(&path)
+        .map(|s| s == GUARD_JS)
+        .unwrap_or(false)
+    {
+        return Ok(path);
+    }
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_extension(format!("{}-{n}.tmp", std::process::id()));
+    std::fs::write(&tmp, GUARD_JS)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| Error::process(format!("cannot write {}", path.display())).with_source(e))?;
+    Ok(path)
+}

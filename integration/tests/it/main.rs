@@ -1,0 +1,17 @@
+//! jshost's end-to-end tests against real js-host processes, linked as one test binary (CI links
+//! once). Each module is one area; every test uses its own config fixture on its own port and
+//! stops every process it starts, so they run in parallel. (`memory.rs` is a binary of its own:
+//! it measures the process's RSS, which other tests would disturb.)
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+mod caching;
+mod cli;
+mod default_host;
+mod direct;
+mod examples;
+mod managed;
+mod owned;
+mod reliability;
+mod runtimes;
+mod scale_out;
+mod soak;

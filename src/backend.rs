@@ -1,0 +1,251 @@
+//! [`Backend`]: one host of a [`crate::JsHost`]: where it is, and how it is supervised.
+
+use bytes::Bytes;
+use jshost_client::HttpClient;
+use jshost_core::{Error, ErrorKind, Result, Status};
+use jshost_manager::{status_url, HostInfo, ManagedConnection, OwnedHost};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// How long to wait, after a connection error, for an owned host's exit to be noticed.
+const CRASH_NOTICE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Where a host answers and what it serves; replaced when a managed host comes back elsewhere.
+pub(crate) struct Endpoint {
+    pub(crate) url: String,
+    pub(crate) status: Status,
+    pub(crate) functions: HashSet<String>,
+    pub(crate) logfile: Option<PathBuf>,
+}
+
+impl Endpoint {
+    fn new(url: String, status: Status, logfile: Option<PathBuf>) -> Arc<Self> {
+        Arc::new(Endpoint {
+            functions: status.functions().into_iter().collect(),
+            url,
+            status,
+            logfile,
+        })
+    }
+}
+
+/// What keeps a host running.
+pub(crate) enum Supervision {
+    /// Someone else (systemd, PM2, a proxy's upstreams): nothing to do.
+    External,
+    /// A connection to a manager's host.
+    Managed(ManagedConnection),
+    /// A child of this process.
+    Owned(OwnedHost),
+}
+
+/// One host: its endpoint, its supervision, and its load as the balancer sees it.
+pub(crate) struct Backend {
+    endpoint: RwLock<Arc<Endpoint>>,
+    pub(crate) supervision: Supervision,
+    pub(crate) in_flight: AtomicUsize,
+    /// Milliseconds (on the balancer's clock) until which the backend is out of rotation.
+    pub(crate) down_until_ms: AtomicU64,
+}
+
+impl Backend {
+    fn new(endpoint: Arc<Endpoint>, supervision: Supervision) -> Arc<Backend> {
+        Arc::new(Backend {
+            endpoint: RwLock::new(endpoint),
+            supervision,
+            in_flight: AtomicUsize::new(0),
+            down_until_ms: AtomicU64::new(0),
+        })
+    }
+
+    /// A host someone else runs, at `url`, reporting `status`.
+    pub(crate) fn external(url: String, status: Status) -> Arc<Backend> {
+        Self::new(Endpoint::new(url, status, None), Supervision::External)
+    }
+
+    /// A managed host, through `connection`.
+    pub(crate) fn managed(connection: ManagedConnection, info: HostInfo) -> Result<Arc<Backend>> {
+        let url = status_url(&info.status)?;
+        Ok(Self::new(
+            Endpoint::new(url, info.status, Some(info.logfile)),
+            Supervision::Managed(connection),
+        ))
+    }
+
+    /// A host owned by this process.
+    pub(crate) fn owned(host: OwnedHost) -> Result<Arc<Backend>> {
+        let url = status_url(host.status())?;
+        let endpoint = Endpoint::new(url, host.status().clone(), Some(host.logfile().to_path_buf()));
+        Ok(Self::new(endpoint, Supervision::Owned(host)))
+    }
+
+    pub(crate) fn endpoint(&self) -> Arc<Endpoint> {
+        match self.endpoint.read() {
+            Ok(e) => e.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_endpoint(&self, endpoint: Arc<Endpoint>) {
+        match self.endpoint.write() {
+            Ok(mut e) => *e = endpoint,
+            Err(poisoned) => *poisoned.into_inner() = endpoint,
+        }
+    }
+
+    /// The process id of an owned host.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        match &self.supervision {
+            Supervision::Owned(o) => o.pid(),
+            _ => None,
+        }
+    }
+
+    /// Calls `name` on this host.
+    pub(crate) async fn call(
+        &self,
+        client: &HttpClient,
+        name: &str,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<String> {
+        let endpoint = self.endpoint();
+        if !endpoint.functions.contains(name) {
+            return Err(unknown_function(&endpoint, name));
+        }
+        if let Supervision::Owned(o) = &self.supervision {
+            if let Some(exit) = o.exited() {
+                return Err(o.crash_error(&exit).with_function(name).with_not_sent());
+            }
+        }
+        match client.call_function(&endpoint.url, name, body, timeout).await {
+            Err(e) if e.is_connection() => Err(self.explain_connection_error(e, &endpoint).await),
+            result => result,
+        }
+    }
+
+    /// Turns a connection error into a process error when the host this SDK supervises is gone.
+    async fn explain_connection_error(&self, err: Error, endpoint: &Endpoint) -> Error {
+        let not_sent = err.is_not_sent();
+        let explained = match &self.supervision {
+            Supervision::Owned(o) => match o.wait_exit(CRASH_NOTICE_TIMEOUT).await {
+                Some(exit) => o.crash_error(&exit),
+                None => return err,
+            },
+            Supervision::Managed(m) => {
+                let logfile = endpoint.logfile.clone().unwrap_or_default();
+                Error::process(format!(
+                    "the managed js-host for {} at {} is not answering: it has crashed or been stopped; \
+                     see its logfile {} (host.restart() starts it again)",
+                    m.config().display(),
+                    endpoint.url,
+                    logfile.display()
+                ))
+                .with_url(endpoint.url.as_str())
+                .with_logfile(logfile)
+            }
+            Supervision::External => return err,
+        };
+        let explained = match err.function_name() {
+            Some(f) => explained.with_function(f),
+            None => explained,
+        };
+        let explained = if not_sent {
+            explained.with_not_sent()
+        } else {
+            explained
+        };
+        explained.with_source(err)
+    }
+
+    /// Restarts a managed or owned host (same port and logfile, fresh JavaScript state).
+    pub(crate) async fn restart(&self) -> Result<()> {
+        match &self.supervision {
+            Supervision::Managed(m) => {
+                let info = m.restart().await?;
+                let url = status_url(&info.status)?;
+                tracing::info!(%url, logfile = %info.logfile.display(), "managed js-host restarted");
+                self.set_endpoint(Endpoint::new(url, info.status, Some(info.logfile)));
+                Ok(())
+            }
+            Supervision::Owned(o) => o.restart().await,
+            Supervision::External => Err(self.not_ours("restart")),
+        }
+    }
+
+    /// Stops a managed or owned host now.
+    pub(crate) async fn stop(&self) -> Result<()> {
+        match &self.supervision {
+            Supervision::Managed(m) => {
+                m.stop().await?;
+                tracing::info!(url = %self.endpoint().url, "managed js-host stopped");
+                Ok(())
+            }
+            Supervision::Owned(o) => {
+                o.stop().await;
+                Ok(())
+            }
+            Supervision::External => Err(self.not_ours("stop")),
+        }
+    }
+
+    /// Closes a managed connection; stops an owned host; nothing for an external one.
+    pub(crate) async fn disconnect(&self) -> Result<()> {
+        match &self.supervision {
+            Supervision::Managed(m) => m.close().await,
+            Supervision::Owned(o) => {
+                o.stop().await;
+                Ok(())
+            }
+            Supervision::External => Ok(()),
+        }
+    }
+
+    fn not_ours(&self, verb: &str) -> Error {
+        Error::config(format!(
+            "the host at {} was not started by jshost; {verb} it with its supervisor",
+            self.endpoint().url
+        ))
+    }
+}
+
+fn unknown_function(endpoint: &Endpoint, name: &str) -> Error {
+    let mut known: Vec<&str> = endpoint.functions.iter().map(String::as_str).collect();
+    known.sort_unstable();
+    Error::new(
+        ErrorKind::UnknownFunction,
+        format!(
+            "the host at {} has no function named {name:?} (it has: {}); nothing was sent",
+            endpoint.url,
+            known.join(", ")
+        ),
+    )
+    .with_function(name)
+    .with_url(endpoint.url.as_str())
+}
+
+/// Milliseconds on the balancer's clock.
+pub(crate) fn now_ms() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(std::time::Instant::now);
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Counts a call in flight on a backend until dropped.
+pub(crate) struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    pub(crate) fn enter(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,96 @@
+//! Spreading calls over the backends of a handle: least in flight, with backends that stop
+//! answering taken out of rotation for a moment. One backend is the simple case of the same code.
+
+use crate::backend::{now_ms, Backend, InFlight};
+use bytes::Bytes;
+use jshost_client::HttpClient;
+use jshost_core::{Error, Result};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a backend that could not be reached stays out of rotation before it is tried again.
+const OUT_OF_ROTATION: Duration = Duration::from_secs(1);
+
+/// The backend to use next: the least busy of those in rotation (round-robin among equals);
+/// when none is in rotation, the one that has been out the longest. `skip` lists backends
+/// already tried for this call.
+fn pick(backends: &[Arc<Backend>], next: &AtomicUsize, skip: &[usize]) -> Option<usize> {
+    let n = backends.len();
+    if n == 1 {
+        return skip.is_empty().then_some(0);
+    }
+    let start = next.fetch_add(1, Ordering::Relaxed);
+    let now = now_ms();
+    let mut best: Option<(usize, usize)> = None;
+    let mut fallback: Option<(usize, u64)> = None;
+    for k in 0..n {
+        let i = (start + k) % n;
+        if skip.contains(&i) {
+            continue;
+        }
+        let b = &backends[i];
+        let down_until = b.down_until_ms.load(Ordering::Relaxed);
+        if down_until > now {
+            if fallback.map(|(_, t)| down_until < t).unwrap_or(true) {
+                fallback = Some((i, down_until));
+            }
+            continue;
+        }
+        let load = b.in_flight.load(Ordering::Relaxed);
+        if best.map(|(_, l)| load < l).unwrap_or(true) {
+            best = Some((i, load));
+        }
+    }
+    best.map(|(i, _)| i).or(fallback.map(|(i, _)| i))
+}
+
+/// Calls `name` on one backend. A backend that cannot be reached before anything was sent is
+/// taken out of rotation and the call moves on to the next one; once a request has been sent it
+/// is never repeated (the function may have run).
+pub(crate) async fn call(
+    backends: &[Arc<Backend>],
+    next: &AtomicUsize,
+    client: &HttpClient,
+    name: &str,
+    body: Bytes,
+    timeout: Duration,
+) -> Result<String> {
+    let mut tried = Vec::new();
+    loop {
+        let Some(i) = pick(backends, next, &tried) else {
+            return Err(Error::connection("the handle has no host to call").with_function(name));
+        };
+        tried.push(i);
+        let backend = &backends[i];
+        let result = {
+            let _in_flight = InFlight::enter(&backend.in_flight);
+            backend.call(client, name, body.clone(), timeout).await
+        };
+        match result {
+            Err(e) if (e.is_not_sent() || e.is_process()) && backends.len() > 1 => {
+                let until = now_ms().saturating_add(OUT_OF_ROTATION.as_millis() as u64);
+                backend.down_until_ms.store(until, Ordering::Relaxed);
+                tracing::warn!(url = %backend.endpoint().url, error = %e, "host taken out of rotation");
+                if e.is_not_sent() && tried.len() < backends.len() {
+                    continue;
+                }
+                return Err(e);
+            }
+            Ok(text) => {
+                if backend.down_until_ms.load(Ordering::Relaxed) != 0 {
+                    backend.down_until_ms.store(0, Ordering::Relaxed);
+                }
+                return Ok(text);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Puts every backend back in rotation (after a restart).
+pub(crate) fn reset(backends: &[Arc<Backend>]) {
+    for b in backends {
+        b.down_until_ms.store(0, Ordering::Relaxed);
+    }
+}
