@@ -129,7 +129,15 @@ function readJson(req, limit, onDone, always = false) {
     return;
   }
   if (!json) {
-    onDone(null, {});
+    // Not parsed (js-host gives `{}`), but read to the end before answering: answering first
+    // would close the connection under a client still sending.
+    if (req.complete || (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined)) {
+      onDone(null, {});
+    } else {
+      req.on('end', () => onDone(null, {}));
+      req.on('error', () => {});
+      req.resume();
+    }
     return;
   }
   readText(req, limit, (err, text) => {
