@@ -6,8 +6,11 @@
 //   answer like js-host does for a running host (500 "Host already running");
 // - a host that exits is forgotten together with its stop timer, and a timer only ever acts
 //   on the host record that set it (never on a successor's);
-// - the manager exits once it has no host left (after a stop, a disconnect timeout, a crash
-//   or a failed start), unless the config sets stopManagerIfNoConnections: false.
+// - the manager exits once it has no host left, unless the config sets
+//   stopManagerIfNoConnections: false: right away when its last host was stopped by the
+//   disconnect timeout (as js-host does), and after `disconnectTimeout` ms without any host
+//   when its last host was stopped, crashed or failed to restart (a client may still want to
+//   disconnect from the crashed host or start it again).
 // Hosts get --exit-on-stdin-close: they die with the manager, even a SIGKILLed one.
 
 const http = require('node:http');
@@ -37,6 +40,7 @@ class Manager {
     this.hosts = new Map(); // absolute config path -> record
     this.locks = new Map(); // absolute config path -> tail of its operation queue
     this.exiting = false;
+    this.idleTimer = null;
     this.hadHost = false; // it exits when its last host is gone, not before its first one
     this.server = http.createServer((req, res) => this.handle(req, res));
   }
@@ -314,17 +318,23 @@ class Manager {
       this.forget(record);
       await this.kill(child);
       this.log.info(`manager: stopped the host for ${record.key} (no connections)`);
-    }).then(() => this.exitIfIdle());
+    }).then(() => this.exitIfIdle(false));
   }
 
-  /** Exits once no host is left and nothing is in progress (js-host's stopManagerIfNoConnections). */
-  exitIfIdle() {
-    if (!this.config.stopManagerIfNoConnections || !this.hadHost) return;
-    setImmediate(() => {
+  /**
+   * Exits once no host is left and nothing is in progress (js-host's stopManagerIfNoConnections):
+   * now, or after `disconnectTimeout` ms when `later`.
+   */
+  exitIfIdle(later = true) {
+    if (!this.config.stopManagerIfNoConnections || !this.hadHost || this.exiting) return;
+    clearTimeout(this.idleTimer);
+    const check = () => {
       if (this.exiting || this.hosts.size !== 0 || this.locks.size !== 0) return;
       this.log.info('manager: all hosts have stopped; shutting down');
       this.exit(0);
-    });
+    };
+    if (later) this.idleTimer = setTimeout(check, this.config.disconnectTimeout);
+    else setImmediate(check);
   }
 
   async shutdown(why) {

@@ -43,10 +43,16 @@ async function waitFor(fn, { timeout = 5000, interval = 20, what = 'condition' }
   }
 }
 
+/** Whether `pid` runs (a zombie, exited but not reaped by its parent, does not). */
 function alive(pid) {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
   } catch {
     return false;
   }
