@@ -3,7 +3,7 @@
 // computing the status js-host 0.12 reports for it.
 
 const path = require('node:path');
-const { pathToFileURL } = require('node:url');
+const { pathToFileURL, fileURLToPath } = require('node:url');
 const { PROTOCOL_VERSION } = require('./version');
 
 // js-host's defaults, in the order lodash's _.defaults appends them to the config object.
@@ -67,26 +67,36 @@ function isEsmSyntaxError(err) {
   return /\b(export|import)\b|import statement outside a module/.test(err.message);
 }
 
-// A `.js` file written as an ES module inside a CommonJS package: Node 20 needs to be told
-// that this one file is a module (a load hook for its URL; other files are left alone).
+// ES modules: a load hook (in Node's hooks thread) reports every file URL it loads, for
+// --watch, and tells Node that the config is a module when it is a `.js` file written as one
+// inside a CommonJS package (other files are left alone).
 const HOOKS =
-  'let url;' +
-  'export function initialize(data) { url = data.url; }' +
-  'export async function load(u, context, next) {' +
-  '  return next(u, u === url ? { ...context, format: "module" } : context); }';
+  'let force = null; let port = null;' +
+  'export function initialize(data) { force = data.force; port = data.port; }' +
+  'export async function load(url, context, next) {' +
+  '  if (url.startsWith("file:")) port.postMessage(url);' +
+  '  return next(url, url === force ? { ...context, format: "module" } : context); }';
+
+const esmFiles = new Set();
 
 async function importEsm(abs, force = false) {
   const url = pathToFileURL(abs).href;
-  if (force) {
-    require('node:module').register('data:text/javascript,' + encodeURIComponent(HOOKS), { data: { url } });
-  }
+  const { port1, port2 } = new MessageChannel();
+  port1.on('message', (u) => esmFiles.add(fileURLToPath(u)));
+  port1.unref();
+  require('node:module').register('data:text/javascript,' + encodeURIComponent(HOOKS), {
+    data: { force: force ? url : null, port: port2 },
+    transferList: [port2],
+  });
   const ns = await import(url);
+  // Let the hooks thread's last messages arrive.
+  await new Promise((resolve) => setImmediate(resolve));
   if (ns.default !== undefined) return ns.default;
   return { ...ns };
 }
 
 function loadedFiles(configFile) {
-  const files = new Set([configFile]);
+  const files = new Set([configFile, ...esmFiles]);
   for (const f of Object.keys(require.cache)) {
     if (!f.startsWith(OWN_DIR)) files.add(f);
   }

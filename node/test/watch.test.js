@@ -58,3 +58,13 @@ test('--watch reloads on a change of a required file', async (t) => {
   assert.deepEqual(JSON.parse((await request(`${host.url}/status`, { method: 'GET' })).body).config.functions, ['slow', 'pid', 'a', 'c']);
   void path;
 });
+
+test('--watch follows the files an ES module config imports', async (t) => {
+  const dir = tmpDir(t);
+  const dep = write(dir, 'dep.mjs', `export const word = 'one';`);
+  const config = write(dir, 'host.config.mjs', `import { word } from './dep.mjs';\nexport default { functions: { word: async () => word } };`);
+  const host = await startHost(t, config, ['--watch']);
+  assert.equal((await post(`${host.url}/function/word`, {})).body, 'one');
+  fs.writeFileSync(dep, `export const word = 'two';`);
+  await waitFor(async () => (await post(`${host.url}/function/word`, {})).body === 'two', { timeout: 2000, what: 'the edited import' });
+});
