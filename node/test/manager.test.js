@@ -19,11 +19,12 @@ module.exports = {
 `;
 
 async function startManager(t, config, { bin = JSHOST_NODE } = {}) {
-  const m = await spawnLine(t, bin, [config, '--manager', '--port', '0', '--json']);
-  const status = JSON.parse(m.line);
-  const url = `http://127.0.0.1:${status.config.port}`;
+  let url = null;
   // js-host's manager leaves its hosts running when killed: stop it through its API first.
-  t.after(() => post(`${url}/manager/stop`, {}).catch(() => {}));
+  const beforeStop = () => (url ? post(`${url}/manager/stop`, {}, undefined, { timeout: 2000 }) : Promise.resolve());
+  const m = await spawnLine(t, bin, [config, '--manager', '--port', '0', '--json'], { beforeStop });
+  const status = JSON.parse(m.line);
+  url = `http://127.0.0.1:${status.config.port}`;
   return { ...m, status, url, pid: m.child.pid };
 }
 

@@ -72,12 +72,16 @@ function stop(child, signal = 'SIGTERM') {
 }
 
 /**
- * Spawns `node BIN ...args` and waits for its first stdout line. Stopped after the test.
+ * Spawns `node BIN ...args` and waits for its first stdout line. Stopped after the test
+ * (after `beforeStop()`, e.g. asking a manager to stop its hosts).
  * Returns {child, line, stderr(), stdout()}.
  */
-async function spawnLine(t, bin, args, { cwd, env = ENV, timeout = 10000, stdin = 'ignore' } = {}) {
+async function spawnLine(t, bin, args, { cwd, env = ENV, timeout = 10000, stdin = 'ignore', beforeStop } = {}) {
   const child = spawn(process.execPath, [bin, ...args], { cwd, env, stdio: [stdin, 'pipe', 'pipe'] });
-  t.after(() => stop(child));
+  t.after(async () => {
+    if (beforeStop) await beforeStop().catch(() => {});
+    await stop(child);
+  });
   let out = '';
   let err = '';
   child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
