@@ -81,13 +81,17 @@ const esmFiles = new Set();
 
 async function importEsm(abs, force = false) {
   const url = pathToFileURL(abs).href;
-  const { port1, port2 } = new MessageChannel();
-  port1.on('message', (u) => esmFiles.add(fileURLToPath(u)));
-  port1.unref();
-  require('node:module').register('data:text/javascript,' + encodeURIComponent(HOOKS), {
-    data: { force: force ? url : null, port: port2 },
-    transferList: [port2],
-  });
+  const { register } = require('node:module');
+  if (typeof register === 'function') {
+    // Node 20.6+; before that, a `.js` config using `export default` needs "type": "module".
+    const { port1, port2 } = new MessageChannel();
+    port1.on('message', (u) => esmFiles.add(fileURLToPath(u)));
+    port1.unref();
+    register('data:text/javascript,' + encodeURIComponent(HOOKS), {
+      data: { force: force ? url : null, port: port2 },
+      transferList: [port2],
+    });
+  }
   const ns = await import(url);
   // Let the hooks thread's last messages arrive.
   await new Promise((resolve) => setImmediate(resolve));
