@@ -59,7 +59,7 @@ function createHandler(host, { identity, log, verbose, state = { closing: false 
   }
 
   // POST /function/NAME: the body is read (and may fail) before the name is looked up, as in js-host.
-  function functionRoute(req, res, path, rawName) {
+  function functionRoute(req, res, rawName) {
     let name = rawName;
     if (name.indexOf('%') !== -1) {
       try {
@@ -123,7 +123,7 @@ function createHandler(host, { identity, log, verbose, state = { closing: false 
       if (key.startsWith(FUNCTION_PREFIX)) {
         let raw = path.slice(FUNCTION_PREFIX.length);
         if (raw.endsWith('/')) raw = raw.slice(0, -1);
-        if (raw.length !== 0 && raw.indexOf('/') === -1) return functionRoute(req, res, path, raw);
+        if (raw.length !== 0 && raw.indexOf('/') === -1) return functionRoute(req, res, raw);
       } else if (key === '/batch') {
         return batchRoute(req, res);
       }
@@ -138,7 +138,7 @@ function createHandler(host, { identity, log, verbose, state = { closing: false 
       let end = url.indexOf('?', FUNCTION_PREFIX.length);
       if (end === -1) end = url.length;
       const name = url.slice(FUNCTION_PREFIX.length, end);
-      if (name.length !== 0 && name.indexOf('/') === -1) return functionRoute(req, res, url, name);
+      if (name.length !== 0 && name.indexOf('/') === -1) return functionRoute(req, res, name);
     }
     slowRoute(req, res);
   };
