@@ -145,13 +145,19 @@ class Manager {
       child.stderr.on('data', (d) => {
         if (!done && stderr.length < 65536) stderr += d;
       });
+      let seen = 0; // stdout before this offset holds lines the config printed while loading
       child.stdout.on('data', (d) => {
         if (done) return;
         stdout += d;
-        const nl = stdout.indexOf('\n');
-        if (nl === -1) return;
+        let line;
+        for (;;) {
+          const nl = stdout.indexOf('\n', seen);
+          if (nl === -1) return;
+          line = stdout.slice(seen, nl);
+          seen = nl + 1;
+          if (line.startsWith('{"type":')) break;
+        }
         done = true;
-        const line = stdout.slice(0, nl);
         let status;
         try {
           status = JSON.parse(line);

@@ -236,3 +236,13 @@ test('--detached: the handshake prints the status and leaves the manager running
   assert.match(again.stderr, /EADDRINUSE/);
   assert.equal((await post(`http://127.0.0.1:${port}/manager/stop`, {})).body, 'Stopping...');
 });
+
+test('a host whose config prints while loading still starts', async (t) => {
+  const dir = tmpDir(t);
+  const managerConfig = write(dir, 'manager.config.js', hostConfig());
+  const config = write(dir, 'host.config.js', `console.log('loading my config...');\n${hostConfig()}`);
+  const m = await startManager(t, managerConfig);
+  const r = await api(m, '/host/start', { config });
+  assert.equal(r.status, 200, r.body);
+  assert.equal(JSON.parse(json(r).output).type, 'Host');
+});
