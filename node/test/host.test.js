@@ -77,11 +77,11 @@ test('beyond js-host: one process', async (t) => {
   await t.test('/batch: results in order, items concurrent', async () => {
     const started = Date.now();
     const r = await post(`${host.url}/batch`, [
-      { function: 'wait', data: { ms: 200 } },
+      { function: 'wait', data: { ms: 300 } },
       { function: 'echo', data: { a: 1 } },
       { function: 'nope', data: {} },
       { function: 'err' },
-      { function: 'wait', data: { ms: 200 } },
+      { function: 'wait', data: { ms: 300 } },
       { function: 'asyncFn', data: { n: 5 } },
       { function: 'timerThrow', data: {} },
       { function: 'echo' },
@@ -90,17 +90,17 @@ test('beyond js-host: one process', async (t) => {
     assert.equal(r.status, 200);
     assert.match(r.headers['content-type'], /^application\/json/);
     const results = JSON.parse(r.body);
-    assert.deepEqual(results[0], { status: 200, output: 'waited 200' });
+    assert.deepEqual(results[0], { status: 200, output: 'waited 300' });
     assert.deepEqual(results[1], { status: 200, output: '{"a":1}' });
     assert.deepEqual(results[2], { status: 404, error: 'Not found. Unknown function "nope"' });
     assert.equal(results[3].status, 500);
     assert.match(results[3].error, /^Error: boom\n/);
-    assert.deepEqual(results[4], { status: 200, output: 'waited 200' });
+    assert.deepEqual(results[4], { status: 200, output: 'waited 300' });
     assert.deepEqual(results[5], { status: 200, output: 'async 5' });
     assert.equal(results[6].status, 500);
     assert.match(results[6].error, /^Error: thrown in a timer/);
     assert.deepEqual(results[7], { status: 200, output: '{}' });
-    assert.ok(took < 390, `the two 200 ms items ran concurrently (took ${took} ms)`);
+    assert.ok(took < 580, `the two 300 ms items ran concurrently (took ${took} ms)`);
     assert.equal((await post(`${host.url}/batch`, [])).body, '[]');
   });
 
