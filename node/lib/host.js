@@ -91,6 +91,10 @@ async function runHost(opts) {
       process.exit(0);
     });
   }
+  if (opts.socket !== undefined) {
+    // Exit through process.exit so that the socket file is removed.
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, () => process.exit(0));
+  }
   try {
     const port = await listen(server, host.config, opts);
     host.setListeningPort(port);
