@@ -5,7 +5,8 @@
 //   worker says the config wants, so a port or socket stays the same across worker restarts.
 // - A worker that dies is replaced with backoff (100 ms doubling to 5 s, reset after 10 s up);
 //   only the calls in flight on its connections fail. Connections arriving while no worker is
-//   ready wait in the primary.
+//   ready wait in the primary; a connection handed to a worker that died before taking it goes
+//   to another one.
 // - --watch: a change of a loaded file starts a new generation; once all its workers are ready,
 //   new connections go to it and the old generation is retired (finishes in-flight calls, then
 //   exits; killed after GRACE_MS). A generation that fails to start is dropped; the current one
@@ -40,6 +41,7 @@ class Primary {
     this.listening = null; // promise
     this.queue = []; // connections waiting for a ready worker
     this.next = 0;
+    this.connections = 0;
     this.stopping = false;
     this.watcher = opts.watch ? new Watcher((file) => this.reload(file), this.log) : null;
   }
@@ -73,14 +75,27 @@ class Primary {
     const setup = { opts: this.opts, generation: gen.id, workers: this.count };
     const worker = cluster.fork({ JSHOST_NODE_WORKER: JSON.stringify(setup) });
     s.worker = worker;
+    // Connections handed to this worker that it has not taken yet (id -> socket).
+    worker.jshostPending = new Map();
     worker.on('message', (msg) => this.onMessage(gen, slot, worker, msg));
     worker.on('exit', (code, signal) => this.onExit(gen, slot, worker, code, signal));
+    // Once its channel is closed, every message it sent has arrived: what it did not take
+    // goes to another worker. A channel with a handle in flight may never report 'disconnect':
+    // the exit (plus a moment for its last messages) does too.
+    worker.on('disconnect', () => this.reclaim(worker));
+    worker.on('exit', () => setTimeout(() => this.reclaim(worker), 50));
   }
 
   async onMessage(gen, slot, worker, msg) {
     if (!msg || typeof msg !== 'object') return;
     const s = gen.slots[slot];
-    if (msg.type === 'loaded') {
+    if (msg.type === 'took') {
+      const socket = worker.jshostPending.get(msg.id);
+      if (socket === undefined) return;
+      worker.jshostPending.delete(msg.id);
+      if (msg.accepted) socket.destroy(); // the worker has its own copy: drop ours (no FIN)
+      else this.dispatch(socket);
+    } else if (msg.type === 'loaded') {
       for (const f of msg.files) gen.files.add(f);
       try {
         await this.ensureListening(msg);
@@ -195,10 +210,20 @@ class Primary {
       });
       return;
     }
-    const s = ready[this.next++ % ready.length];
-    s.worker.send('jshost:conn', socket, { keepOpen: false }, (err) => {
-      if (err) socket.destroy();
+    const worker = ready[this.next++ % ready.length].worker;
+    // keepOpen: the primary keeps its copy until the worker says it took the connection, so
+    // that a connection sent to a worker that dies first is not lost (or left hanging).
+    const id = ++this.connections;
+    worker.jshostPending.set(id, socket);
+    worker.send({ type: 'conn', id }, socket, { keepOpen: true }, (err) => {
+      if (err && worker.jshostPending.delete(id)) this.dispatch(socket);
     });
+  }
+
+  reclaim(worker) {
+    const sockets = [...worker.jshostPending.values()];
+    worker.jshostPending.clear();
+    for (const socket of sockets) if (!socket.destroyed) this.dispatch(socket);
   }
 
   drain() {

@@ -25,8 +25,10 @@ async function runWorker(setup) {
   };
 
   process.on('message', (msg, socket) => {
-    if (msg === 'jshost:conn') {
+    if (msg && msg.type === 'conn') {
       if (!socket) return;
+      // Told before anything is read from it: a retiring worker hands it back.
+      process.send({ type: 'took', id: msg.id, accepted: !state.closing });
       if (state.closing) return void socket.destroy();
       sockets.add(socket);
       socket.once('close', () => {
