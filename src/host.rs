@@ -328,7 +328,8 @@ impl JsHost {
         .await
     }
 
-    /// One call, on the SDK's runtime (dropping the future cancels it).
+    /// One call: on the caller's runtime, or on the SDK's outside any (dropping the future
+    /// cancels it).
     pub(crate) async fn call_function(
         &self,
         name: Arc<str>,
@@ -336,7 +337,7 @@ impl JsHost {
         timeout: Option<Duration>,
     ) -> Result<String> {
         let host = self.clone();
-        driver::run(async move {
+        driver::here_or_on_driver(async move {
             let inner = &*host.inner;
             let timeout = timeout.unwrap_or(inner.function_timeout);
             balance::call(&inner.backends, &inner.next, &inner.client, &name, body, timeout).await

@@ -1,12 +1,12 @@
-//! The SDK's own runtime, where all of its background work lives.
+//! The SDK's own runtime, where its background work lives.
 //!
-//! Connection tasks, owned-host supervision and drop-time disconnects must not depend on the
-//! runtime that happened to create a handle or make a call: that runtime may be a current-thread
-//! runtime of one actix worker (blocked for seconds, or dropped while other workers go on) or the
-//! runtime of a `#[tokio::test]` that is about to end. So every request, process and timer of
-//! the SDK runs on one small multi-thread runtime owned by the SDK (threads named
-//! `jshost-driver`), started on first use and kept for the life of the process. Callers only
-//! await a [`tokio::task::JoinHandle`], which works from any runtime (or none).
+//! Owned-host supervision, processes the SDK runs, and drop-time disconnects must not depend on
+//! the runtime that happened to create a handle: that runtime may be a current-thread runtime of
+//! one actix worker (blocked for seconds, or dropped while other workers go on) or the runtime of
+//! a `#[tokio::test]` that is about to end. So they run on one small multi-thread runtime owned by
+//! the SDK (threads named `jshost-driver`), started on first use and kept for the life of the
+//! process, as do requests made from outside any runtime. Callers only await a
+//! [`tokio::task::JoinHandle`], which works from any runtime (or none).
 
 use jshost_core::{Error, Result};
 use std::cell::Cell;
@@ -19,12 +19,13 @@ thread_local! {
     static ON_DRIVER: Cell<bool> = const { Cell::new(false) };
 }
 
-/// How many threads the driver runs: the cores, at most 4 (the work is I/O, not computation).
+/// How many threads the driver runs: the cores, at most 2 (supervision and the odd request from
+/// outside a runtime: I/O, not computation).
 fn thread_count() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
-        .clamp(1, 4)
+        .clamp(1, 2)
 }
 
 fn runtime() -> Result<&'static Runtime> {
@@ -88,6 +89,23 @@ where
     }
 }
 
+/// Runs `work` right here when the caller is inside a tokio runtime (no hand-off), else on the
+/// driver, as [`run`] does.
+///
+/// # Errors
+/// As [`run`].
+pub async fn here_or_on_driver<T, F>(work: F) -> Result<T>
+where
+    F: Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    if Handle::try_current().is_ok() {
+        work.await
+    } else {
+        run(work).await
+    }
+}
+
 /// Spawns `work` on the driver, detached (background work such as closing a connection).
 pub fn spawn<F>(work: F)
 where
@@ -101,40 +119,50 @@ where
     }
 }
 
-/// A hyper executor that runs connection tasks on the driver.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct DriverExecutor;
-
-impl<F> hyper::rt::Executor<F> for DriverExecutor
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    fn execute(&self, fut: F) {
-        match handle() {
-            Ok(h) => {
-                h.spawn(fut);
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot run a connection task"),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn runs_without_a_runtime_and_cancels_on_drop() {
-        let out = futures_lite_block_on(run(async { Ok::<_, Error>(on_driver()) }));
-        assert!(out.expect("ran"), "the work ran on a driver thread");
+    fn runs_without_a_runtime_on_a_driver_thread() {
+        let ran_on_driver = futures::executor::block_on(run(async { Ok::<_, Error>(on_driver()) }));
+        assert!(ran_on_driver.expect("ran"));
     }
 
-    /// A minimal executor that is not tokio: the caller side needs no runtime at all.
-    fn futures_lite_block_on<F: Future>(fut: F) -> F::Output {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("a bare runtime without I/O or time");
-        rt.block_on(fut)
+    #[test]
+    fn dropping_the_future_cancels_the_work() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let work = run(async move {
+            let _tx = tx; // dropped when the task is aborted
+            std::future::pending::<Result<()>>().await
+        });
+        let mut work = Box::pin(work);
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(work.as_mut().poll(&mut cx).is_pending());
+        drop(work);
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_secs(5)).is_err(),
+            "the task was aborted and its sender dropped"
+        );
+    }
+}
+
+#[cfg(test)]
+mod placement {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn work_stays_on_the_callers_runtime() {
+        let on = here_or_on_driver(async { Ok::<_, Error>(on_driver()) })
+            .await
+            .expect("ran");
+        assert!(!on, "ran on the caller's runtime");
+        let on = run(async { Ok::<_, Error>(on_driver()) }).await.expect("ran");
+        assert!(on);
+        let on = here_or_on_driver(async { Ok::<_, Error>(on_driver()) })
+            .await
+            .expect("ran");
+        assert!(!on, "still on the caller's runtime after the driver started");
     }
 }

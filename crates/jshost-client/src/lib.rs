@@ -34,9 +34,6 @@ compile_error!("jshost supports Unix-like systems only (Linux, macOS): it superv
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioTimer;
 use jshost_core::{Error, ErrorKind, Result};
 use std::fmt;
 use std::sync::Arc;
@@ -45,24 +42,30 @@ use tokio::sync::Semaphore;
 
 #[doc(hidden)]
 pub mod driver;
+mod local;
 
 /// Idle pooled connections are closed after this long: below Node's 5 s keep-alive timeout.
-pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_millis(3_500);
+pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = local::POOL_IDLE_TIMEOUT;
 /// Default cap on requests in flight (and so on open sockets) per client.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 128;
 
 /// A pooled, keep-alive HTTP/1.1 client for js-host hosts and managers.
 ///
-/// Cheap to clone: clones share one connection pool; there is no need to wrap it in an `Arc`.
-/// Its requests and connections run on the SDK's own runtime, so a client works from any
-/// runtime (or none), and a runtime that ends or blocks does not take connections with it.
+/// Cheap to clone: clones share their connection pools; there is no need to wrap it in an `Arc`.
+///
+/// Works from any runtime, or none. Called from within a tokio runtime (which must have I/O and
+/// time enabled, as `#[tokio::main]` and `#[tokio::test]` do), a request runs right there, on a
+/// pool of connections kept per runtime thread, so a runtime that ends or blocks never affects
+/// calls made from another. Called from outside any runtime, it runs on the SDK's own small
+/// runtime.
 #[derive(Clone)]
 pub struct HttpClient {
     inner: Arc<ClientInner>,
 }
 
 struct ClientInner {
-    hyper: Client<HttpConnector, Full<Bytes>>,
+    /// Identifies this client's pools (see the `local` module).
+    pools: Arc<()>,
     permits: Semaphore,
     max_connections: usize,
 }
@@ -114,19 +117,9 @@ impl HttpClient {
     /// A client that keeps at most `max` requests in flight (at least 1).
     pub fn with_max_connections(max: usize) -> Self {
         let max = max.max(1);
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        let hyper = Client::builder(driver::DriverExecutor)
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(DEFAULT_POOL_IDLE_TIMEOUT)
-            .pool_max_idle_per_host(max)
-            .build(connector);
         HttpClient {
             inner: Arc::new(ClientInner {
-                hyper,
+                pools: Arc::new(()),
                 permits: Semaphore::new(max),
                 max_connections: max,
             }),
@@ -145,7 +138,8 @@ impl HttpClient {
         self.inner.max_connections * 2
     }
 
-    /// Sends one request and reads the whole response, within `timeout`, on the SDK's runtime.
+    /// Sends one request and reads the whole response, within `timeout`: on the caller's
+    /// runtime, or on the SDK's when there is none.
     async fn request(
         &self,
         method: Method,
@@ -156,20 +150,30 @@ impl HttpClient {
         let uri: Uri = url
             .parse()
             .map_err(|e| Error::config(format!("invalid URL {url:?}")).with_source(e))?;
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return self.timed(method, uri, body, timeout, url).await;
+        }
         let client = self.clone();
-        let url_owned = url.to_owned();
-        driver::run(async move {
-            let url = url_owned;
-            match tokio::time::timeout(timeout, client.send(method, uri, body)).await {
-                Ok(result) => result.map_err(|e| e.with_url(url)),
-                Err(_) => Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("no answer from {url} within {timeout:?}"),
-                )
-                .with_url(url)),
-            }
-        })
-        .await
+        let url = url.to_owned();
+        driver::run(async move { client.timed(method, uri, body, timeout, &url).await }).await
+    }
+
+    async fn timed(
+        &self,
+        method: Method,
+        uri: Uri,
+        body: Option<Bytes>,
+        timeout: Duration,
+        url: &str,
+    ) -> Result<Response> {
+        match tokio::time::timeout(timeout, self.send(method, uri, body)).await {
+            Ok(result) => result.map_err(|e| e.with_url(url)),
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!("no answer from {url} within {timeout:?}"),
+            )
+            .with_url(url)),
+        }
     }
 
     /// `GET url`, within `timeout`.
@@ -226,7 +230,8 @@ impl HttpClient {
         let request = builder
             .body(Full::new(body.unwrap_or_default()))
             .map_err(|e| Failure::Other(Error::config("cannot build the HTTP request").with_source(e)))?;
-        let response = self.inner.hyper.request(request).await.map_err(request_error)?;
+        let hyper = local::pool(&self.inner.pools, self.inner.max_connections);
+        let response = hyper.request(request).await.map_err(request_error)?;
         let status = response.status().as_u16();
         let body = response
             .into_body()

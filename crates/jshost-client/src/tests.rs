@@ -171,7 +171,7 @@ async fn dropping_the_call_aborts_the_request() {
 }
 
 #[test]
-fn calls_work_from_a_runtime_that_ended_and_from_one_that_is_blocked() {
+fn calls_work_from_a_runtime_after_another_ended_and_from_no_runtime() {
     let server = tokio::runtime::Runtime::new().expect("server runtime");
     let (url, accepted) = server.block_on(serve(|_, body| (200, body.to_vec(), Duration::ZERO)));
     let client = HttpClient::new();
@@ -182,28 +182,19 @@ fn calls_work_from_a_runtime_that_ended_and_from_one_that_is_blocked() {
             .expect("runtime");
         rt.block_on(client.call_function(url, "echo", Bytes::from_static(b"[1]"), opts(2000)))
     };
-    // The pooled connection was opened from a runtime that is gone now.
+    // Each call comes from a runtime of its own, ended right after: the second must not try
+    // the first one's connection, whose task died with its runtime.
     assert_eq!(call(&client, &url).expect("first runtime"), "[1]");
     assert_eq!(call(&client, &url).expect("second runtime"), "[1]");
-    assert_eq!(
-        accepted.load(Ordering::SeqCst),
-        1,
-        "the connection outlived the first runtime"
-    );
-    // No tokio runtime at all on the calling side.
-    let out = std::thread::spawn({
-        let client = client.clone();
-        let url = url.clone();
-        move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .expect("bare runtime");
-            rt.block_on(client.call_function(&url, "echo", Bytes::from_static(b"[2]"), opts(2000)))
-        }
-    })
-    .join()
-    .expect("thread");
-    assert_eq!(out.expect("a runtime without I/O or timers"), "[2]");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2, "a connection per runtime");
+    // No tokio runtime at all on the calling side: the SDK's own runtime makes the call.
+    let out = futures::executor::block_on(client.call_function(
+        &url,
+        "echo",
+        Bytes::from_static(b"[2]"),
+        opts(2000),
+    ));
+    assert_eq!(out.expect("called from outside any runtime"), "[2]");
 }
 
 #[tokio::test]
@@ -226,17 +217,20 @@ async fn nothing_listening_is_a_connection_error_naming_the_url() {
 async fn connections_are_reused_and_bounded() {
     let (url, accepted) = serve(|_, body| (200, body.to_vec(), Duration::from_millis(2))).await;
     let client = HttpClient::with_max_connections(4);
-    for i in 0..20 {
+    for i in 0..200 {
         let out = client
             .call_function(&url, "echo", Bytes::from(format!("[{i}]")), opts(2000))
             .await
             .expect("ok");
         assert_eq!(out, format!("[{i}]"));
     }
-    assert_eq!(
-        accepted.load(Ordering::SeqCst),
-        1,
-        "sequential calls share one connection"
+    // On a current-thread runtime the second call can race the first connection's return to the
+    // pool (the connection task runs on the same thread) and open one more; after that, sequential
+    // calls keep reusing what is pooled.
+    assert!(
+        accepted.load(Ordering::SeqCst) <= 2,
+        "sequential calls reuse pooled connections: {} opened for 200 calls",
+        accepted.load(Ordering::SeqCst)
     );
     let calls = (0..64).map(|i| {
         let client = client.clone();

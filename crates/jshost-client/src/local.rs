@@ -1,0 +1,125 @@
+//! Connection pools per runtime.
+//!
+//! A connection's task runs on a runtime, and its socket is registered with that runtime's
+//! reactor. Sharing connections across runtimes makes every caller depend on the runtime that
+//! opened them: when it ends, the others' requests fail; when it blocks, theirs stall. So each
+//! runtime that calls gets a pool of its own per client, whose connection tasks run on it (no
+//! hand-off per call). The pools of a runtime that has ended, or of a client that is gone, are
+//! forgotten; an actix-style server (one current-thread runtime per worker thread) gets one pool
+//! per worker. Each thread caches the pools it uses, so a call takes no lock.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio::runtime::Id;
+
+/// Idle pooled connections are closed after this long: below Node's 5 s keep-alive timeout.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_millis(3_500);
+
+pub(crate) type Hyper = Client<HttpConnector, Full<Bytes>>;
+
+#[derive(Clone)]
+struct Pool {
+    /// The `HttpClient` the pool belongs to (dead once every clone of it is dropped).
+    owner: Weak<()>,
+    /// The runtime the pool's connection tasks run on.
+    runtime: Id,
+    /// Cleared when the marker task on the pool's runtime is dropped: the runtime has ended.
+    runtime_alive: Arc<AtomicBool>,
+    hyper: Hyper,
+}
+
+impl Pool {
+    /// Whether its client and its runtime are both alive.
+    fn usable(&self) -> bool {
+        self.owner.strong_count() > 0 && self.runtime_alive.load(Ordering::Relaxed)
+    }
+}
+
+/// Owned by a task that never finishes: dropped with the runtime's tasks when it shuts down.
+struct RuntimeMarker(Arc<AtomicBool>);
+
+impl Drop for RuntimeMarker {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+thread_local! {
+    static CACHED: RefCell<Vec<Pool>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Every live pool, by client and runtime: threads of one runtime share its pool.
+static POOLS: Mutex<Option<HashMap<(usize, Id), Pool>>> = Mutex::new(None);
+
+/// The pool of the client `owner` on the caller's runtime, created on first use. The caller must
+/// be inside a tokio runtime (with I/O and time enabled).
+pub(crate) fn pool(owner: &Arc<()>, max_idle: usize) -> Hyper {
+    let runtime = tokio::runtime::Handle::current().id();
+    let key = Arc::as_ptr(owner) as usize;
+    CACHED.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if let Some(pool) = cached
+            .iter()
+            .find(|p| p.runtime == runtime && p.owner.as_ptr() as usize == key)
+        {
+            if pool.usable() {
+                return pool.hyper.clone();
+            }
+        }
+        cached.retain(Pool::usable);
+        let pool = shared_pool(owner, runtime, max_idle);
+        cached.push(pool.clone());
+        pool.hyper
+    })
+}
+
+/// The runtime's pool for `owner` from the process-wide map, created when missing.
+fn shared_pool(owner: &Arc<()>, runtime: Id, max_idle: usize) -> Pool {
+    let key = (Arc::as_ptr(owner) as usize, runtime);
+    let mut pools = match POOLS.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let pools = pools.get_or_insert_with(HashMap::new);
+    if let Some(pool) = pools.get(&key).filter(|p| p.usable()) {
+        return pool.clone();
+    }
+    // Forget pools of dropped clients and ended runtimes (their connections close with them).
+    pools.retain(|_, p| p.usable());
+    let runtime_alive = Arc::new(AtomicBool::new(true));
+    let marker = RuntimeMarker(runtime_alive.clone());
+    tokio::spawn(async move {
+        let _marker = marker;
+        std::future::pending::<()>().await
+    });
+    let pool = Pool {
+        owner: Arc::downgrade(owner),
+        runtime,
+        runtime_alive,
+        hyper: build(max_idle),
+    };
+    pools.insert(key, pool.clone());
+    tracing::trace!(pools = pools.len(), %runtime, "opened a connection pool for this runtime");
+    pool
+}
+
+fn build(max_idle: usize) -> Hyper {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.enforce_http(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(max_idle)
+        .build(connector)
+}
