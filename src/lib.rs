@@ -34,6 +34,28 @@
 //! Every failure is an [`Error`] with predicates (`is_timeout()`, `is_function()`...); function
 //! errors keep the JavaScript stack.
 //!
+//! # Runtimes
+//!
+//! A [`JsHost`] works from any tokio runtime, several at once, or none: handles are `Send +
+//! Sync + Clone` and may cross runtimes freely. A call made inside a runtime runs there, on a
+//! pool of connections kept for that runtime, so one actix worker's runtime ending or blocking
+//! never affects the calls of another. (A runtime must have I/O and time enabled, as
+//! `#[tokio::main]`, `#[tokio::test]` and actix-rt do.) Everything else (calls made outside any
+//! runtime, supervision of owned hosts, closing the managed connection of a dropped handle)
+//! runs on a small runtime of the SDK's own (`jshost-driver` threads), so an owned host lives
+//! as long as its last handle, not as long as the runtime that spawned it, and a handle dropped
+//! at the end of a `#[tokio::test]` still closes its connection.
+//!
+//! # Cancellation
+//!
+//! Dropping a call's future cancels it; [`Function::call_with_cancel`] does the same when a
+//! [`CancellationToken`] fires.
+//!
+//! # Platforms
+//!
+//! Unix-like systems only (Linux, macOS): owned hosts and managers are supervised with Unix
+//! process groups and pipes. Building for another platform fails with a message saying so.
+//!
 //! [js-host]: https://www.npmjs.com/package/js-host
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -55,11 +77,15 @@ pub use jshost_core::{hash, Error, ErrorKind, Result, Settings, Status};
 pub use jshost_manager::{HostInfo, Manager, Started};
 pub use tokio_util::sync::CancellationToken;
 
-/// For tools built on jshost (the benchmark, the CLI, the test suite). Not part of the API.
+/// For tools built on jshost; not part of the API and not covered by semver.
 #[doc(hidden)]
 pub mod raw {
-    pub use jshost_client::{function_url, HttpClient};
-    pub use jshost_manager::{Expected, NodeSetup, StatusCache};
+    /// The benchmark sends the SDK's exact request bytes from a bare hyper client.
+    pub use jshost_client::function_url;
+    /// Tests and the benchmark read the pool's bound on open sockets.
+    pub use jshost_client::HttpClient;
+    /// Tests plant stale status-cache entries to check that a stale cache never wins.
+    pub use jshost_manager::{NodeSetup, StatusCache};
 }
 
 use std::sync::RwLock;

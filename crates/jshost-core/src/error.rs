@@ -344,6 +344,7 @@ impl StdError for Error {
 }
 
 /// The first `max` characters of `text`, with `...` when cut (on a character boundary).
+#[doc(hidden)]
 pub fn excerpt(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((cut, _)) => format!("{}...", &text[..cut]),
