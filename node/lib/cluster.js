@@ -114,7 +114,7 @@ class Primary {
   ensureListening(where) {
     if (!this.listening) {
       const config = { address: where.address, port: where.port };
-      this.server = net.createServer({ pauseOnConnect: true }, (socket) => this.dispatch(socket));
+      this.server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.dispatch(socket));
       this.listening = listen(this.server, config, this.opts).then(
         (port) => {
           this.port = port;
