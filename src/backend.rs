@@ -3,15 +3,23 @@
 use bytes::Bytes;
 use jshost_client::HttpClient;
 use jshost_core::{Error, ErrorKind, Result, Status};
-use jshost_manager::{status_url, HostInfo, ManagedConnection, OwnedHost};
+use jshost_manager::{probe_status, status_url, HostInfo, ManagedConnection, NodeSetup, OwnedHost};
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// How long to wait, after a connection error, for an owned host's exit to be noticed.
 const CRASH_NOTICE_TIMEOUT: Duration = Duration::from_millis(500);
+/// A host's function list is re-read for an unknown name at most this often.
+const REFRESH_EVERY_MS: u64 = 1_000;
+
+/// What a handle's hosts serve, to re-read a host's functions and explain a stale host.
+pub(crate) struct Origin {
+    pub(crate) setup: NodeSetup,
+    pub(crate) startup_timeout: Duration,
+}
 
 /// Where a host answers and what it serves; replaced when a managed host comes back elsewhere.
 pub(crate) struct Endpoint {
@@ -49,6 +57,8 @@ pub(crate) struct Backend {
     pub(crate) in_flight: AtomicUsize,
     /// Milliseconds (on the balancer's clock) until which the backend is out of rotation.
     pub(crate) down_until_ms: AtomicU64,
+    /// When the function list was last re-read (balancer clock, ms).
+    refreshed_ms: AtomicU64,
 }
 
 impl Backend {
@@ -58,6 +68,7 @@ impl Backend {
             supervision,
             in_flight: AtomicUsize::new(0),
             down_until_ms: AtomicU64::new(0),
+            refreshed_ms: AtomicU64::new(0),
         })
     }
 
@@ -78,7 +89,8 @@ impl Backend {
     /// A host owned by this process.
     pub(crate) fn owned(host: OwnedHost) -> Result<Arc<Backend>> {
         let url = status_url(host.status())?;
-        let endpoint = Endpoint::new(url, host.status().clone(), Some(host.logfile().to_path_buf()));
+        let logfile = host.logfile().map(Path::to_path_buf);
+        let endpoint = Endpoint::new(url, host.status().clone(), logfile);
         Ok(Self::new(endpoint, Supervision::Owned(host)))
     }
 
@@ -96,6 +108,27 @@ impl Backend {
         }
     }
 
+    /// Takes the backend out of rotation until [`Backend::put_in_rotation`].
+    pub(crate) fn take_out_of_rotation(&self) {
+        self.down_until_ms.store(u64::MAX, Ordering::Relaxed);
+    }
+
+    /// Puts the backend back in rotation.
+    pub(crate) fn put_in_rotation(&self) {
+        self.down_until_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// Takes `live` as the host's status (same URL and logfile): a compatible host restarted
+    /// with other functions.
+    pub(crate) fn adopt(&self, live: Status) {
+        let endpoint = self.endpoint();
+        self.set_endpoint(Endpoint::new(
+            endpoint.url.clone(),
+            live,
+            endpoint.logfile.clone(),
+        ));
+    }
+
     /// The process id of an owned host.
     pub(crate) fn pid(&self) -> Option<u32> {
         match &self.supervision {
@@ -108,13 +141,14 @@ impl Backend {
     pub(crate) async fn call(
         &self,
         client: &HttpClient,
+        origin: &Origin,
         name: &str,
         body: Bytes,
         timeout: Duration,
     ) -> Result<String> {
-        let endpoint = self.endpoint();
+        let mut endpoint = self.endpoint();
         if !endpoint.functions.contains(name) {
-            return Err(unknown_function(&endpoint, name));
+            endpoint = self.refresh_for(origin, name).await?;
         }
         if let Supervision::Owned(o) = &self.supervision {
             if let Some(exit) = o.exited() {
@@ -124,6 +158,31 @@ impl Backend {
         match client.call_function(&endpoint.url, name, body, timeout).await {
             Err(e) if e.is_connection() => Err(self.explain_connection_error(e, &endpoint).await),
             result => result,
+        }
+    }
+
+    /// For a function this handle does not know: re-reads the host's status (at most once a
+    /// second) and takes it when the host has the function now (a compatible host restarted
+    /// with more functions). Otherwise, when the config now has the function, the host was
+    /// started from an older version of it: the error says so, and how to restart it.
+    async fn refresh_for(&self, origin: &Origin, name: &str) -> Result<Arc<Endpoint>> {
+        let endpoint = self.endpoint();
+        let now = now_ms();
+        let last = self.refreshed_ms.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < REFRESH_EVERY_MS {
+            return Err(unknown_function(&endpoint, name));
+        }
+        self.refreshed_ms.store(now.max(1), Ordering::Relaxed);
+        if let Ok(Some(live)) = probe_status(&endpoint.url).await {
+            if live.has_function(name) && compatible(&live, &endpoint.status) {
+                tracing::info!(url = %endpoint.url, function = name, "the host serves more functions now");
+                self.adopt(live);
+                return Ok(self.endpoint());
+            }
+        }
+        match origin.setup.expected_status(false, origin.startup_timeout).await {
+            Ok(now) if now.has_function(name) => Err(stale_host(&endpoint, &origin.setup, name)),
+            _ => Err(unknown_function(&endpoint, name)),
         }
     }
 
@@ -210,6 +269,34 @@ impl Backend {
             self.endpoint().url
         ))
     }
+}
+
+/// Whether two statuses describe hosts of one config, whatever their functions and ports.
+pub(crate) fn compatible(a: &Status, b: &Status) -> bool {
+    let strip = |s: &Status| {
+        let mut v = s.with_port(0).as_value().clone();
+        if let Some(config) = v.get_mut("config").and_then(|c| c.as_object_mut()) {
+            config.remove("functions");
+        }
+        v
+    };
+    strip(a) == strip(b)
+}
+
+fn stale_host(endpoint: &Endpoint, setup: &NodeSetup, name: &str) -> Error {
+    Error::new(
+        ErrorKind::UnknownFunction,
+        format!(
+            "the host at {} was started from an older version of {} (or of a file it requires): \
+             the config has a function named {name:?} now, the host does not; restart it \
+             (host.restart() or `jshost host restart` for a host jshost started, else its \
+             supervisor); nothing was sent",
+            endpoint.url,
+            setup.config.display()
+        ),
+    )
+    .with_function(name)
+    .with_url(endpoint.url.as_str())
 }
 
 fn unknown_function(endpoint: &Endpoint, name: &str) -> Error {

@@ -1,7 +1,7 @@
 //! Spreading calls over the backends of a handle: least in flight, with backends that stop
 //! answering taken out of rotation for a moment. One backend is the simple case of the same code.
 
-use crate::backend::{now_ms, Backend, InFlight};
+use crate::backend::{now_ms, Backend, InFlight, Origin};
 use bytes::Bytes;
 use jshost_client::HttpClient;
 use jshost_core::{Error, Result};
@@ -52,6 +52,7 @@ pub(crate) async fn call(
     backends: &[Arc<Backend>],
     next: &AtomicUsize,
     client: &HttpClient,
+    origin: &Origin,
     name: &str,
     body: Bytes,
     timeout: Duration,
@@ -65,7 +66,7 @@ pub(crate) async fn call(
         let backend = &backends[i];
         let result = {
             let _in_flight = InFlight::enter(&backend.in_flight);
-            backend.call(client, name, body.clone(), timeout).await
+            backend.call(client, origin, name, body.clone(), timeout).await
         };
         match result {
             Err(e) if (e.is_not_sent() || e.is_process()) && backends.len() > 1 => {

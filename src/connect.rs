@@ -1,20 +1,17 @@
 //! Reaching the hosts for a `Settings`: direct, managed and owned backends.
 
 use crate::backend::Backend;
-use jshost_client::HttpClient;
-use jshost_core::{Error, Result, Settings};
-use jshost_manager::{
-    locate_manager, probe_status, Expected, Located, ManagedConnection, NodeSetup, OwnedHost,
-};
-use std::sync::Arc;
+use jshost_core::{Error, Result, Settings, Status};
+use jshost_manager::{probe_status, Connected, Expected, ManagedConnection, NodeSetup, OwnedHost};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// How often a member of `root_urls` that did not answer at connect is tried again.
+const RETRY_MEMBER: Duration = Duration::from_millis(500);
 
 /// The backends `JsHost::connect` reaches: the running hosts at `root_urls` (or the config's
 /// address), or a managed host.
-pub(crate) async fn connect(
-    settings: &Settings,
-    setup: &NodeSetup,
-    client: &HttpClient,
-) -> Result<Vec<Arc<Backend>>> {
+pub(crate) async fn connect(settings: &Settings, setup: &NodeSetup) -> Result<Vec<Arc<Backend>>> {
     if settings.hosts > 1 {
         return Err(Error::config(
             "hosts(n) starts owned hosts: use JsHost::spawn, or list running hosts with root_urls",
@@ -25,29 +22,72 @@ pub(crate) async fn connect(
     }
     // One expected status for every URL: computed (or read from the cache) once.
     let mut expected = Expected::resolve(setup, settings).await?;
-    if settings.root_urls.is_empty() {
-        return Ok(vec![direct(&mut expected, client, None).await?]);
+    match settings.root_urls.as_slice() {
+        [] => Ok(vec![direct(&mut expected, None).await?]),
+        [url] => Ok(vec![direct(&mut expected, Some(url)).await?]),
+        urls => several(&mut expected, urls).await,
     }
-    let mut backends = Vec::with_capacity(settings.root_urls.len());
-    for url in &settings.root_urls {
-        backends.push(direct(&mut expected, client, Some(url)).await?);
+}
+
+/// The hosts at `urls`: those that answer with the expected status now, and the others, out of
+/// rotation until they do (tried again in the background). Fails only when none answers.
+async fn several(expected: &mut Expected, urls: &[String]) -> Result<Vec<Arc<Backend>>> {
+    let mut backends = Vec::with_capacity(urls.len());
+    let mut failures = Vec::new();
+    for url in urls {
+        match direct(expected, Some(url)).await {
+            Ok(backend) => backends.push(backend),
+            Err(e) => {
+                tracing::warn!(%url, error = %e, "a host of root_urls does not answer as expected; it joins when it does");
+                failures.push(format!("{url}: {e}"));
+                backends.push(pending(url, expected));
+            }
+        }
+    }
+    if failures.len() == urls.len() {
+        return Err(Error::connection(format!(
+            "none of the hosts of root_urls answers with the status of {}: {}",
+            urls.join(", "),
+            failures.join("; ")
+        )));
     }
     Ok(backends)
 }
 
+/// A host of `root_urls` that did not answer: out of rotation, and watched until it answers.
+fn pending(url: &str, expected: &Expected) -> Arc<Backend> {
+    let backend = Backend::external(url.to_owned(), expected.status().clone());
+    backend.take_out_of_rotation();
+    let watched = Arc::downgrade(&backend);
+    let (url, expected) = (url.to_owned(), expected.clone());
+    jshost_client::driver::spawn(watch_member(watched, url, expected));
+    backend
+}
+
+async fn watch_member(backend: Weak<Backend>, url: String, expected: Expected) {
+    loop {
+        tokio::time::sleep(RETRY_MEMBER).await;
+        let Some(backend) = backend.upgrade() else { return };
+        if let Ok(Some(live)) = probe_status(&url).await {
+            if expected.matches(&live, true) {
+                tracing::info!(%url, "a host of root_urls answers now; it joins the rotation");
+                backend.adopt(live);
+                backend.put_in_rotation();
+                return;
+            }
+        }
+    }
+}
+
 /// The host at `root_url` (or the config's address) that reports the expected status; a cached
 /// expected status that does not match is computed again (and stays fresh for later URLs).
-async fn direct(
-    expected: &mut Expected,
-    client: &HttpClient,
-    root_url: Option<&str>,
-) -> Result<Arc<Backend>> {
+async fn direct(expected: &mut Expected, root_url: Option<&str>) -> Result<Arc<Backend>> {
     loop {
         let url = match root_url {
             Some(url) => url.to_owned(),
             None => expected.url()?,
         };
-        let live = probe_status(client, &url).await?;
+        let live: Option<Status> = probe_status(&url).await?;
         match live {
             Some(live) if expected.matches(&live, root_url.is_some()) => {
                 tracing::debug!(%url, "the host's status matches the config");
@@ -61,16 +101,14 @@ async fn direct(
 
 /// Reuses or starts the config's manager, then its host, and opens a connection to it.
 async fn managed(settings: &Settings, setup: &NodeSetup) -> Result<Arc<Backend>> {
-    match locate_manager(settings, setup, true).await? {
-        Located::Host { url, status } => {
+    match ManagedConnection::connect(settings, setup).await? {
+        Connected::Direct { url, status } => {
             tracing::info!(%url, "a host for the config already answers; using it directly");
             Ok(Backend::external(url, status))
         }
-        Located::Manager { manager, expected } => {
-            let (connection, info) =
-                ManagedConnection::open(manager, &setup.config, &settings.path_to_node, &expected).await?;
+        Connected::Managed(connection, info) => {
             tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "connected to the managed js-host");
-            Backend::managed(connection, info)
+            Backend::managed(*connection, info)
         }
     }
 }

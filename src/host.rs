@@ -1,6 +1,6 @@
 //! [`JsHost`]: a handle to the hosts of one config, and the connection pool to them.
 
-use crate::backend::{Backend, Supervision};
+use crate::backend::{compatible, Backend, Origin, Supervision};
 use crate::{balance, connect, Function};
 use bytes::Bytes;
 use jshost_client::{driver, HttpClient};
@@ -40,7 +40,7 @@ struct Inner {
     backends: Vec<Arc<Backend>>,
     next: AtomicUsize,
     client: HttpClient,
-    config_file: PathBuf,
+    origin: Arc<Origin>,
     function_timeout: Duration,
 }
 
@@ -54,7 +54,7 @@ impl fmt::Debug for JsHost {
             .collect();
         f.debug_struct("JsHost")
             .field("urls", &urls)
-            .field("config_file", &self.inner.config_file)
+            .field("config_file", &self.inner.origin.setup.config)
             .finish()
     }
 }
@@ -93,9 +93,8 @@ impl JsHost {
         driver::run(async move {
             let started = Instant::now();
             let setup = NodeSetup::check(&settings)?;
-            let client = HttpClient::new();
-            let backends = connect::connect(&settings, &setup, &client).await?;
-            let host = JsHost::new(&settings, setup.config, client, backends);
+            let backends = connect::connect(&settings, &setup).await?;
+            let host = JsHost::new(&settings, setup, backends);
             tracing::info!(
                 urls = ?host.urls(),
                 config = %host.config_file().display(),
@@ -125,23 +124,22 @@ impl JsHost {
             let setup = NodeSetup::check(&settings)?;
             let backends = connect::spawn(&settings).await?;
             tracing::info!(hosts = backends.len(), "spawned owned js-hosts");
-            Ok(JsHost::new(&settings, setup.config, HttpClient::new(), backends))
+            Ok(JsHost::new(&settings, setup, backends))
         })
         .await
     }
 
-    fn new(
-        settings: &Settings,
-        config_file: PathBuf,
-        client: HttpClient,
-        backends: Vec<Arc<Backend>>,
-    ) -> Self {
+    fn new(settings: &Settings, setup: NodeSetup, backends: Vec<Arc<Backend>>) -> Self {
+        let origin = Origin {
+            setup,
+            startup_timeout: settings.startup_timeout,
+        };
         JsHost {
             inner: Arc::new(Inner {
                 backends,
                 next: AtomicUsize::new(0),
-                client,
-                config_file,
+                client: HttpClient::new(),
+                origin: Arc::new(origin),
                 function_timeout: settings.function_timeout,
             }),
         }
@@ -161,7 +159,7 @@ impl JsHost {
                     backends: vec![b.clone()],
                     next: AtomicUsize::new(0),
                     client: self.inner.client.clone(),
-                    config_file: self.inner.config_file.clone(),
+                    origin: self.inner.origin.clone(),
                     function_timeout: self.inner.function_timeout,
                 }),
             })
@@ -202,7 +200,7 @@ impl JsHost {
 
     /// The absolute path of the config file.
     pub fn config_file(&self) -> &Path {
-        &self.inner.config_file
+        &self.inner.origin.setup.config
     }
 
     /// The names of the functions the hosts serve.
@@ -250,21 +248,19 @@ impl JsHost {
 
     /// Asks the (first) host for its status now; `None` when nothing (or no js-host) answers.
     pub async fn request_status(&self) -> Option<Status> {
-        let client = self.inner.client.clone();
-        let url = self.url();
-        probe_status(&client, &url).await.ok().flatten()
+        probe_status(&self.url()).await.ok().flatten()
     }
 
-    /// Whether every host answers with the status it reported when this handle connected.
+    /// Whether every host answers with the status it reported when this handle connected, or
+    /// that of a compatible host (the same config with other functions: a deploy restarted it,
+    /// and this handle now knows its functions).
     pub async fn is_running(&self) -> bool {
         for backend in &self.inner.backends {
             let endpoint = backend.endpoint();
-            let live = probe_status(&self.inner.client, &endpoint.url)
-                .await
-                .ok()
-                .flatten();
-            if live.as_ref() != Some(&endpoint.status) {
-                return false;
+            match probe_status(&endpoint.url).await {
+                Ok(Some(live)) if live == endpoint.status => {}
+                Ok(Some(live)) if compatible(&live, &endpoint.status) => backend.adopt(live),
+                _ => return false,
             }
         }
         true
@@ -340,7 +336,8 @@ impl JsHost {
         driver::here_or_on_driver(async move {
             let inner = &*host.inner;
             let timeout = timeout.unwrap_or(inner.function_timeout);
-            balance::call(&inner.backends, &inner.next, &inner.client, &name, body, timeout).await
+            let (backends, client, origin) = (&inner.backends, &inner.client, &*inner.origin);
+            balance::call(backends, &inner.next, client, origin, &name, body, timeout).await
         })
         .await
     }

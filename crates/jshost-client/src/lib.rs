@@ -43,6 +43,9 @@ use tokio::sync::Semaphore;
 #[doc(hidden)]
 pub mod driver;
 mod local;
+mod probe;
+
+pub use probe::get_fresh;
 
 /// Idle pooled connections are closed after this long: below Node's 5 s keep-alive timeout.
 pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = local::POOL_IDLE_TIMEOUT;
@@ -334,10 +337,16 @@ fn interpret(response: Response, url: &str) -> Result<String> {
                 .with_url(url)
                 .with_source(e)
         }),
-        500 => Err(Error::new(ErrorKind::Function, "the function reported an error")
-            .with_url(url)
-            .with_status(500)
-            .with_body(response.text_lossy())),
+        500 => {
+            let body = response.text_lossy();
+            let error = Error::new(ErrorKind::Function, "the function reported an error")
+                .with_url(url)
+                .with_status(500);
+            Err(match stack_from_html(&body) {
+                Some(stack) => error.with_js_stack(stack).with_body(body),
+                None => error.with_body(body),
+            })
+        }
         status => Err(Error::new(
             ErrorKind::UnexpectedResponse,
             format!("the host answered with HTTP {status}"),
@@ -346,6 +355,23 @@ fn interpret(response: Response, url: &str) -> Result<String> {
         .with_status(status)
         .with_body(response.text_lossy())),
     }
+}
+
+/// The stack text of an HTML error page (js-host 0.12 answers a synchronous throw with Express's
+/// page: the stack in a `<pre>`, lines joined by `<br>`, indented with `&nbsp;`); `None` for a
+/// body that is no such page.
+fn stack_from_html(body: &str) -> Option<String> {
+    let start = body.find("<pre>")? + "<pre>".len();
+    let end = start + body[start..].find("</pre>")?;
+    let text = body[start..end]
+        .replace("<br>", "\n")
+        .replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
+    Some(text)
 }
 
 /// The URL of a call: `{root_url}/function/{name}?hash={sha1 of body}`.

@@ -265,3 +265,13 @@ fn client_types_are_send_sync() {
     fn check<T: Send + Sync + Clone + fmt::Debug>() {}
     check::<HttpClient>();
 }
+
+#[test]
+fn an_html_error_page_gives_a_plain_stack() {
+    let page = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Error</title>\n</head>\n<body>\n<pre>Error: a &lt;b&gt; &amp; &quot;c&quot;<br> &nbsp; &nbsp;at Object.f (/x/functions.js:22:13)</pre>\n</body>\n</html>\n";
+    assert_eq!(
+        stack_from_html(page).as_deref(),
+        Some("Error: a <b> & \"c\"\n    at Object.f (/x/functions.js:22:13)")
+    );
+    assert_eq!(stack_from_html("Error: plain\n    at x"), None);
+}

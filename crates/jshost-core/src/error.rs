@@ -74,6 +74,7 @@ struct Inner {
     url: Option<String>,
     status: Option<u16>,
     body: Option<String>,
+    js_stack: Option<String>,
     logfile: Option<PathBuf>,
     not_sent: bool,
     source: Option<BoxError>,
@@ -90,6 +91,7 @@ impl Error {
                 url: None,
                 status: None,
                 body: None,
+                js_stack: None,
                 logfile: None,
                 not_sent: false,
                 source: None,
@@ -213,12 +215,23 @@ impl Error {
     }
 
     /// The JavaScript stack text of a function error (`Error: boom\n    at ...`).
+    ///
+    /// It is plain text even when the host answered with an HTML error page (js-host does for a
+    /// function that throws synchronously).
     pub fn js_stack(&self) -> Option<&str> {
         if self.is_function() {
-            self.inner.body.as_deref()
+            self.inner.js_stack.as_deref().or(self.inner.body.as_deref())
         } else {
             None
         }
+    }
+
+    /// Attaches the JavaScript stack of a function error, when it differs from the body (the
+    /// body was an HTML page).
+    #[must_use]
+    pub fn with_js_stack(mut self, stack: impl Into<String>) -> Self {
+        self.inner.js_stack = Some(stack.into());
+        self
     }
 
     /// The logfile of the host or manager involved, when one is known.
@@ -297,7 +310,10 @@ impl fmt::Display for Error {
             }
         }
         match (i.kind, &i.body) {
-            (ErrorKind::Function, Some(stack)) => write!(f, "\n{}", stack.trim_end())?,
+            (ErrorKind::Function, Some(body)) => {
+                let stack = i.js_stack.as_deref().unwrap_or(body);
+                write!(f, "\n{}", stack.trim_end())?
+            }
             (ErrorKind::UnexpectedResponse, Some(body)) if !i.message.contains(body.as_str()) => {
                 write!(f, ": {}", excerpt(body, 300))?
             }

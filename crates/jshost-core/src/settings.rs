@@ -57,6 +57,8 @@ pub struct Settings {
     /// path, size and modification time and the js-host version). A stale entry never decides:
     /// the live host's status must still equal it, else the status is computed again.
     pub status_cache: bool,
+    /// Owned hosts write js-host's log (a line per call) to a file ([`Settings::log_file`]).
+    pub log_file: bool,
 }
 
 impl Default for Settings {
@@ -72,6 +74,7 @@ impl Default for Settings {
             hosts: 1,
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             status_cache: true,
+            log_file: false,
         }
     }
 }
@@ -156,6 +159,15 @@ impl Settings {
         self
     }
 
+    /// Makes owned hosts write js-host's log to a file in the temporary directory (named by
+    /// `JsHost::logfile`). Default: off, because js-host writes a line per call (its disk use
+    /// grows without bound); crash errors carry the host's stderr tail either way.
+    #[must_use]
+    pub fn log_file(mut self, enabled: bool) -> Self {
+        self.log_file = enabled;
+        self
+    }
+
     /// Enables or disables the cache of `js-host --config` output. Default: enabled.
     #[must_use]
     pub fn status_cache(mut self, enabled: bool) -> Self {
@@ -175,6 +187,7 @@ impl Settings {
     /// | `JSHOST_FUNCTION_TIMEOUT` | [`Settings::function_timeout`], in seconds (`2.5` allowed) |
     /// | `JSHOST_ROOT_URL` | [`Settings::root_url`]; several URLs separated by commas: [`Settings::root_urls`] |
     /// | `JSHOST_HOSTS` | [`Settings::hosts`] |
+    /// | `JSHOST_LOG_FILE` | [`Settings::log_file`] (`true`/`false`) |
     ///
     /// Unset or empty variables keep the default.
     ///
@@ -229,6 +242,10 @@ impl Settings {
                 .map(|u| u.trim().to_owned())
                 .filter(|u| !u.is_empty())
                 .collect();
+        }
+        if let Some(v) = get("JSHOST_LOG_FILE") {
+            s.log_file = parse_bool(&v)
+                .ok_or_else(|| Error::config(format!("JSHOST_LOG_FILE must be true or false, got {v:?}")))?;
         }
         if let Some(v) = get("JSHOST_HOSTS") {
             s.hosts = v.trim().parse().ok().filter(|n| *n >= 1).ok_or_else(|| {

@@ -1,19 +1,42 @@
 //! [`ManagedConnection`]: one open connection to a managed host, and its whole lifecycle.
 
 use crate::expected::status_url;
-use crate::manager::{HostInfo, Manager};
+use crate::locate::{locate_manager, Located};
+use crate::lock::ConfigLock;
+use crate::manager::{probe_status, HostInfo, Manager};
+use crate::node::NodeSetup;
 use crate::watchdog;
-use jshost_core::{Error, Result, Status};
+use jshost_core::{Error, Result, Settings, Status};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tokio::sync::Mutex;
+
+/// How long to wait for a manager to notice that its host has exited.
+const CRASH_NOTICE: Duration = Duration::from_secs(2);
+const CRASH_POLL: Duration = Duration::from_millis(50);
+
+/// What [`ManagedConnection::connect`] found.
+#[derive(Debug)]
+pub enum Connected {
+    /// A host for the config (started without a manager) answers at the config's address.
+    Direct {
+        /// Its URL.
+        url: String,
+        /// Its status.
+        status: Status,
+    },
+    /// A connection to the manager's host.
+    Managed(Box<ManagedConnection>, HostInfo),
+}
 
 /// A connection opened to a manager's host for one config.
 ///
 /// It owns the manager client, the config, the connection id and the exit watchdog's record of
 /// it. Closing is idempotent, and the id is forgotten only once the manager has confirmed: a
 /// close or stop that fails or is cancelled leaves the safety nets in place (closing on drop,
-/// and the watchdog closing it when this process exits). Closing, stopping and restarting are
-/// serialised.
+/// and the watchdog closing it when this process exits). Everything asked of the config's
+/// manager (connect, close, stop, restart) is serialised across tasks and processes, which also
+/// works around js-host 0.12's manager races (see `lock.rs`).
 #[derive(Debug)]
 pub struct ManagedConnection {
     manager: Manager,
@@ -21,29 +44,32 @@ pub struct ManagedConnection {
     node: PathBuf,
     /// The open connection's id; `None` once closed (or the host stopped).
     id: Mutex<Option<String>>,
+    /// Where the host answered last.
+    host_url: std::sync::Mutex<String>,
 }
 
 impl ManagedConnection {
-    /// Makes sure `manager` runs the host for `config`, opens a connection to it, and registers
-    /// the connection with the exit watchdog (run with `node`). A host that reports another
-    /// status than `expected` (it was started from an older version of the config) is restarted
-    /// first.
+    /// Reuses (or starts) the config's manager, makes sure it runs a live host for the config
+    /// (restarted first when it was started from an older version of the config), and opens a
+    /// connection to it, registered with the exit watchdog. Serialised per config across tasks
+    /// and processes: concurrent cold connects share one manager and one host.
     ///
     /// # Errors
-    /// Process errors when the host cannot start; connection errors when the manager does not
-    /// answer.
+    /// As locating the manager; process errors when the host cannot start; connection errors
+    /// when the manager does not answer.
     ///
     /// # Cancel safety
     /// Once the manager has answered, the connection is owned by the returned value's safety
     /// nets; dropping the future earlier may leave a started host without a connection (the
     /// manager keeps it until asked to stop it).
-    pub async fn open(
-        manager: Manager,
-        config: &Path,
-        node: &Path,
-        expected: &Status,
-    ) -> Result<(Self, HostInfo)> {
-        let info = manager.ensure_host(config).await?;
+    pub async fn connect(settings: &Settings, setup: &NodeSetup) -> Result<Connected> {
+        let _lock = ConfigLock::acquire(&setup.config).await?;
+        let (manager, expected) = match locate_manager(settings, setup, true).await? {
+            Located::Host { url, status } => return Ok(Connected::Direct { url, status }),
+            Located::Manager { manager, expected } => (manager, expected),
+        };
+        let config = setup.config.as_path();
+        let info = live_host(&manager, config).await?;
         if info.status != expected.with_port(info.status.port().unwrap_or_default()) {
             tracing::warn!(config = %config.display(), "the managed host was started from an older config; restarting it");
             manager.restart_host(config).await?;
@@ -51,21 +77,19 @@ impl ManagedConnection {
         let connection = ManagedConnection {
             manager,
             config: config.to_path_buf(),
-            node: node.to_path_buf(),
+            node: settings.path_to_node.clone(),
             id: Mutex::new(None),
+            host_url: std::sync::Mutex::new(status_url(&info.status)?),
         };
-        let info = connection.connect().await?;
-        Ok((connection, info))
+        let info = {
+            let mut id = connection.id.lock().await;
+            connection.connect_locked(&mut id).await?
+        };
+        Ok(Connected::Managed(Box::new(connection), info))
     }
 
-    /// Opens the connection (the host must run) and records it.
-    async fn connect(&self) -> Result<HostInfo> {
-        let mut id = self.id.lock().await;
-        self.connect_locked(&mut id).await
-    }
-
-    /// Opens a connection (the host must run) and records it in `id`, replacing (and closing) a
-    /// previous one.
+    /// Opens a connection (the host must run) and records it in `id`, replacing (and closing)
+    /// a previous one.
     async fn connect_locked(&self, id: &mut Option<String>) -> Result<HostInfo> {
         let opened = self.manager.open_connection(&self.config).await?.ok_or_else(|| {
             Error::process(format!(
@@ -82,8 +106,24 @@ impl ManagedConnection {
             }
             watchdog::unregister(&self.node, &old);
         }
-        status_url(&opened.host.status)?;
+        self.set_host_url(&opened.host)?;
         Ok(opened.host)
+    }
+
+    fn set_host_url(&self, info: &HostInfo) -> Result<()> {
+        let url = status_url(&info.status)?;
+        match self.host_url.lock() {
+            Ok(mut u) => *u = url,
+            Err(poisoned) => *poisoned.into_inner() = url,
+        }
+        Ok(())
+    }
+
+    fn host_url(&self) -> String {
+        match self.host_url.lock() {
+            Ok(u) => u.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// The manager this connection goes through.
@@ -102,17 +142,9 @@ impl ManagedConnection {
         self.id.try_lock().ok().and_then(|id| id.clone())
     }
 
-    /// Whether the connection is still open (not closed, its host not stopped through it).
-    pub fn is_open(&self) -> bool {
-        match self.id.try_lock() {
-            Ok(id) => id.is_some(),
-            // Someone is closing, stopping or restarting it right now.
-            Err(_) => true,
-        }
-    }
-
     /// Closes the connection (the manager stops the host `disconnectTimeout` after its last
-    /// connection closes). Closing a closed connection does nothing.
+    /// connection closes). Closing a closed connection does nothing. After a crash, the
+    /// manager is given time to notice it first, and a manager left without hosts is stopped.
     ///
     /// # Errors
     /// Connection errors when the manager does not answer; the connection then stays registered
@@ -122,30 +154,36 @@ impl ManagedConnection {
         let Some(current) = id.clone() else {
             return Ok(());
         };
-        let answer = self.manager.close_connection(&self.config, &current).await?;
+        let _lock = ConfigLock::acquire(&self.config).await?;
+        close(&self.manager, &self.config, &current, &self.host_url()).await?;
         *id = None;
         watchdog::unregister(&self.node, &current);
-        tracing::info!(connection = %current, stop_timeout_ms = answer.stop_timeout, "disconnected from the managed js-host");
         Ok(())
     }
 
     /// Stops the host now (every connection to it loses it); this connection is then closed.
     ///
     /// # Errors
-    /// A process error when the manager no longer runs the host; connection errors.
+    /// A process error when the manager no longer runs the host (the manager, left with no
+    /// host, is stopped); connection errors.
     pub async fn stop(&self) -> Result<()> {
         let mut id = self.id.lock().await;
+        let _lock = ConfigLock::acquire(&self.config).await?;
+        settle_crash(&self.manager, &self.config, &self.host_url()).await;
         let stopped = self.manager.stop_host(&self.config).await?;
         if let Some(current) = id.take() {
             watchdog::unregister(&self.node, &current);
         }
         match stopped {
             Some(_) => Ok(()),
-            None => Err(Error::process(format!(
-                "the manager at {} runs no host for {} (it crashed or was stopped already)",
-                self.manager.url(),
-                self.config.display()
-            ))),
+            None => {
+                stop_if_idle(&self.manager, &self.config).await;
+                Err(Error::process(format!(
+                    "the manager at {} runs no host for {} (it crashed or was stopped already)",
+                    self.manager.url(),
+                    self.config.display()
+                )))
+            }
         }
     }
 
@@ -156,12 +194,79 @@ impl ManagedConnection {
     /// Process errors when the host cannot start; connection errors.
     pub async fn restart(&self) -> Result<HostInfo> {
         let mut id = self.id.lock().await;
+        let _lock = ConfigLock::acquire(&self.config).await?;
+        settle_crash(&self.manager, &self.config, &self.host_url()).await;
         if let Some(info) = self.manager.restart_host(&self.config).await? {
+            self.set_host_url(&info)?;
             return Ok(info);
         }
         tracing::info!(config = %self.config.display(), "the managed host is gone; starting it again");
         self.manager.ensure_host(&self.config).await?;
         self.connect_locked(&mut id).await
+    }
+}
+
+/// The manager's host for `config`, started if it does not run; a recorded host that does not
+/// answer (it crashed and the manager has not noticed yet) is waited out, then started again.
+async fn live_host(manager: &Manager, config: &Path) -> Result<HostInfo> {
+    let info = manager.ensure_host(config).await?;
+    let url = status_url(&info.status)?;
+    if matches!(probe_status(&url).await, Ok(Some(_))) {
+        return Ok(info);
+    }
+    tracing::info!(%url, "the managed host does not answer; waiting for its manager to notice");
+    settle_crash(manager, config, &url).await;
+    let info = manager.ensure_host(config).await?;
+    let url = status_url(&info.status)?;
+    if matches!(probe_status(&url).await, Ok(Some(_))) {
+        return Ok(info);
+    }
+    Ok(manager.restart_host(config).await?.unwrap_or(info))
+}
+
+/// When the host at `host_url` does not answer, waits (up to [`CRASH_NOTICE`]) until its manager
+/// has forgotten it. js-host 0.12 forgets a host when its process exits, but a disconnect that
+/// arrives first arms a stop timer on the dead host's record that is never cleared, and later
+/// deletes the record of the host started after it (orphaning that host).
+async fn settle_crash(manager: &Manager, config: &Path, host_url: &str) {
+    if matches!(probe_status(host_url).await, Ok(Some(_))) {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + CRASH_NOTICE;
+    while tokio::time::Instant::now() < deadline {
+        match manager.host_status(config).await {
+            Ok(Some(info)) if info.status.url().as_deref() == Some(host_url) => {}
+            // Forgotten (or replaced), or the manager itself is gone.
+            _ => return,
+        }
+        tokio::time::sleep(CRASH_POLL).await;
+    }
+    tracing::warn!(host_url, "the manager still records a host that does not answer");
+}
+
+/// Closes connection `id`, after letting the manager notice a crash; a manager left without a
+/// host for the config is asked to stop (js-host 0.12's would linger).
+async fn close(manager: &Manager, config: &Path, id: &str, host_url: &str) -> Result<()> {
+    settle_crash(manager, config, host_url).await;
+    let answer = manager.close_connection(config, id).await?;
+    tracing::info!(connection = %id, stop_timeout_ms = answer.stop_timeout, "disconnected from the managed js-host");
+    if !answer.started {
+        stop_if_idle(manager, config).await;
+    }
+    Ok(())
+}
+
+/// Stops the manager when it runs no host for `config` (a js-host 0.12 manager whose host
+/// crashed never exits by itself).
+async fn stop_if_idle(manager: &Manager, config: &Path) {
+    if let Ok(None) = manager.host_status(config).await {
+        tracing::info!(
+            url = manager.url(),
+            "stopping the managed host's manager: it runs no host any more"
+        );
+        if let Err(e) = manager.stop().await {
+            tracing::debug!(error = %e, "cannot stop the idle manager");
+        }
     }
 }
 
@@ -175,9 +280,14 @@ impl Drop for ManagedConnection {
         let manager = self.manager.clone();
         let config = self.config.clone();
         let node = self.node.clone();
+        let host_url = self.host_url();
         jshost_client::driver::spawn(async move {
-            match manager.close_connection(&config, &id).await {
-                Ok(_) => {
+            let closed = match ConfigLock::acquire(&config).await {
+                Ok(_lock) => close(&manager, &config, &id, &host_url).await,
+                Err(e) => Err(e),
+            };
+            match closed {
+                Ok(()) => {
                     tracing::info!(connection = %id, "closed the managed connection of a dropped handle");
                     watchdog::unregister(&node, &id);
                 }

@@ -19,12 +19,13 @@ compile_error!("jshost supports Unix-like systems only (Linux, macOS): it superv
 mod connection;
 mod expected;
 mod locate;
+mod lock;
 mod manager;
 mod node;
 mod owned;
 mod watchdog;
 
-pub use connection::ManagedConnection;
+pub use connection::{Connected, ManagedConnection};
 pub use manager::{Connection, Disconnected, HostInfo, Manager, Started};
 pub use owned::{ExitInfo, OwnedHost};
 

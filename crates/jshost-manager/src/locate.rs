@@ -4,7 +4,6 @@
 use crate::expected::{status_url, Expected};
 use crate::manager::{probe_status, Manager, PROBE_TIMEOUT};
 use crate::node::{self, NodeSetup};
-use jshost_client::HttpClient;
 use jshost_core::{Error, ErrorKind, Result, Settings, Status};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -38,11 +37,10 @@ pub enum Located {
 /// errors when the manager cannot start.
 pub async fn locate_manager(settings: &Settings, setup: &NodeSetup, start: bool) -> Result<Located> {
     let mut expected = Expected::resolve(setup, settings).await?;
-    let client = HttpClient::with_max_connections(2);
     loop {
         let url = expected.url()?;
         let port = expected.port();
-        let live = probe_status(&client, &url).await.map_err(|e| {
+        let live = probe_status(&url).await.map_err(|e| {
             e.context(format!(
                 "the manager's port {port} (from {})",
                 setup.config.display()
@@ -167,10 +165,10 @@ impl StartingManager {
         let port = expected.port().unwrap_or_default();
         let url = status_url(expected)?;
         let config = self.config.display().to_string();
-        let client = HttpClient::with_max_connections(2);
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if let Ok(response) = client.get(&format!("{url}/status"), PROBE_TIMEOUT).await {
+            let probe = jshost_client::get_fresh(&format!("{url}/status"), PROBE_TIMEOUT).await;
+            if let Ok(Some(response)) = probe {
                 if response.status == 200 {
                     let live = Status::parse(&response.text_lossy())?;
                     if &live == expected {

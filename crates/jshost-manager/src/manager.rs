@@ -154,7 +154,7 @@ impl Manager {
     /// # Errors
     /// A config error when something that is not a js-host answers.
     pub async fn request_status(&self) -> Result<Option<Status>> {
-        probe_status(&self.client, &self.url).await
+        probe_status(&self.url).await
     }
 
     /// Whether a js-host manager answers at the URL.
@@ -429,16 +429,18 @@ fn expect_ok(response: Response, url: &str) -> Result<bytes::Bytes> {
     }
 }
 
-/// `GET {url}/status`: `Ok(None)` when nothing answers; an error when something that is not
-/// js-host holds the URL's port.
+/// `GET {url}/status` on a connection of its own: `Ok(None)` when nothing answers (a probe that
+/// would connect to itself included, without spoiling the port); an error when something that
+/// is not js-host holds the URL's port.
 ///
 /// # Errors
 /// A config error naming the URL when the answer is not a js-host status or takes longer than
 /// `PROBE_TIMEOUT` (3 s).
-pub async fn probe_status(client: &HttpClient, url: &str) -> Result<Option<Status>> {
+pub async fn probe_status(url: &str) -> Result<Option<Status>> {
     let status_url = format!("{url}/status");
-    match client.get(&status_url, PROBE_TIMEOUT).await {
-        Ok(response) if response.status == 200 => {
+    match jshost_client::get_fresh(&status_url, PROBE_TIMEOUT).await {
+        Ok(None) => Ok(None),
+        Ok(Some(response)) if response.status == 200 => {
             Status::parse(&response.text_lossy()).map(Some).map_err(|_| {
                 Error::config(format!(
                     "{url} is held by another program: its /status is not a js-host status ({})",
@@ -447,7 +449,7 @@ pub async fn probe_status(client: &HttpClient, url: &str) -> Result<Option<Statu
                 .with_url(url)
             })
         }
-        Ok(response) => Err(Error::config(format!(
+        Ok(Some(response)) => Err(Error::config(format!(
             "{url} is held by another program: GET /status answered HTTP {}",
             response.status
         ))

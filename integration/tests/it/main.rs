@@ -4,6 +4,7 @@
 //! it measures the process's RSS, which other tests would disturb.)
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+mod actix;
 mod caching;
 mod cli;
 mod default_host;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 #[tokio::test]
 async fn spawn_call_and_drop() {
     let fixture = Fixture::new("owned", "");
-    let host = JsHost::spawn(fixture.settings()).await.unwrap();
+    let host = JsHost::spawn(fixture.settings().log_file(true)).await.unwrap();
     assert_eq!(
         host.function("hello_world")
             .call(&serde_json::json!({"name": "Owned"}))
@@ -25,17 +25,13 @@ async fn spawn_call_and_drop() {
         Some(fixture.port),
         "an owned host listens on a port the OS picks"
     );
+    // Asked for with log_file(true): js-host writes its log there (from its first log line).
     let logfile = host.logfile().unwrap();
-    assert!(
-        logfile.is_file(),
-        "js-host writes its log to {}",
-        logfile.display()
-    );
     wait_for(Duration::from_secs(5), "the call to reach the logfile", || {
         let logfile = logfile.clone();
         async move {
             std::fs::read_to_string(&logfile)
-                .unwrap()
+                .unwrap_or_default()
                 .contains("hello_world")
                 .then_some(())
         }
@@ -54,7 +50,7 @@ async fn spawn_call_and_drop() {
 #[tokio::test]
 async fn a_crash_is_noticed_and_restart_brings_it_back() {
     let fixture = Fixture::new("owned-crash", "");
-    let host = JsHost::spawn(fixture.settings()).await.unwrap();
+    let host = JsHost::spawn(fixture.settings().log_file(true)).await.unwrap();
     let counter = host.function("counter");
     assert_eq!(counter.call(&()).await.unwrap(), "1");
     let url = host.url();
@@ -87,6 +83,45 @@ async fn a_crash_is_noticed_and_restart_brings_it_back() {
     assert_eq!(counter.call(&()).await.unwrap(), "1", "fresh state");
     host.stop().await.unwrap();
     assert!(counter.call(&()).await.unwrap_err().is_process());
+}
+
+#[tokio::test]
+async fn by_default_an_owned_host_writes_nothing_to_disk_and_a_crash_still_carries_its_stderr() {
+    // The function writes to stderr, then kills the host from a timer (js-host dies of it).
+    let fixture = Fixture::with_body("owned-nolog", |port, functions| {
+        format!(
+            "const f = require({functions:?})();\n\
+             f.die_loudly = function (data, cb) {{\n\
+               console.error('\\u001b[31mdying loudly\\u001b[39m');\n\
+               setTimeout(function () {{ throw new Error('async boom'); }}, 10);\n\
+               cb(null, 'ok');\n\
+             }};\n\
+             module.exports = {{ port: {port}, functions: f }};\n"
+        )
+    });
+    let host = JsHost::spawn(fixture.settings()).await.unwrap();
+    assert_eq!(host.logfile(), None, "no logfile unless asked for");
+    // No --logfile for js-host, so it writes its per-call log lines nowhere but to stdout, which
+    // the preloaded guard drops.
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", host.pid().unwrap())).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(!cmdline.contains("--logfile"), "{cmdline}");
+    for _ in 0..200 {
+        host.function("echo")
+            .call(&serde_json::json!({"x": 1}))
+            .await
+            .unwrap();
+    }
+    assert_eq!(host.function("die_loudly").call(&()).await.unwrap(), "ok");
+    let e = wait_for(Duration::from_secs(5), "a call to fail after the crash", || {
+        let host = host.clone();
+        async move { host.function("echo").call(&()).await.err() }
+    })
+    .await;
+    assert!(e.is_process(), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains("async boom"), "carries the stderr tail: {text}");
+    assert!(!text.contains('\u{1b}'), "no ANSI codes: {text:?}");
 }
 
 #[tokio::test]

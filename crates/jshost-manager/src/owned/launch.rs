@@ -44,20 +44,20 @@ impl Tail {
     }
 }
 
-/// Starts `node --require GUARD BIN CONFIG --port PORT --json --logfile LOGFILE` and waits until
+/// Starts `node --require GUARD BIN CONFIG --port PORT --json [--logfile LOGFILE]` and waits until
 /// it prints its status; then supervises it. Must run on the SDK's runtime (the child is reaped
 /// and its pipes are read there).
 pub(super) async fn launch(
     setup: &NodeSetup,
     port: u16,
-    logfile: &Path,
+    logfile: Option<&Path>,
     timeout: Duration,
 ) -> Result<(Status, Running)> {
     let mut child = command(setup, &guard_script()?, port, logfile)
         .spawn()
         .map_err(|e| setup.spawn_error(e))?;
     let pid = child.id();
-    tracing::info!(pid, config = %setup.config.display(), logfile = %logfile.display(), "spawned an owned js-host");
+    tracing::info!(pid, config = %setup.config.display(), logfile = ?logfile, "spawned an owned js-host");
     let tail = Tail::default();
     let stderr_done = drain_stderr(&mut child, pid, tail.clone());
     let stdout = child
@@ -76,7 +76,7 @@ pub(super) async fn launch(
     Ok((status, supervise(child, lines, tail, pid)))
 }
 
-fn command(setup: &NodeSetup, guard: &Path, port: u16, logfile: &Path) -> tokio::process::Command {
+fn command(setup: &NodeSetup, guard: &Path, port: u16, logfile: Option<&Path>) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(&setup.node);
     cmd.arg("--require")
         .arg(guard)
@@ -85,8 +85,6 @@ fn command(setup: &NodeSetup, guard: &Path, port: u16, logfile: &Path) -> tokio:
         .arg("--port")
         .arg(port.to_string())
         .arg("--json")
-        .arg("--logfile")
-        .arg(logfile)
         .current_dir(&setup.cwd)
         .env(node::NODE_ENV.0, node::NODE_ENV.1)
         .stdin(Stdio::piped())
@@ -95,6 +93,9 @@ fn command(setup: &NodeSetup, guard: &Path, port: u16, logfile: &Path) -> tokio:
         // The last safety net: the supervising task kills the child on request, the guard
         // script when this process dies.
         .kill_on_drop(true);
+    if let Some(logfile) = logfile {
+        cmd.arg("--logfile").arg(logfile);
+    }
     cmd
 }
 
@@ -129,7 +130,7 @@ async fn exited_early(
     printed: &[String],
     tail: &Tail,
     stderr_done: Option<JoinHandle<()>>,
-    logfile: &Path,
+    logfile: Option<&Path>,
 ) -> Error {
     let exit = match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
         Ok(Ok(s)) => s.to_string(),
@@ -138,25 +139,32 @@ async fn exited_early(
     if let Some(done) = stderr_done {
         let _ = tokio::time::timeout(STDERR_DRAIN_TIMEOUT, done).await;
     }
-    Error::process(format!(
+    let error = Error::process(format!(
         "the js-host process for {} exited before it was ready ({exit}); stdout: {}; stderr: {}",
         setup.config.display(),
         node::tail(&printed.join("\n"), 800),
         node::tail(&tail.text(), 1500)
-    ))
-    .with_logfile(logfile)
+    ));
+    with_logfile(error, logfile)
 }
 
-fn startup_timeout(setup: &NodeSetup, timeout: Duration, tail: &Tail, logfile: &Path) -> Error {
-    Error::new(
+fn with_logfile(error: Error, logfile: Option<&Path>) -> Error {
+    match logfile {
+        Some(path) => error.with_logfile(path),
+        None => error,
+    }
+}
+
+fn startup_timeout(setup: &NodeSetup, timeout: Duration, tail: &Tail, logfile: Option<&Path>) -> Error {
+    let error = Error::new(
         ErrorKind::Timeout,
         format!(
             "the js-host process for {} did not report its status within {timeout:?} (start-up timeout); stderr: {}",
             setup.config.display(),
             node::tail(&tail.text(), 1500)
         ),
-    )
-    .with_logfile(logfile)
+    );
+    with_logfile(error, logfile)
 }
 
 /// Drains the rest of stdout, and waits for the child's exit or a request to stop it; the exit

@@ -63,8 +63,9 @@ impl Drop for Running {
     }
 }
 
-/// A js-host child process owned by this process: started with `--port 0 --json --logfile FILE`
-/// (a file in the temporary directory, removed on drop unless the host crashed), its output
+/// A js-host child process owned by this process: started with `--port 0 --json` (and
+/// `--logfile FILE` when `Settings::log_file` asks for it: a file in the temporary directory,
+/// removed on drop unless the host crashed), its output
 /// drained (to `tracing`), its exit watched, killed when dropped, and exiting by itself if this
 /// process dies.
 ///
@@ -74,7 +75,7 @@ pub struct OwnedHost {
     setup: NodeSetup,
     startup_timeout: Duration,
     status: Status,
-    logfile: PathBuf,
+    logfile: Option<PathBuf>,
     running: Mutex<Running>,
     /// Serialises `restart` and `stop`.
     ops: tokio::sync::Mutex<()>,
@@ -103,11 +104,11 @@ impl OwnedHost {
     /// Dropping the future kills the child being started.
     pub async fn spawn(settings: &Settings) -> Result<Self> {
         let setup = NodeSetup::check(settings)?;
-        let logfile = new_logfile_path();
+        let logfile = settings.log_file.then(new_logfile_path);
         let timeout = settings.startup_timeout;
         let (status, running) = {
             let (setup, logfile) = (setup.clone(), logfile.clone());
-            driver::run(async move { launch::launch(&setup, 0, &logfile, timeout).await }).await?
+            driver::run(async move { launch::launch(&setup, 0, logfile.as_deref(), timeout).await }).await?
         };
         Ok(OwnedHost {
             setup,
@@ -124,9 +125,9 @@ impl OwnedHost {
         &self.status
     }
 
-    /// The file the host logs to.
-    pub fn logfile(&self) -> &Path {
-        &self.logfile
+    /// The file the host logs to, when `Settings::log_file` asked for one.
+    pub fn logfile(&self) -> Option<&Path> {
+        self.logfile.as_deref()
     }
 
     /// The absolute config file.
@@ -167,16 +168,21 @@ impl OwnedHost {
     /// The process error a call gets when the host has exited.
     pub fn crash_error(&self, info: &ExitInfo) -> Error {
         let mut message = format!(
-            "the js-host process for {} (port {}) has exited ({}); see its logfile {}",
+            "the js-host process for {} (port {}) has exited ({})",
             self.setup.config.display(),
             self.status.port().unwrap_or_default(),
             info.status,
-            self.logfile.display()
         );
-        if !info.stderr_tail.is_empty() {
-            message.push_str(&format!("; stderr: {}", node::tail(&info.stderr_tail, 800)));
+        if let Some(logfile) = &self.logfile {
+            message.push_str(&format!("; see its logfile {}", logfile.display()));
         }
-        Error::process(message).with_logfile(&self.logfile)
+        if !info.stderr_tail.is_empty() {
+            message.push_str(&format!("; stderr: {}", node::tail(&info.stderr_tail, 2000)));
+        }
+        match &self.logfile {
+            Some(logfile) => Error::process(message).with_logfile(logfile),
+            None => Error::process(message),
+        }
     }
 
     /// Kills the host and waits for it to exit.
@@ -199,7 +205,8 @@ impl OwnedHost {
         self.wait_exit(Duration::from_secs(5)).await;
         let port = self.status.port().unwrap_or_default();
         let (setup, logfile, timeout) = (self.setup.clone(), self.logfile.clone(), self.startup_timeout);
-        let launched = driver::run(async move { launch::launch(&setup, port, &logfile, timeout).await });
+        let launched =
+            driver::run(async move { launch::launch(&setup, port, logfile.as_deref(), timeout).await });
         let (status, running) = launched.await?;
         if status != self.status {
             tracing::warn!(config = %self.setup.config.display(), "the restarted host reports another status");
@@ -213,11 +220,12 @@ impl Drop for OwnedHost {
     /// Kills the host (through its supervising task, or `kill_on_drop` if the runtime is gone).
     /// The logfile is removed unless the host crashed: then it is kept for post-mortems.
     fn drop(&mut self) {
+        let Some(logfile) = &self.logfile else { return };
         let crashed = self.exited().map(|e| !e.requested).unwrap_or(false);
         if crashed {
-            tracing::info!(logfile = %self.logfile.display(), "keeping the crashed host's logfile");
+            tracing::info!(logfile = %logfile.display(), "keeping the crashed host's logfile");
         } else {
-            let _ = std::fs::remove_file(&self.logfile);
+            let _ = std::fs::remove_file(logfile);
         }
     }
 }

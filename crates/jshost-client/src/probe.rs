@@ -1,0 +1,118 @@
+//! One-off requests on a connection of their own, for probing what answers at a port.
+//!
+//! A port in the kernel's ephemeral range where nothing listens can be "answered" by the
+//! prober itself: TCP's simultaneous open connects a socket to itself when the kernel happens to
+//! pick that very port as the local one. Such a connection is detected (local address = peer
+//! address) and reset, so it counts as "nothing answers" and leaves no TIME_WAIT behind that
+//! would stop a manager from binding the port a moment later.
+
+use crate::{driver, Response};
+use bytes::Bytes;
+use http::{header, Request, Uri};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use jshost_core::{Error, ErrorKind, Result};
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// `GET url` on a fresh connection, closed after the answer. `Ok(None)` when nothing answers
+/// (the connection is refused, or would be a connection of a socket to itself).
+///
+/// # Errors
+/// An invalid URL; a timeout error naming the URL when the connection opens but no answer
+/// comes within `timeout`; a connection error when it breaks during the exchange.
+///
+/// # Cancel safety
+/// Dropping the future closes the connection.
+pub async fn get_fresh(url: &str, timeout: Duration) -> Result<Option<Response>> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| Error::config(format!("invalid URL {url:?}")).with_source(e))?;
+    let url = url.to_owned();
+    let work = async move {
+        match tokio::time::timeout(timeout, exchange(&uri)).await {
+            Ok(result) => result.map_err(|e| e.with_url(url.as_str())),
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!("no answer from {url} within {timeout:?}"),
+            )
+            .with_url(url.as_str())),
+        }
+    };
+    driver::here_or_on_driver(work).await
+}
+
+async fn exchange(uri: &Uri) -> Result<Option<Response>> {
+    let host = uri.host().unwrap_or("127.0.0.1").trim_matches(['[', ']']);
+    let port = uri.port_u16().unwrap_or(80);
+    let Ok(stream) = TcpStream::connect((host, port)).await else {
+        return Ok(None);
+    };
+    if is_self_connected(&stream) {
+        tracing::debug!(port, "a probe connected to itself: nothing listens there");
+        // Reset rather than close: a reset socket leaves no TIME_WAIT on the port.
+        let _ = stream.set_zero_linger();
+        return Ok(None);
+    }
+    let _ = stream.set_nodelay(true);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| Error::connection("the connection failed during the handshake").with_source(e))?;
+    let driving = tokio::spawn(connection);
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let authority = uri.authority().map(|a| a.as_str()).unwrap_or(host);
+    let request = Request::get(path)
+        .header(header::HOST, authority)
+        .header(header::CONNECTION, "close")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| Error::config("cannot build the HTTP request").with_source(e))?;
+    let answer = async {
+        let response = sender.send_request(request).await?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok::<_, hyper::Error>(Response { status, body })
+    };
+    let result = answer.await;
+    driving.abort();
+    result
+        .map(Some)
+        .map_err(|e| Error::connection("the connection failed before an answer arrived").with_source(e))
+}
+
+fn is_self_connected(stream: &TcpStream) -> bool {
+    matches!((stream.local_addr(), stream.peer_addr()), (Ok(l), Ok(p)) if l == p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn nothing_listening_is_none() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let answer = get_fresh(&format!("http://127.0.0.1:{port}/status"), Duration::from_secs(2)).await;
+        assert!(matches!(answer, Ok(None)), "{answer:?}");
+    }
+
+    #[tokio::test]
+    async fn a_self_connection_is_detected_and_leaves_the_port_free() {
+        // A socket bound to a port and connected to that same port is connected to itself
+        // (TCP simultaneous open), as a probe of an unused ephemeral port sometimes is.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(addr).expect("bind the port");
+        let stream = socket.connect(addr).await.expect("self-connect");
+        assert!(is_self_connected(&stream));
+        stream.set_zero_linger().expect("linger");
+        drop(stream);
+        let listener = std::net::TcpListener::bind(addr);
+        assert!(listener.is_ok(), "the port is free again: {listener:?}");
+    }
+}

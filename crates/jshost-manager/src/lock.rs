@@ -1,0 +1,63 @@
+//! One client at a time per config, across tasks and processes.
+//!
+//! js-host 0.12's manager records a host only once its start has finished, so two concurrent
+//! `/host/start`s of one config spawn two hosts and it forgets one; and a disconnect that
+//! reaches it before it noticed a crashed host's exit arms a stop timer that later deletes the
+//! record of the host started after it. The SDK works around both by serialising everything it
+//! asks a config's manager (locate, start, connect, restart, stop, disconnect) behind an
+//! advisory lock on a file next to the manager's log. The OS releases the lock when the process
+//! holding it dies.
+
+use jshost_core::{Error, ErrorKind, Result};
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long to wait for another client of the same config.
+pub(crate) const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A held lock; released when dropped.
+#[derive(Debug)]
+pub(crate) struct ConfigLock {
+    _file: File,
+}
+
+fn lock_path(config: &Path) -> PathBuf {
+    let key = jshost_core::hash(config.to_string_lossy().as_bytes());
+    std::env::temp_dir().join(format!("jshost-manager-{}.lock", &key[..12]))
+}
+
+impl ConfigLock {
+    /// Waits (up to [`LOCK_TIMEOUT`]) until no other client of `config` holds the lock.
+    ///
+    /// # Errors
+    /// A process error naming the lock file when it cannot be opened; a timeout error when
+    /// another client holds it too long.
+    pub(crate) async fn acquire(config: &Path) -> Result<ConfigLock> {
+        let path = lock_path(config);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| {
+                Error::process(format!("cannot open the lock file {}", path.display())).with_source(e)
+            })?;
+        // `File::lock` blocks the thread: on a blocking thread. If the wait times out, that
+        // thread gets the lock later and releases it at once.
+        let locking = tokio::task::spawn_blocking(move || file.lock().map(|()| file));
+        match tokio::time::timeout(LOCK_TIMEOUT, locking).await {
+            Ok(Ok(Ok(file))) => Ok(ConfigLock { _file: file }),
+            Ok(Ok(Err(e))) => Err(Error::process(format!("cannot lock {}", path.display())).with_source(e)),
+            Ok(Err(e)) => Err(Error::process(format!("cannot lock {}", path.display())).with_source(e)),
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "another client of {} held the lock file {} for more than {LOCK_TIMEOUT:?}",
+                    config.display(),
+                    path.display()
+                ),
+            )),
+        }
+    }
+}
