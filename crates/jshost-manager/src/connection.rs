@@ -46,6 +46,8 @@ pub struct ManagedConnection {
     id: Mutex<Option<String>>,
     /// Where the host answered last.
     host_url: std::sync::Mutex<String>,
+    /// A copy of `id` readable while a close, stop or restart holds `id`.
+    visible_id: std::sync::Mutex<Option<String>>,
 }
 
 impl ManagedConnection {
@@ -80,6 +82,7 @@ impl ManagedConnection {
             node: settings.path_to_node.clone(),
             id: Mutex::new(None),
             host_url: std::sync::Mutex::new(status_url(&info.status)?),
+            visible_id: std::sync::Mutex::new(None),
         };
         let info = {
             let mut id = connection.id.lock().await;
@@ -99,6 +102,7 @@ impl ManagedConnection {
             ))
         })?;
         watchdog::register(&self.node, self.manager.url(), &self.config, &opened.id);
+        self.show_id(Some(opened.id.clone()));
         if let Some(old) = id.replace(opened.id) {
             // Usually already gone with a crashed host; closing it again is harmless.
             if let Err(e) = self.manager.close_connection(&self.config, &old).await {
@@ -136,10 +140,19 @@ impl ManagedConnection {
         &self.config
     }
 
-    /// The connection id the manager knows this connection by (`None` once closed, or while a
-    /// close, stop or restart is under way).
+    /// The connection id the manager knows this connection by (`None` once closed).
     pub fn id(&self) -> Option<String> {
-        self.id.try_lock().ok().and_then(|id| id.clone())
+        match self.visible_id.lock() {
+            Ok(id) => id.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn show_id(&self, id: Option<String>) {
+        match self.visible_id.lock() {
+            Ok(mut v) => *v = id,
+            Err(poisoned) => *poisoned.into_inner() = id,
+        }
     }
 
     /// Closes the connection (the manager stops the host `disconnectTimeout` after its last
@@ -157,6 +170,7 @@ impl ManagedConnection {
         let _lock = ConfigLock::acquire(&self.config).await?;
         close(&self.manager, &self.config, &current, &self.host_url()).await?;
         *id = None;
+        self.show_id(None);
         watchdog::unregister(&self.node, &current);
         Ok(())
     }
@@ -171,6 +185,7 @@ impl ManagedConnection {
         let _lock = ConfigLock::acquire(&self.config).await?;
         settle_crash(&self.manager, &self.config, &self.host_url()).await;
         let stopped = self.manager.stop_host(&self.config).await?;
+        self.show_id(None);
         if let Some(current) = id.take() {
             watchdog::unregister(&self.node, &current);
         }

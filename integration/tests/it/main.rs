@@ -7,6 +7,7 @@
 mod actix;
 mod caching;
 mod cli;
+mod concurrency;
 mod default_host;
 mod direct;
 mod examples;
