@@ -84,6 +84,8 @@ pub mod raw {
     pub use jshost_client::function_url;
     /// Tests and the benchmark read the pool's bound on open sockets.
     pub use jshost_client::HttpClient;
+    /// Tests and the benchmark pick a host's CLI.
+    pub use jshost_core::settings::{DEFAULT_PATH_TO_BIN, JS_HOST_BIN};
     /// Tests plant stale status-cache entries to check that a stale cache never wins.
     pub use jshost_manager::{NodeSetup, StatusCache};
 }

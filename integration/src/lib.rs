@@ -20,7 +20,33 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The js-host CLI script installed by `npm ci`.
+/// Which host the suite runs against: jshost-node (the default), or js-host 0.12 when
+/// `JSHOST_IT_HOST=js-host` (CI runs the direct, managed and owned tests both ways).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host {
+    /// The project's own host, `node/` (npm `jshost-node`).
+    JshostNode,
+    /// js-host 0.12 from `node_modules/js-host`.
+    JsHost,
+}
+
+/// The host under test (see [`Host`]).
+pub fn host_under_test() -> Host {
+    match std::env::var("JSHOST_IT_HOST").as_deref() {
+        Ok("js-host") => Host::JsHost,
+        _ => Host::JshostNode,
+    }
+}
+
+/// The CLI script of the host under test, installed by `npm ci`.
+pub fn host_bin() -> PathBuf {
+    match host_under_test() {
+        Host::JsHost => js_host_bin(),
+        Host::JshostNode => repo_root().join(jshost::raw::DEFAULT_PATH_TO_BIN),
+    }
+}
+
+/// The js-host 0.12 CLI script installed by `npm ci`.
 pub fn js_host_bin() -> PathBuf {
     repo_root().join("node_modules/js-host/bin/js-host.js")
 }
@@ -80,6 +106,7 @@ impl Fixture {
         Settings::default()
             .source_root(repo_root())
             .config_file(&self.config)
+            .path_to_bin(host_bin())
             .status_cache(false)
     }
 
@@ -123,7 +150,7 @@ impl HostProcess {
     /// `node js-host.js CONFIG --json ARGS...`, waiting until it prints its status.
     pub fn start(config: &Path, args: &[&str]) -> Result<HostProcess> {
         let mut child = Command::new("node")
-            .arg(js_host_bin())
+            .arg(host_bin())
             .arg(config)
             .arg("--json")
             .args(args)

@@ -6,6 +6,7 @@
 const { readJson, HttpError } = require('./body');
 const { Call, invoke } = require('./call');
 const batch = require('./batch');
+const { installQuery } = require('./query');
 
 const FUNCTION_PREFIX = '/function/';
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -15,6 +16,7 @@ const JSON_TYPE = 'application/json; charset=utf-8';
  * options: {identity (header value), log, verbose, state: {closing}}
  */
 function createHandler(host, { identity, log, verbose, state = { closing: false } }) {
+  installQuery();
   const functions = host.functions;
   const limit = host.limit;
 

@@ -64,3 +64,17 @@ test('outputs and errors follow js-host', () => {
   assert.throws(() => parseJson('null'), /Unexpected token 'n', "null" is not valid JSON/);
   assert.throws(() => parseJson('  '), /Unexpected end of JSON input/);
 });
+
+test('this.req.query is the parsed query string, as Express gives it, parsed only when read', () => {
+  const http = require('node:http');
+  const { installQuery, parse } = require('../lib/query');
+  assert.deepEqual(parse('/function/f?hash=ab12&x=%C3%A9'), { hash: 'ab12', x: 'é' });
+  assert.deepEqual(parse('/function/f'), {});
+  installQuery();
+  const req = new http.IncomingMessage(null);
+  req.url = '/function/f?hash=0123';
+  assert.equal(Object.getOwnPropertyDescriptor(req, 'query'), undefined, 'not parsed before use');
+  assert.equal(req.query.hash, '0123');
+  req.query = { replaced: true };
+  assert.deepEqual(req.query, { replaced: true });
+});

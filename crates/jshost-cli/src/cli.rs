@@ -81,7 +81,8 @@ pub struct Global {
     #[arg(long, global = true, env = "JSHOST_PATH_TO_NODE", value_name = "PATH", value_parser = path_or_unset)]
     pub path_to_node: Option<PathBuf>,
 
-    /// The js-host CLI script, relative to the source root [default:
+    /// The host's CLI script, relative to the source root [default:
+    /// node_modules/jshost-node/bin/jshost-node.js; js-host 0.12's is
     /// node_modules/js-host/bin/js-host.js]
     #[arg(long, global = true, env = "JSHOST_PATH_TO_BIN", value_name = "PATH", value_parser = path_or_unset)]
     pub path_to_bin: Option<PathBuf>,

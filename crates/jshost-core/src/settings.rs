@@ -9,7 +9,9 @@ pub const DEFAULT_CONFIG_FILE: &str = "host.config.js";
 /// Default for [`Settings::path_to_node`].
 pub const DEFAULT_PATH_TO_NODE: &str = "node";
 /// Default for [`Settings::path_to_bin`].
-pub const DEFAULT_PATH_TO_BIN: &str = "node_modules/js-host/bin/js-host.js";
+pub const DEFAULT_PATH_TO_BIN: &str = "node_modules/jshost-node/bin/jshost-node.js";
+/// The CLI of js-host 0.12 (npm `js-host`), for `path_to_bin` when you use js-host itself.
+pub const JS_HOST_BIN: &str = "node_modules/js-host/bin/js-host.js";
 /// Default for [`Settings::function_timeout`].
 pub const DEFAULT_FUNCTION_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default for [`Settings::startup_timeout`].
@@ -109,7 +111,8 @@ impl Settings {
     }
 
     /// Sets the js-host CLI script, relative to the source root unless absolute.
-    /// Default: `node_modules/js-host/bin/js-host.js`.
+    /// Default: jshost-node's, `node_modules/jshost-node/bin/jshost-node.js`; js-host 0.12's is
+    /// [`JS_HOST_BIN`] (`node_modules/js-host/bin/js-host.js`).
     #[must_use]
     pub fn path_to_bin(mut self, path: impl Into<PathBuf>) -> Self {
         self.path_to_bin = path.into();
@@ -365,7 +368,7 @@ mod tests {
         assert_eq!(s.config_path(), Path::new("/srv/app/conf/h.js"));
         assert_eq!(
             s.bin_path(),
-            Path::new("/srv/app/node_modules/js-host/bin/js-host.js")
+            Path::new("/srv/app/node_modules/jshost-node/bin/jshost-node.js")
         );
         let abs = s.config_file("/etc/h.js");
         assert_eq!(abs.config_path(), Path::new("/etc/h.js"));

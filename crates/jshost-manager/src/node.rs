@@ -42,7 +42,7 @@ impl NodeSetup {
         let bin = settings.bin_path();
         if !bin.is_file() {
             return Err(Error::config(format!(
-                "js-host is not installed: {} does not exist (run `npm ci` in {}, or set path_to_bin)",
+                "the host is not installed: {} does not exist (run `npm ci` in {}, or set path_to_bin)",
                 bin.display(),
                 settings.resolved_source_root().display()
             )));
@@ -167,7 +167,7 @@ pub(crate) fn check_version(status: &Status, what: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::config(format!(
-            "{what} is js-host {}, but this SDK speaks js-host 0.12.x (pin \"js-host\": \"0.12.0\" in package.json)",
+            "{what} speaks js-host protocol {}, but this SDK speaks js-host 0.12.x (use jshost-node, or pin \"js-host\": \"0.12.0\" in package.json)",
             status.version()
         )))
     }

@@ -398,13 +398,25 @@ async fn managed_host_start_status_call_logs_restart_stop() {
         "the call closed its own connection; `host start`'s remain"
     );
 
-    // The log shows the call (js-host creates the file at its first log line).
+    // The log shows a failing call (the file is created at the host's first log line).
+    let out = run(
+        &fixture,
+        &[
+            "call",
+            "--use-manager",
+            "fail",
+            "--data",
+            r#"{"message":"logged"}"#,
+        ],
+    )
+    .await;
+    assert_code(&out, 1);
     let log = wait_for(Duration::from_secs(10), "the call in the log", || async {
         let out = run(&fixture, &["logs"]).await;
-        (out.code == Some(0) && out.stdout.contains("hello_world")).then_some(out)
+        (out.code == Some(0) && out.stdout.contains("boom: logged")).then_some(out)
     })
     .await;
-    assert!(log.stdout.contains("calling function hello_world"), "{log:?}");
+    assert!(log.stdout.contains("function fail produced an error"), "{log:?}");
 
     // Restart: same port and logfile, fresh JavaScript state (a new process).
     let pid = |out: Run| {
@@ -491,13 +503,19 @@ async fn logs_follow_prints_new_lines_until_ctrl_c() {
         })
     };
 
-    // Each call shows up while following (js-host creates the logfile at the first one).
+    // Each failing call shows up while following: both hosts log function errors (js-host also
+    // logs every call; jshost-node is quiet about calls that succeed). The file is created at
+    // the first line.
     for (n, name) in ["first", "second"].into_iter().enumerate() {
-        let data = format!(r#"{{"name":"{name}"}}"#);
-        let out = run(&fixture, &["call", "--use-manager", "echo", "--data", &data]).await;
-        assert_code(&out, 0);
+        let data = format!(r#"{{"message":"{name}"}}"#);
+        let out = run(&fixture, &["call", "--use-manager", "fail", "--data", &data]).await;
+        assert_code(&out, 1);
         wait_for(Duration::from_secs(10), "the call to be followed", || {
-            let count = seen.lock().unwrap().matches("calling function echo").count();
+            let count = seen
+                .lock()
+                .unwrap()
+                .matches("function fail produced an error")
+                .count();
             async move { (count > n).then_some(()) }
         })
         .await;

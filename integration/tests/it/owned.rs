@@ -27,12 +27,19 @@ async fn spawn_call_and_drop() {
     );
     // Asked for with log_file(true): js-host writes its log there (from its first log line).
     let logfile = host.logfile().unwrap();
-    wait_for(Duration::from_secs(5), "the call to reach the logfile", || {
+    // Both hosts log a function's error (js-host logs every call, too).
+    let e = host
+        .function("fail")
+        .call(&serde_json::json!({"message": "to the log"}))
+        .await
+        .unwrap_err();
+    assert!(e.is_function());
+    wait_for(Duration::from_secs(5), "the error to reach the logfile", || {
         let logfile = logfile.clone();
         async move {
             std::fs::read_to_string(&logfile)
                 .unwrap_or_default()
-                .contains("hello_world")
+                .contains("boom: to the log")
                 .then_some(())
         }
     })
@@ -87,13 +94,13 @@ async fn a_crash_is_noticed_and_restart_brings_it_back() {
 
 #[tokio::test]
 async fn by_default_an_owned_host_writes_nothing_to_disk_and_a_crash_still_carries_its_stderr() {
-    // The function writes to stderr, then kills the host from a timer (js-host dies of it).
+    // The function writes to stderr (in colour), then the host exits from a timer.
     let fixture = Fixture::with_body("owned-nolog", |port, functions| {
         format!(
             "const f = require({functions:?})();\n\
              f.die_loudly = function (data, cb) {{\n\
                console.error('\\u001b[31mdying loudly\\u001b[39m');\n\
-               setTimeout(function () {{ throw new Error('async boom'); }}, 10);\n\
+               setTimeout(function () {{ console.error('async boom'); process.exit(3); }}, 10);\n\
                cb(null, 'ok');\n\
              }};\n\
              module.exports = {{ port: {port}, functions: f }};\n"
