@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use jshost_client::HttpClient;
 use jshost_core::{Error, ErrorKind, Result, Status};
-use jshost_manager::{probe_status, status_url, HostInfo, ManagedConnection, NodeSetup, OwnedHost};
+use jshost_manager::{probe_status_with, status_url, HostInfo, ManagedConnection, NodeSetup, OwnedHost};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -148,7 +148,7 @@ impl Backend {
     ) -> Result<String> {
         let mut endpoint = self.endpoint();
         if !endpoint.functions.contains(name) {
-            endpoint = self.refresh_for(origin, name).await?;
+            endpoint = self.refresh_for(client, origin, name).await?;
         }
         if let Supervision::Owned(o) = &self.supervision {
             if let Some(exit) = o.exited() {
@@ -165,7 +165,7 @@ impl Backend {
     /// second) and takes it when the host has the function now (a compatible host restarted
     /// with more functions). Otherwise, when the config now has the function, the host was
     /// started from an older version of it: the error says so, and how to restart it.
-    async fn refresh_for(&self, origin: &Origin, name: &str) -> Result<Arc<Endpoint>> {
+    async fn refresh_for(&self, client: &HttpClient, origin: &Origin, name: &str) -> Result<Arc<Endpoint>> {
         let endpoint = self.endpoint();
         let now = now_ms();
         let last = self.refreshed_ms.load(Ordering::Relaxed);
@@ -173,7 +173,7 @@ impl Backend {
             return Err(unknown_function(&endpoint, name));
         }
         self.refreshed_ms.store(now.max(1), Ordering::Relaxed);
-        if let Ok(Some(live)) = probe_status(&endpoint.url).await {
+        if let Ok(Some(live)) = probe_status_with(client, &endpoint.url).await {
             if live.has_function(name) && compatible(&live, &endpoint.status) {
                 tracing::info!(url = %endpoint.url, function = name, "the host serves more functions now");
                 self.adopt(live);

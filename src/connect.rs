@@ -1,8 +1,9 @@
 //! Reaching the hosts for a `Settings`: direct, managed and owned backends.
 
 use crate::backend::Backend;
+use jshost_client::HttpClient;
 use jshost_core::{Error, Result, Settings, Status};
-use jshost_manager::{probe_status, Connected, Expected, ManagedConnection, NodeSetup, OwnedHost};
+use jshost_manager::{probe_status_with, Connected, Expected, ManagedConnection, NodeSetup, OwnedHost};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -11,7 +12,11 @@ const RETRY_MEMBER: Duration = Duration::from_millis(500);
 
 /// The backends `JsHost::connect` reaches: the running hosts at `root_urls` (or the config's
 /// address), or a managed host.
-pub(crate) async fn connect(settings: &Settings, setup: &NodeSetup) -> Result<Vec<Arc<Backend>>> {
+pub(crate) async fn connect(
+    settings: &Settings,
+    setup: &NodeSetup,
+    client: &HttpClient,
+) -> Result<Vec<Arc<Backend>>> {
     if settings.hosts > 1 {
         return Err(Error::config(
             "hosts(n) starts owned hosts: use JsHost::spawn, or list running hosts with root_urls",
@@ -23,24 +28,24 @@ pub(crate) async fn connect(settings: &Settings, setup: &NodeSetup) -> Result<Ve
     // One expected status for every URL: computed (or read from the cache) once.
     let mut expected = Expected::resolve(setup, settings).await?;
     match settings.root_urls.as_slice() {
-        [] => Ok(vec![direct(&mut expected, None).await?]),
-        [url] => Ok(vec![direct(&mut expected, Some(url)).await?]),
-        urls => several(&mut expected, urls).await,
+        [] => Ok(vec![direct(&mut expected, client, None).await?]),
+        [url] => Ok(vec![direct(&mut expected, client, Some(url)).await?]),
+        urls => several(&mut expected, client, urls).await,
     }
 }
 
 /// The hosts at `urls`: those that answer with the expected status now, and the others, out of
 /// rotation until they do (tried again in the background). Fails only when none answers.
-async fn several(expected: &mut Expected, urls: &[String]) -> Result<Vec<Arc<Backend>>> {
+async fn several(expected: &mut Expected, client: &HttpClient, urls: &[String]) -> Result<Vec<Arc<Backend>>> {
     let mut backends = Vec::with_capacity(urls.len());
     let mut failures = Vec::new();
     for url in urls {
-        match direct(expected, Some(url)).await {
+        match direct(expected, client, Some(url)).await {
             Ok(backend) => backends.push(backend),
             Err(e) => {
                 tracing::warn!(%url, error = %e, "a host of root_urls does not answer as expected; it joins when it does");
                 failures.push(format!("{url}: {e}"));
-                backends.push(pending(url, expected));
+                backends.push(pending(url, expected, client));
             }
         }
     }
@@ -55,20 +60,20 @@ async fn several(expected: &mut Expected, urls: &[String]) -> Result<Vec<Arc<Bac
 }
 
 /// A host of `root_urls` that did not answer: out of rotation, and watched until it answers.
-fn pending(url: &str, expected: &Expected) -> Arc<Backend> {
+fn pending(url: &str, expected: &Expected, client: &HttpClient) -> Arc<Backend> {
     let backend = Backend::external(url.to_owned(), expected.status().clone());
     backend.take_out_of_rotation();
     let watched = Arc::downgrade(&backend);
-    let (url, expected) = (url.to_owned(), expected.clone());
-    jshost_client::driver::spawn(watch_member(watched, url, expected));
+    let (url, expected, client) = (url.to_owned(), expected.clone(), client.clone());
+    jshost_client::driver::spawn(watch_member(watched, url, expected, client));
     backend
 }
 
-async fn watch_member(backend: Weak<Backend>, url: String, expected: Expected) {
+async fn watch_member(backend: Weak<Backend>, url: String, expected: Expected, client: HttpClient) {
     loop {
         tokio::time::sleep(RETRY_MEMBER).await;
         let Some(backend) = backend.upgrade() else { return };
-        if let Ok(Some(live)) = probe_status(&url).await {
+        if let Ok(Some(live)) = probe_status_with(&client, &url).await {
             if expected.matches(&live, true) {
                 tracing::info!(%url, "a host of root_urls answers now; it joins the rotation");
                 backend.adopt(live);
@@ -81,13 +86,17 @@ async fn watch_member(backend: Weak<Backend>, url: String, expected: Expected) {
 
 /// The host at `root_url` (or the config's address) that reports the expected status; a cached
 /// expected status that does not match is computed again (and stays fresh for later URLs).
-async fn direct(expected: &mut Expected, root_url: Option<&str>) -> Result<Arc<Backend>> {
+async fn direct(
+    expected: &mut Expected,
+    client: &HttpClient,
+    root_url: Option<&str>,
+) -> Result<Arc<Backend>> {
     loop {
         let url = match root_url {
             Some(url) => url.to_owned(),
             None => expected.url()?,
         };
-        let live: Option<Status> = probe_status(&url).await?;
+        let live: Option<Status> = probe_status_with(client, &url).await?;
         match live {
             Some(live) if expected.matches(&live, root_url.is_some()) => {
                 tracing::debug!(%url, "the host's status matches the config");

@@ -5,7 +5,7 @@ use crate::{balance, connect, Function};
 use bytes::Bytes;
 use jshost_client::{driver, HttpClient};
 use jshost_core::{Result, Settings, Status};
-use jshost_manager::{probe_status, Manager, NodeSetup};
+use jshost_manager::{probe_status_with, Manager, NodeSetup};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
@@ -93,8 +93,9 @@ impl JsHost {
         driver::run(async move {
             let started = Instant::now();
             let setup = NodeSetup::check(&settings)?;
-            let backends = connect::connect(&settings, &setup).await?;
-            let host = JsHost::new(&settings, setup, backends);
+            let client = HttpClient::from_settings(&settings)?;
+            let backends = connect::connect(&settings, &setup, &client).await?;
+            let host = JsHost::new(&settings, setup, client, backends);
             tracing::info!(
                 urls = ?host.urls(),
                 config = %host.config_file().display(),
@@ -124,12 +125,17 @@ impl JsHost {
             let setup = NodeSetup::check(&settings)?;
             let backends = connect::spawn(&settings).await?;
             tracing::info!(hosts = backends.len(), "spawned owned js-hosts");
-            Ok(JsHost::new(&settings, setup, backends))
+            Ok(JsHost::new(
+                &settings,
+                setup,
+                HttpClient::from_settings(&settings)?,
+                backends,
+            ))
         })
         .await
     }
 
-    fn new(settings: &Settings, setup: NodeSetup, backends: Vec<Arc<Backend>>) -> Self {
+    fn new(settings: &Settings, setup: NodeSetup, client: HttpClient, backends: Vec<Arc<Backend>>) -> Self {
         let origin = Origin {
             setup,
             startup_timeout: settings.startup_timeout,
@@ -138,7 +144,7 @@ impl JsHost {
             inner: Arc::new(Inner {
                 backends,
                 next: AtomicUsize::new(0),
-                client: HttpClient::new(),
+                client,
                 origin: Arc::new(origin),
                 function_timeout: settings.function_timeout,
             }),
@@ -248,7 +254,10 @@ impl JsHost {
 
     /// Asks the (first) host for its status now; `None` when nothing (or no js-host) answers.
     pub async fn request_status(&self) -> Option<Status> {
-        probe_status(&self.url()).await.ok().flatten()
+        probe_status_with(&self.inner.client, &self.url())
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Whether every host answers with the status it reported when this handle connected, or
@@ -257,7 +266,7 @@ impl JsHost {
     pub async fn is_running(&self) -> bool {
         for backend in &self.inner.backends {
             let endpoint = backend.endpoint();
-            match probe_status(&endpoint.url).await {
+            match probe_status_with(&self.inner.client, &endpoint.url).await {
                 Ok(Some(live)) if live == endpoint.status => {}
                 Ok(Some(live)) if compatible(&live, &endpoint.status) => backend.adopt(live),
                 _ => return false,

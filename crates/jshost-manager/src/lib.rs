@@ -35,6 +35,6 @@ pub use expected::{status_url, Expected};
 #[doc(hidden)]
 pub use locate::{locate_manager, Located};
 #[doc(hidden)]
-pub use manager::probe_status;
+pub use manager::{probe_status, probe_status_with};
 #[doc(hidden)]
 pub use node::{NodeSetup, StatusCache};

@@ -438,7 +438,21 @@ fn expect_ok(response: Response, url: &str) -> Result<bytes::Bytes> {
 /// `PROBE_TIMEOUT` (3 s).
 pub async fn probe_status(url: &str) -> Result<Option<Status>> {
     let status_url = format!("{url}/status");
-    match jshost_client::get_fresh(&status_url, PROBE_TIMEOUT).await {
+    judge_probe(url, jshost_client::get_fresh(&status_url, PROBE_TIMEOUT).await)
+}
+
+/// [`probe_status`] through `client`: with its headers, and TLS for `https://` URLs (hosts
+/// behind a proxy).
+///
+/// # Errors
+/// As [`probe_status`].
+pub async fn probe_status_with(client: &HttpClient, url: &str) -> Result<Option<Status>> {
+    let status_url = format!("{url}/status");
+    judge_probe(url, client.get_fresh(&status_url, PROBE_TIMEOUT).await)
+}
+
+fn judge_probe(url: &str, answer: Result<Option<Response>>) -> Result<Option<Status>> {
+    match answer {
         Ok(None) => Ok(None),
         Ok(Some(response)) if response.status == 200 => {
             Status::parse(&response.text_lossy()).map(Some).map_err(|_| {
