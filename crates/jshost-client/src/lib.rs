@@ -12,6 +12,11 @@
 //! which bounds the number of sockets open to the host
 //! ([`HttpClient::max_open_connections`]).
 //!
+//! `https://` URLs are spoken with rustls (the default `tls` feature), trusting the system's root
+//! certificates plus [`Settings::ca_file`](jshost_core::Settings::ca_file); the headers of
+//! [`Settings::header`](jshost_core::Settings::header) go with every request
+//! ([`HttpClient::from_settings`]). Without the `tls` feature an `https://` URL is a config error.
+//!
 //! Most users depend on the `jshost` crate instead; this crate is its transport.
 //!
 //! ```no_run
@@ -32,7 +37,8 @@
 compile_error!("jshost supports Unix-like systems only (Linux, macOS): it supervises Node processes with Unix process groups and pipes");
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Request, Uri};
+use connector::{ConnectFailure, Connector};
+use http::{header, HeaderName, HeaderValue, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use jshost_core::{Error, ErrorKind, Result};
 use std::fmt;
@@ -40,10 +46,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
+mod connector;
 #[doc(hidden)]
 pub mod driver;
 mod local;
 mod probe;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use probe::get_fresh;
 
@@ -71,14 +80,47 @@ struct ClientInner {
     pools: Arc<()>,
     permits: Semaphore,
     max_connections: usize,
+    /// What the pools open connections with (shares `transport`'s TLS setup).
+    connector: Connector,
+    transport: Arc<Transport>,
+}
+
+/// What every request of a client carries and trusts, pooled or not.
+#[derive(Default)]
+pub(crate) struct Transport {
+    /// Sent with every request (`Settings::header`).
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    /// What `https://` URLs are trusted with.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Arc<tls::Tls>,
+}
+
+impl Transport {
+    fn connector(&self) -> Connector {
+        #[cfg(feature = "tls")]
+        return Connector::new(self.tls.clone());
+        #[cfg(not(feature = "tls"))]
+        return Connector::new();
+    }
 }
 
 impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpClient")
-            .field("max_connections", &self.inner.max_connections)
-            .field("available", &self.inner.permits.available_permits())
-            .finish()
+        let mut d = f.debug_struct("HttpClient");
+        d.field("max_connections", &self.inner.max_connections)
+            .field("available", &self.inner.permits.available_permits());
+        // Names only: values may be secrets (a bearer token).
+        let headers: Vec<&str> = self
+            .inner
+            .transport
+            .headers
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        d.field("headers", &headers);
+        #[cfg(feature = "tls")]
+        d.field("ca_file", &self.inner.transport.tls.ca_file);
+        d.finish()
     }
 }
 
@@ -119,33 +161,96 @@ impl HttpClient {
 
     /// A client that keeps at most `max` requests in flight (at least 1).
     pub fn with_max_connections(max: usize) -> Self {
+        Self::with_transport(max, Transport::default())
+    }
+
+    fn with_transport(max: usize, transport: Transport) -> Self {
         let max = max.max(1);
         HttpClient {
             inner: Arc::new(ClientInner {
                 pools: Arc::new(()),
                 permits: Semaphore::new(max),
                 max_connections: max,
+                connector: transport.connector(),
+                transport: Arc::new(transport),
             }),
         }
     }
 
-    /// A client configured by `settings`: the headers it sends with every request, and the
-    /// extra CA certificate it trusts for `https://` URLs.
+    /// A client (with [`DEFAULT_MAX_CONNECTIONS`]) configured by `settings`: it sends the
+    /// headers of [`Settings::header`](jshost_core::Settings::header) with every request, and
+    /// trusts the certificates of [`Settings::ca_file`](jshost_core::Settings::ca_file) for
+    /// `https://` URLs beside the system's roots.
+    ///
+    /// ```
+    /// let settings = jshost_core::Settings::default().header("authorization", "Bearer s3cret");
+    /// let client = jshost_client::HttpClient::from_settings(&settings)?;
+    /// # Ok::<(), jshost_core::Error>(())
+    /// ```
     ///
     /// # Errors
-    /// A config error naming a header or the CA file that cannot be used.
+    /// A config error naming the header whose name or value cannot be sent (the value itself is
+    /// not shown: it may be a secret), or naming the CA file when it cannot be read or holds no
+    /// usable certificate; without the `tls` feature, a `ca_file` or an `https://` root URL.
     pub fn from_settings(settings: &jshost_core::Settings) -> Result<Self> {
-        let _ = settings;
-        Ok(Self::new())
+        let headers = settings
+            .headers
+            .iter()
+            .map(|(name, value)| valid_header(name, value))
+            .collect::<Result<Vec<_>>>()?;
+        #[cfg(feature = "tls")]
+        let transport = Transport {
+            headers,
+            tls: Arc::new(match &settings.ca_file {
+                Some(path) => tls::Tls::with_ca_file(path)?,
+                None => tls::Tls::default(),
+            }),
+        };
+        #[cfg(not(feature = "tls"))]
+        let transport = {
+            if let Some(path) = &settings.ca_file {
+                return Err(Error::config(format!(
+                    "ca_file {} is set, and jshost was built without its `tls` feature (enable the \
+                     default feature `tls` of jshost)",
+                    path.display()
+                )));
+            }
+            if let Some(url) = settings.root_urls.iter().find(|u| u.starts_with("https://")) {
+                return Err(Error::config(connector::no_tls(url)));
+            }
+            Transport { headers }
+        };
+        Ok(Self::with_transport(DEFAULT_MAX_CONNECTIONS, transport))
     }
 
-    /// `GET url` on a connection of its own (see [`get_fresh`]), with this client's headers and
-    /// TLS settings.
+    /// `GET url` on a connection of its own (see [`get_fresh`]), with this client's headers, and
+    /// TLS with its trusted certificates for an `https://` URL.
+    ///
+    /// Unlike [`get_fresh`], an answer that asks for credentials (HTTP 401, 403 or 407: a proxy
+    /// that checks a token) is an error, so that a probe does not take an authenticating proxy
+    /// for another program.
     ///
     /// # Errors
-    /// As [`get_fresh`].
+    /// As [`get_fresh`]; and
+    /// - an unexpected-response error with the status for HTTP 401, 403 and 407;
+    /// - for an `https://` URL, a config error saying "TLS" and why when the certificate or the
+    ///   handshake is refused (unknown CA, expired, issued for another name, not a TLS server),
+    ///   or a connection error when the connection breaks during the handshake.
     pub async fn get_fresh(&self, url: &str, timeout: Duration) -> Result<Option<Response>> {
-        probe::get_fresh(url, timeout).await
+        match probe::fetch(url, timeout, self.inner.transport.clone()).await? {
+            Some(response) if auth_hint(response.status).is_some() => Err(Error::new(
+                ErrorKind::UnexpectedResponse,
+                format!(
+                    "GET {url} answered HTTP {}: {}",
+                    response.status,
+                    auth_hint(response.status).unwrap_or_default()
+                ),
+            )
+            .with_url(url)
+            .with_status(response.status)
+            .with_body(response.text_lossy())),
+            answer => Ok(answer),
+        }
     }
 
     /// The cap on requests in flight.
@@ -172,6 +277,10 @@ impl HttpClient {
         let uri: Uri = url
             .parse()
             .map_err(|e| Error::config(format!("invalid URL {url:?}")).with_source(e))?;
+        #[cfg(not(feature = "tls"))]
+        if uri.scheme_str() == Some("https") {
+            return Err(Error::config(connector::no_tls(url)).with_url(url));
+        }
         if tokio::runtime::Handle::try_current().is_ok() {
             return self.timed(method, uri, body, timeout, url).await;
         }
@@ -249,10 +358,22 @@ impl HttpClient {
         if body.is_some() {
             builder = builder.header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
+        let extra = &self.inner.transport.headers;
+        if !extra.is_empty() {
+            if let Some(headers) = builder.headers_mut() {
+                for (name, value) in extra {
+                    headers.append(name.clone(), value.clone());
+                }
+            }
+        }
         let request = builder
             .body(Full::new(body.unwrap_or_default()))
             .map_err(|e| Failure::Other(Error::config("cannot build the HTTP request").with_source(e)))?;
-        let hyper = local::pool(&self.inner.pools, self.inner.max_connections);
+        let hyper = local::pool(
+            &self.inner.pools,
+            self.inner.max_connections,
+            &self.inner.connector,
+        );
         let response = hyper.request(request).await.map_err(request_error)?;
         let status = response.status().as_u16();
         let body = response
@@ -331,7 +452,13 @@ impl Failure {
 /// before writing it were never sent; anything else may have reached the host.
 fn request_error(e: hyper_util::client::legacy::Error) -> Failure {
     if e.is_connect() {
-        return Failure::Other(Error::connection("cannot connect").with_not_sent().with_source(e));
+        let error = match connect_failure(&e) {
+            #[cfg(feature = "tls")]
+            Some(failure @ ConnectFailure::Tls(_)) => Error::connection(failure.to_string()),
+            Some(ConnectFailure::Scheme(message)) => Error::config(message.clone()),
+            _ => Error::connection("cannot connect"),
+        };
+        return Failure::Other(error.with_not_sent().with_source(e));
     }
     let canceled = std::error::Error::source(&e)
         .and_then(|s| s.downcast_ref::<hyper::Error>())
@@ -345,6 +472,63 @@ fn request_error(e: hyper_util::client::legacy::Error) -> Failure {
         )
     } else {
         Failure::Other(Error::connection("the connection failed before an answer arrived").with_source(e))
+    }
+}
+
+/// The connector's own error inside a failed connect.
+fn connect_failure(e: &hyper_util::client::legacy::Error) -> Option<&ConnectFailure> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(failure) = s.downcast_ref::<ConnectFailure>() {
+            return Some(failure);
+        }
+        source = s.source();
+    }
+    None
+}
+
+/// A header of `Settings::header`, checked.
+fn valid_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue)> {
+    let header_name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|e| {
+        Error::config(format!(
+            "Settings::header: {name:?} is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)"
+        ))
+        .with_source(e)
+    })?;
+    if [
+        header::CONTENT_LENGTH,
+        header::TRANSFER_ENCODING,
+        header::CONNECTION,
+    ]
+    .contains(&header_name)
+    {
+        return Err(Error::config(format!(
+            "Settings::header: the header {header_name} cannot be set, the HTTP client manages it"
+        )));
+    }
+    let mut header_value = HeaderValue::from_str(value).map_err(|e| {
+        Error::config(format!(
+            "Settings::header: the value of the header {header_name} is not valid (visible ASCII \
+             characters and spaces only, no line breaks; the value is not shown here)"
+        ))
+        .with_source(e)
+    })?;
+    header_value.set_sensitive(true);
+    Ok((header_name, header_value))
+}
+
+/// What an answer that asks for credentials means, for messages; `None` for other statuses.
+fn auth_hint(status: u16) -> Option<&'static str> {
+    match status {
+        401 | 407 => Some(
+            "the server (or a proxy in front of it) wants credentials: send them with \
+             Settings::header, for example (\"authorization\", \"Bearer ...\")",
+        ),
+        403 => Some(
+            "the server (or a proxy in front of it) refuses the request: check the credentials \
+             sent with Settings::header",
+        ),
+        _ => None,
     }
 }
 
@@ -368,7 +552,10 @@ fn interpret(response: Response, url: &str) -> Result<String> {
         }
         status => Err(Error::new(
             ErrorKind::UnexpectedResponse,
-            format!("the host answered with HTTP {status}"),
+            match auth_hint(status) {
+                Some(hint) => format!("the host answered with HTTP {status}: {hint}"),
+                None => format!("the host answered with HTTP {status}"),
+            },
         )
         .with_url(url)
         .with_status(status)
@@ -426,3 +613,5 @@ fn percent_encode_segment(segment: &str, out: &mut String) {
 
 #[cfg(test)]
 mod tests;
+#[cfg(all(test, feature = "tls"))]
+mod tls_tests;

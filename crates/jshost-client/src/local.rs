@@ -8,9 +8,9 @@
 //! forgotten; an actix-style server (one current-thread runtime per worker thread) gets one pool
 //! per worker. Each thread caches the pools it uses, so a call takes no lock.
 
+use crate::connector::Connector;
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::cell::RefCell;
@@ -23,7 +23,7 @@ use tokio::runtime::Id;
 /// Idle pooled connections are closed after this long: below Node's 5 s keep-alive timeout.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_millis(3_500);
 
-pub(crate) type Hyper = Client<HttpConnector, Full<Bytes>>;
+pub(crate) type Hyper = Client<Connector, Full<Bytes>>;
 
 #[derive(Clone)]
 struct Pool {
@@ -60,8 +60,9 @@ thread_local! {
 static POOLS: Mutex<Option<HashMap<(usize, Id), Pool>>> = Mutex::new(None);
 
 /// The pool of the client `owner` on the caller's runtime, created on first use. The caller must
-/// be inside a tokio runtime (with I/O and time enabled).
-pub(crate) fn pool(owner: &Arc<()>, max_idle: usize) -> Hyper {
+/// be inside a tokio runtime (with I/O and time enabled). A new pool opens its connections with
+/// a clone of `connector`.
+pub(crate) fn pool(owner: &Arc<()>, max_idle: usize, connector: &Connector) -> Hyper {
     let runtime = tokio::runtime::Handle::current().id();
     let key = Arc::as_ptr(owner) as usize;
     CACHED.with(|cached| {
@@ -75,14 +76,14 @@ pub(crate) fn pool(owner: &Arc<()>, max_idle: usize) -> Hyper {
             }
         }
         cached.retain(Pool::usable);
-        let pool = shared_pool(owner, runtime, max_idle);
+        let pool = shared_pool(owner, runtime, max_idle, connector);
         cached.push(pool.clone());
         pool.hyper
     })
 }
 
 /// The runtime's pool for `owner` from the process-wide map, created when missing.
-fn shared_pool(owner: &Arc<()>, runtime: Id, max_idle: usize) -> Pool {
+fn shared_pool(owner: &Arc<()>, runtime: Id, max_idle: usize, connector: &Connector) -> Pool {
     let key = (Arc::as_ptr(owner) as usize, runtime);
     let mut pools = match POOLS.lock() {
         Ok(g) => g,
@@ -104,18 +105,14 @@ fn shared_pool(owner: &Arc<()>, runtime: Id, max_idle: usize) -> Pool {
         owner: Arc::downgrade(owner),
         runtime,
         runtime_alive,
-        hyper: build(max_idle),
+        hyper: build(max_idle, connector.clone()),
     };
     pools.insert(key, pool.clone());
     tracing::trace!(pools = pools.len(), %runtime, "opened a connection pool for this runtime");
     pool
 }
 
-fn build(max_idle: usize) -> Hyper {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.enforce_http(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+fn build(max_idle: usize, connector: Connector) -> Hyper {
     Client::builder(TokioExecutor::new())
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())

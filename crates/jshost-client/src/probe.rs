@@ -6,17 +6,22 @@
 //! address) and reset, so it counts as "nothing answers" and leaves no TIME_WAIT behind that
 //! would stop a manager from binding the port a moment later.
 
-use crate::{driver, Response};
+use crate::{driver, Response, Transport};
 use bytes::Bytes;
 use http::{header, Request, Uri};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use jshost_core::{Error, ErrorKind, Result};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 
 /// `GET url` on a fresh connection, closed after the answer. `Ok(None)` when nothing answers
 /// (the connection is refused, or would be a connection of a socket to itself).
+///
+/// Sends no extra headers and trusts only the system's root certificates for an `https://` URL:
+/// it is meant for local probes. [`HttpClient::get_fresh`](crate::HttpClient::get_fresh) sends a
+/// client's headers and trusts its CA file.
 ///
 /// # Errors
 /// An invalid URL; a timeout error naming the URL when the connection opens but no answer
@@ -25,12 +30,21 @@ use tokio::net::TcpStream;
 /// # Cancel safety
 /// Dropping the future closes the connection.
 pub async fn get_fresh(url: &str, timeout: Duration) -> Result<Option<Response>> {
+    fetch(url, timeout, Arc::new(Transport::default())).await
+}
+
+/// [`get_fresh`] with `transport`'s headers and TLS setup.
+pub(crate) async fn fetch(
+    url: &str,
+    timeout: Duration,
+    transport: Arc<Transport>,
+) -> Result<Option<Response>> {
     let uri: Uri = url
         .parse()
         .map_err(|e| Error::config(format!("invalid URL {url:?}")).with_source(e))?;
     let url = url.to_owned();
     let work = async move {
-        match tokio::time::timeout(timeout, exchange(&uri)).await {
+        match tokio::time::timeout(timeout, exchange(&uri, &url, &transport)).await {
             Ok(result) => result.map_err(|e| e.with_url(url.as_str())),
             Err(_) => Err(Error::new(
                 ErrorKind::Timeout,
@@ -42,9 +56,22 @@ pub async fn get_fresh(url: &str, timeout: Duration) -> Result<Option<Response>>
     driver::here_or_on_driver(work).await
 }
 
-async fn exchange(uri: &Uri) -> Result<Option<Response>> {
+async fn exchange(uri: &Uri, url: &str, transport: &Transport) -> Result<Option<Response>> {
+    let https = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") | None => false,
+        Some(other) => {
+            return Err(Error::config(format!(
+                "{url}: the scheme {other:?} is neither http nor https"
+            )))
+        }
+    };
+    #[cfg(not(feature = "tls"))]
+    if https {
+        return Err(Error::config(crate::connector::no_tls(url)));
+    }
     let host = uri.host().unwrap_or("127.0.0.1").trim_matches(['[', ']']);
-    let port = uri.port_u16().unwrap_or(80);
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let Ok(stream) = TcpStream::connect((host, port)).await else {
         return Ok(None);
     };
@@ -55,15 +82,43 @@ async fn exchange(uri: &Uri) -> Result<Option<Response>> {
         return Ok(None);
     }
     let _ = stream.set_nodelay(true);
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let authority = uri.authority().map(|a| a.as_str()).unwrap_or(host);
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    #[cfg(feature = "tls")]
+    if https {
+        let stream = transport.tls.handshake(stream, host).await.map_err(|failure| {
+            let message = format!("TLS handshake failed: {}", failure.reason);
+            // A refused certificate is something to fix in the settings (or on the server), not
+            // "nothing answers": callers that treat connection errors as that must not hide it.
+            if failure.rejected {
+                Error::config(message)
+            } else {
+                Error::connection(message)
+            }
+        })?;
+        return send(TokioIo::new(stream), authority, path, transport).await;
+    }
+    send(TokioIo::new(stream), authority, path, transport).await
+}
+
+/// One request on a fresh connection `io`: `GET path` with `Connection: close`.
+async fn send<T>(io: T, authority: &str, path: &str, transport: &Transport) -> Result<Option<Response>>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
         .await
         .map_err(|e| Error::connection("the connection failed during the handshake").with_source(e))?;
     let driving = tokio::spawn(connection);
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let authority = uri.authority().map(|a| a.as_str()).unwrap_or(host);
-    let request = Request::get(path)
-        .header(header::HOST, authority)
-        .header(header::CONNECTION, "close")
+    let mut builder = Request::get(path);
+    if !transport.headers.iter().any(|(name, _)| name == header::HOST) {
+        builder = builder.header(header::HOST, authority);
+    }
+    builder = builder.header(header::CONNECTION, "close");
+    for (name, value) in &transport.headers {
+        builder = builder.header(name, value);
+    }
+    let request = builder
         .body(Empty::<Bytes>::new())
         .map_err(|e| Error::config("cannot build the HTTP request").with_source(e))?;
     let answer = async {
