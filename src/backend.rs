@@ -1,5 +1,6 @@
 //! [`Backend`]: one host of a [`crate::JsHost`]: where it is, and how it is supervised.
 
+use crate::batch::{Batcher, Target};
 use bytes::Bytes;
 use jshost_client::HttpClient;
 use jshost_core::{Error, ErrorKind, Result, Status};
@@ -12,6 +13,8 @@ use std::time::Duration;
 
 /// How long to wait, after a connection error, for an owned host's exit to be noticed.
 const CRASH_NOTICE_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long reading a host's capabilities may take.
+const DISCOVER_TIMEOUT: Duration = Duration::from_secs(3);
 /// A host's function list is re-read for an unknown name at most this often.
 const REFRESH_EVERY_MS: u64 = 1_000;
 
@@ -19,6 +22,8 @@ const REFRESH_EVERY_MS: u64 = 1_000;
 pub(crate) struct Origin {
     pub(crate) setup: NodeSetup,
     pub(crate) startup_timeout: Duration,
+    /// `Settings::batch`.
+    pub(crate) batch: bool,
 }
 
 /// Where a host answers and what it serves; replaced when a managed host comes back elsewhere.
@@ -59,6 +64,14 @@ pub(crate) struct Backend {
     pub(crate) down_until_ms: AtomicU64,
     /// When the function list was last re-read (balancer clock, ms).
     refreshed_ms: AtomicU64,
+    /// Set when the host offers `/batch` and batching is on.
+    batching: RwLock<Option<Arc<Batching>>>,
+}
+
+/// A host's batcher and where its batches go.
+pub(crate) struct Batching {
+    batcher: Arc<Batcher>,
+    target: Target,
 }
 
 impl Backend {
@@ -69,6 +82,7 @@ impl Backend {
             in_flight: AtomicUsize::new(0),
             down_until_ms: AtomicU64::new(0),
             refreshed_ms: AtomicU64::new(0),
+            batching: RwLock::new(None),
         })
     }
 
@@ -155,9 +169,66 @@ impl Backend {
                 return Err(o.crash_error(&exit).with_function(name).with_not_sent());
             }
         }
-        match client.call_function(&endpoint.url, name, body, timeout).await {
+        tracing::Span::current().record("url", endpoint.url.as_str());
+        let result = match self.batching() {
+            Some(batching) => match batching.batcher.try_slot(&batching.target) {
+                Some(_slot) => client.call_function(&endpoint.url, name, body, timeout).await,
+                None => {
+                    let name = Arc::from(name);
+                    batching.batcher.call(&batching.target, name, body, timeout).await
+                }
+            },
+            None => client.call_function(&endpoint.url, name, body, timeout).await,
+        };
+        match result {
             Err(e) if e.is_connection() => Err(self.explain_connection_error(e, &endpoint).await),
             result => result,
+        }
+    }
+
+    fn batching(&self) -> Option<Arc<Batching>> {
+        match self.batching.read() {
+            Ok(b) => b.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Reads what the host offers (`GET /jshost/info`, jshost-node only) and turns batching on
+    /// when it offers `/batch` and `enabled`; js-host answers 404 and is called as always.
+    pub(crate) async fn discover(&self, client: &HttpClient, enabled: bool) {
+        let endpoint = self.endpoint();
+        let info = match client
+            .get(&format!("{}/jshost/info", endpoint.url), DISCOVER_TIMEOUT)
+            .await
+        {
+            Ok(r) if r.status == 200 => serde_json::from_slice::<serde_json::Value>(&r.body).ok(),
+            _ => None,
+        };
+        let offers = |feature: &str| {
+            info.as_ref()
+                .and_then(|i| i["features"].as_array())
+                .map(|f| f.iter().any(|v| v.as_str() == Some(feature)))
+                .unwrap_or(false)
+        };
+        let workers = info
+            .as_ref()
+            .and_then(|i| i["workers"].as_u64())
+            .map(|w| usize::try_from(w).unwrap_or(1))
+            .unwrap_or(1);
+        let batching = (enabled && offers("batch")).then(|| {
+            let limit = endpoint.status.request_data_limit().unwrap_or(100 * 1024);
+            Arc::new(Batching {
+                batcher: Batcher::new(workers, limit),
+                target: Target {
+                    client: client.clone(),
+                    url: endpoint.url.clone(),
+                },
+            })
+        });
+        tracing::debug!(url = %endpoint.url, batching = batching.is_some(), workers, "host capabilities");
+        match self.batching.write() {
+            Ok(mut b) => *b = batching,
+            Err(poisoned) => *poisoned.into_inner() = batching,
         }
     }
 

@@ -30,13 +30,18 @@ pub(crate) async fn connect(
     match settings.root_urls.as_slice() {
         [] => Ok(vec![direct(&mut expected, client, None).await?]),
         [url] => Ok(vec![direct(&mut expected, client, Some(url)).await?]),
-        urls => several(&mut expected, client, urls).await,
+        urls => several(&mut expected, client, urls, settings.batch).await,
     }
 }
 
 /// The hosts at `urls`: those that answer with the expected status now, and the others, out of
 /// rotation until they do (tried again in the background). Fails only when none answers.
-async fn several(expected: &mut Expected, client: &HttpClient, urls: &[String]) -> Result<Vec<Arc<Backend>>> {
+async fn several(
+    expected: &mut Expected,
+    client: &HttpClient,
+    urls: &[String],
+    batch: bool,
+) -> Result<Vec<Arc<Backend>>> {
     let mut backends = Vec::with_capacity(urls.len());
     let mut failures = Vec::new();
     for url in urls {
@@ -45,7 +50,7 @@ async fn several(expected: &mut Expected, client: &HttpClient, urls: &[String]) 
             Err(e) => {
                 tracing::warn!(%url, error = %e, "a host of root_urls does not answer as expected; it joins when it does");
                 failures.push(format!("{url}: {e}"));
-                backends.push(pending(url, expected, client));
+                backends.push(pending(url, expected, client, batch));
             }
         }
     }
@@ -60,16 +65,22 @@ async fn several(expected: &mut Expected, client: &HttpClient, urls: &[String]) 
 }
 
 /// A host of `root_urls` that did not answer: out of rotation, and watched until it answers.
-fn pending(url: &str, expected: &Expected, client: &HttpClient) -> Arc<Backend> {
+fn pending(url: &str, expected: &Expected, client: &HttpClient, batch: bool) -> Arc<Backend> {
     let backend = Backend::external(url.to_owned(), expected.status().clone());
     backend.take_out_of_rotation();
     let watched = Arc::downgrade(&backend);
     let (url, expected, client) = (url.to_owned(), expected.clone(), client.clone());
-    jshost_client::driver::spawn(watch_member(watched, url, expected, client));
+    jshost_client::driver::spawn(watch_member(watched, url, expected, client, batch));
     backend
 }
 
-async fn watch_member(backend: Weak<Backend>, url: String, expected: Expected, client: HttpClient) {
+async fn watch_member(
+    backend: Weak<Backend>,
+    url: String,
+    expected: Expected,
+    client: HttpClient,
+    batch: bool,
+) {
     loop {
         tokio::time::sleep(RETRY_MEMBER).await;
         let Some(backend) = backend.upgrade() else { return };
@@ -77,6 +88,7 @@ async fn watch_member(backend: Weak<Backend>, url: String, expected: Expected, c
             if expected.matches(&live, true) {
                 tracing::info!(%url, "a host of root_urls answers now; it joins the rotation");
                 backend.adopt(live);
+                backend.discover(&client, batch).await;
                 backend.put_in_rotation();
                 return;
             }

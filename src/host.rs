@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// A handle to the js-host process(es) serving one config, and the connection pool to them.
 ///
@@ -95,6 +96,9 @@ impl JsHost {
             let setup = NodeSetup::check(&settings)?;
             let client = HttpClient::from_settings(&settings)?;
             let backends = connect::connect(&settings, &setup, &client).await?;
+            for backend in &backends {
+                backend.discover(&client, settings.batch).await;
+            }
             let host = JsHost::new(&settings, setup, client, backends);
             tracing::info!(
                 urls = ?host.urls(),
@@ -125,12 +129,11 @@ impl JsHost {
             let setup = NodeSetup::check(&settings)?;
             let backends = connect::spawn(&settings).await?;
             tracing::info!(hosts = backends.len(), "spawned owned js-hosts");
-            Ok(JsHost::new(
-                &settings,
-                setup,
-                HttpClient::from_settings(&settings)?,
-                backends,
-            ))
+            let client = HttpClient::from_settings(&settings)?;
+            for backend in &backends {
+                backend.discover(&client, settings.batch).await;
+            }
+            Ok(JsHost::new(&settings, setup, client, backends))
         })
         .await
     }
@@ -139,6 +142,7 @@ impl JsHost {
         let origin = Origin {
             setup,
             startup_timeout: settings.startup_timeout,
+            batch: settings.batch,
         };
         JsHost {
             inner: Arc::new(Inner {
@@ -288,6 +292,10 @@ impl JsHost {
         driver::run(async move {
             for backend in &host.inner.backends {
                 backend.restart().await?;
+                // A crashed managed host comes back elsewhere; a restarted one may differ.
+                backend
+                    .discover(&host.inner.client, host.inner.origin.batch)
+                    .await;
             }
             balance::reset(&host.inner.backends);
             Ok(())
@@ -341,13 +349,20 @@ impl JsHost {
         body: Bytes,
         timeout: Option<Duration>,
     ) -> Result<String> {
+        let span = tracing::debug_span!(
+            target: "jshost",
+            "jshost.call",
+            function = %name,
+            url = tracing::field::Empty,
+            batch = tracing::field::Empty,
+        );
         let host = self.clone();
-        driver::here_or_on_driver(async move {
+        let call = async move {
             let inner = &*host.inner;
             let timeout = timeout.unwrap_or(inner.function_timeout);
             let (backends, client, origin) = (&inner.backends, &inner.client, &*inner.origin);
             balance::call(backends, &inner.next, client, origin, &name, body, timeout).await
-        })
-        .await
+        };
+        driver::here_or_on_driver(call.instrument(span)).await
     }
 }

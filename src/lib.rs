@@ -65,6 +65,7 @@ compile_error!("jshost supports Unix-like systems only (Linux, macOS): it superv
 
 mod backend;
 mod balance;
+mod batch;
 mod connect;
 mod function;
 mod host;

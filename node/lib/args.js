@@ -37,10 +37,11 @@ js-host options:
   -v, --version         show the version
 
 jshost-node options:
-  --workers N|auto      run N worker processes (auto: one per core)
+  --workers N|auto      run N worker processes (auto: one per core); a manager's hosts get it
   --exit-on-stdin-close exit (with every worker) when stdin reaches end of file
   --socket PATH         listen on a Unix domain socket instead of TCP
-  --watch               start a new generation of workers when a loaded file changes
+  --watch               start a new generation of workers when a loaded file changes;
+                        a manager's hosts get it
   --verbose             log one line per call (errors are always logged)
 
 Example:
@@ -120,9 +121,7 @@ function finish(out) {
     }
     opts.workers = w;
   }
-  if (opts.manager && (opts.workers !== undefined || opts.watch)) {
-    throw new UsageError('--workers and --watch are for hosts, not for a manager');
-  }
+  // A manager passes --workers and --watch on to the hosts it starts.
   return opts;
 }
 

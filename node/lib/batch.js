@@ -1,7 +1,9 @@
 'use strict';
-// POST /batch: `[{"function": NAME, "data": {...}}, ...]` -> 200 with one result per item, in
-// order: `{"status": 200, "output": "..."}` or `{"status": 404 | 500, "error": "..."}`. Items
-// run concurrently, each in its own call context.
+// POST /batch: `[{"function": NAME, "data": {...}, "timeout": MS?}, ...]` -> 200 with one result
+// per item, in order: `{"status": 200, "output": "..."}` or `{"status": 404 | 500 | 504,
+// "error": "..."}`. Items run concurrently, each in its own call context. An item with a
+// `timeout` (ms) is answered 504 when it has not answered by then, so a function that never
+// answers holds its batch-mates back no longer than that.
 
 const { Call, invoke } = require('./call');
 const { HttpError } = require('./body');
@@ -22,6 +24,10 @@ function validate(items) {
     const data = item.data;
     if (data !== undefined && (data === null || typeof data !== 'object')) {
       throw new HttpError(400, 'BadRequestError', `batch item ${i}: "data" must be an object or an array`);
+    }
+    const timeout = item.timeout;
+    if (timeout !== undefined && !(typeof timeout === 'number' && timeout > 0 && Number.isFinite(timeout))) {
+      throw new HttpError(400, 'BadRequestError', `batch item ${i}: "timeout" must be a positive number of milliseconds`);
     }
   }
 }
@@ -46,12 +52,15 @@ function runBatch(items, functions, context, onDone, onItem) {
       if (--pending === 0) onDone(results);
       continue;
     }
+    let timer = null;
     const call = new Call(name, (status, body) => {
+      if (timer !== null) clearTimeout(timer);
       results[i] = status === 200 ? { status, output: body } : { status, error: body };
       if (onItem) onItem(name, status);
       if (--pending === 0) onDone(results);
     });
-    const data = items[i].data;
+    const { data, timeout } = items[i];
+    if (timeout !== undefined) timer = setTimeout(() => call.expire(timeout), timeout);
     invoke(call, fn, context(name), data === undefined ? {} : data);
   }
 }

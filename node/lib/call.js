@@ -26,7 +26,10 @@ class Call {
   callback() {
     return (err, output) => {
       if (this.settled) {
-        if (Call.log) Call.log.error(new Error(`Function "${this.name}" called its callback more than once`).stack);
+        // A call that expired (a batch item's timeout) may still answer: that is expected.
+        if (!this.expired && Call.log) {
+          Call.log.error(new Error(`Function "${this.name}" called its callback more than once`).stack);
+        }
         return;
       }
       this.settle(err, output);
@@ -48,6 +51,14 @@ class Call {
       return;
     }
     this.done(200, body);
+  }
+
+  /** Answers 504 now if the call has not answered (a batch item past its `timeout`). */
+  expire(ms) {
+    if (this.settled) return;
+    this.settled = true;
+    this.expired = true;
+    this.done(504, `Function "${this.name}" did not answer within its timeout of ${ms} ms`);
   }
 
   fail(err) {

@@ -122,6 +122,14 @@ class Manager {
     return { output: record.output, logfile: record.logfile, config: record.config, connections: record.connections };
   }
 
+  /** The flags the manager passes on to the hosts it starts: its own --workers and --watch. */
+  hostFlags() {
+    const flags = [];
+    if (this.opts.workers !== undefined) flags.push('--workers', String(this.opts.workers));
+    if (this.opts.watch) flags.push('--watch');
+    return flags;
+  }
+
   unknown(configText) {
     return [500, `No known host with config: ${configText}`];
   }
@@ -133,7 +141,7 @@ class Manager {
     this.log.info(`manager: starting a host for ${hostKey} (port ${port}, logfile ${logfile})`);
     const child = spawn(
       process.execPath,
-      [BIN, hostKey, '--port', String(port), '--json', '--logfile', logfile, '--exit-on-stdin-close'],
+      [BIN, hostKey, '--port', String(port), '--json', '--logfile', logfile, '--exit-on-stdin-close', ...this.hostFlags()],
       { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NODE_NO_WARNINGS: '1' } },
     );
     return new Promise((resolve, reject) => {

@@ -14,6 +14,7 @@ module.exports = {
   requestDataLimit: '2kb',
   functions: {
     echo: function (data, cb) { cb(null, JSON.stringify(data)); },
+    never: function (data, cb) {},
     asyncFn: async function (data) { await null; return 'async ' + data.n; },
     asyncObj: async (data) => ({ n: data.n }),
     promise: function (data) { return new Promise(function (r) { setTimeout(function () { r('promised'); }, 5); }); },
@@ -102,6 +103,27 @@ test('beyond js-host: one process', async (t) => {
     assert.deepEqual(results[7], { status: 200, output: '{}' });
     assert.ok(took < 580, `the two 300 ms items ran concurrently (took ${took} ms)`);
     assert.equal((await post(`${host.url}/batch`, [])).body, '[]');
+  });
+
+  await t.test('/batch: an item past its timeout is a 504 and holds its batch-mates back no longer', async () => {
+    const started = Date.now();
+    const r = await post(`${host.url}/batch`, [
+      { function: 'never', data: {}, timeout: 150 },
+      { function: 'echo', data: { a: 1 } },
+      { function: 'echo', data: { b: 2 }, timeout: 5000 },
+    ]);
+    const took = Date.now() - started;
+    assert.equal(r.status, 200);
+    const results = JSON.parse(r.body);
+    assert.equal(results[0].status, 504);
+    assert.match(results[0].error, /did not answer within its timeout of 150 ms/);
+    assert.deepEqual(results[1], { status: 200, output: '{"a":1}' });
+    assert.deepEqual(results[2], { status: 200, output: '{"b":2}' });
+    assert.ok(took >= 140 && took < 2000, `answered when the hung item expired (took ${took} ms)`);
+    for (const bad of [0, -1, 'soon']) {
+      const res = await post(`${host.url}/batch`, [{ function: 'echo', data: {}, timeout: bad }]);
+      assert.equal(res.status, 400, String(bad));
+    }
   });
 
   await t.test('/batch: malformed batches are a 400, a body over requestDataLimit a 413', async () => {

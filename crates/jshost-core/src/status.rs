@@ -113,6 +113,17 @@ impl Status {
         })
     }
 
+    /// The largest request body the host accepts, in bytes: its `requestDataLimit` (`"10mb"`,
+    /// `"512kb"`, a number of bytes; the units of the `bytes` npm package, 1 kb = 1024 b).
+    /// `None` when it cannot be read.
+    pub fn request_data_limit(&self) -> Option<u64> {
+        match &self.config()["requestDataLimit"] {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => parse_size(s),
+            _ => None,
+        }
+    }
+
     /// The names of the functions a host serves (empty for a manager).
     pub fn functions(&self) -> Vec<String> {
         self.config()["functions"]
@@ -156,6 +167,26 @@ impl Status {
     }
 }
 
+/// `"10mb"` → 10485760 (units b, kb, mb, gb, tb, case-insensitive, optional space, decimals).
+fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim().to_ascii_lowercase();
+    let digits = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let number: f64 = number.parse().ok()?;
+    let scale: f64 = match unit.trim() {
+        "" | "b" => 1.0,
+        "kb" => 1024.0,
+        "mb" => 1024.0 * 1024.0,
+        "gb" => 1024.0 * 1024.0 * 1024.0,
+        "tb" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = (number * scale).floor();
+    (bytes.is_finite() && bytes >= 0.0).then_some(bytes as u64)
+}
+
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.value)
@@ -177,6 +208,16 @@ mod tests {
         assert!(s.is_supported_version());
         assert_eq!(s.functions(), vec!["a", "b"]);
         assert!(s.has_function("b") && !s.has_function("c"));
+    }
+
+    #[test]
+    fn request_data_limit_reads_the_bytes_units() {
+        let s = Status::parse(DEFAULT_PORT).expect("valid");
+        assert_eq!(s.request_data_limit(), Some(10 * 1024 * 1024));
+        assert_eq!(parse_size("512kb"), Some(512 * 1024));
+        assert_eq!(parse_size("1.5 MB"), Some(1_572_864));
+        assert_eq!(parse_size("2048"), Some(2048));
+        assert_eq!(parse_size("ten"), None);
     }
 
     #[test]

@@ -135,7 +135,10 @@ impl StartingManager {
         let output = std::fs::File::create(&output_path)
             .and_then(|out| Ok((out.try_clone()?, out)))
             .map_err(|e| Error::process(format!("cannot create {}", output_path.display())).with_source(e))?;
-        let mut cmd = setup.command(&["--manager", "--json"]);
+        let mut args = vec!["--manager", "--json"];
+        // jshost-node's manager passes --workers/--watch on to the hosts it starts.
+        args.extend(setup.host_flags.iter().map(String::as_str));
+        let mut cmd = setup.command(&args);
         cmd.stdout(output.0).stderr(output.1).process_group(0);
         // No kill_on_drop: the manager must outlive this process. When the handle is dropped,
         // tokio reaps the process in the background once it exits.

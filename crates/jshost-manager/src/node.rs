@@ -22,6 +22,11 @@ pub struct NodeSetup {
     pub config: PathBuf,
     /// The working directory for node (the source root).
     pub cwd: PathBuf,
+    /// Whether `bin` is jshost-node's (its `package.json` says so), not js-host's.
+    pub jshost_node: bool,
+    /// jshost-node flags for the hosts jshost starts (`--workers N`, `--watch`); empty for
+    /// js-host, which has none.
+    pub host_flags: Vec<String>,
 }
 
 impl NodeSetup {
@@ -47,11 +52,21 @@ impl NodeSetup {
                 settings.resolved_source_root().display()
             )));
         }
+        let jshost_node = package_name(&bin).as_deref() == Some("jshost-node");
+        let mut host_flags = Vec::new();
+        if jshost_node && settings.workers > 0 {
+            host_flags.extend(["--workers".to_owned(), settings.workers.to_string()]);
+        }
+        if jshost_node && settings.watch {
+            host_flags.push("--watch".to_owned());
+        }
         Ok(NodeSetup {
             node: settings.path_to_node.clone(),
             bin,
             config,
             cwd: settings.resolved_source_root(),
+            jshost_node,
+            host_flags,
         })
     }
 
@@ -156,6 +171,14 @@ impl NodeSetup {
         let value: serde_json::Value = serde_json::from_str(&text).ok()?;
         value["version"].as_str().map(str::to_owned)
     }
+}
+
+/// The `name` in the `package.json` of the package whose `bin/` holds `bin`.
+fn package_name(bin: &std::path::Path) -> Option<String> {
+    let pkg = bin.parent()?.parent()?.join("package.json");
+    let text = std::fs::read_to_string(pkg).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    value["name"].as_str().map(str::to_owned)
 }
 
 /// A config error unless `status` is from js-host 0.12.x.

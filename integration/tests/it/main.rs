@@ -11,6 +11,7 @@ mod concurrency;
 mod default_host;
 mod direct;
 mod examples;
+mod jshost_node;
 mod managed;
 mod owned;
 mod reliability;

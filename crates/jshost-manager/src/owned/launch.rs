@@ -16,6 +16,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 const STDERR_TAIL_LINES: usize = 40;
+/// How long a stopped host may take to exit after its stdin closed, before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(2);
 /// How long a start-up failure waits for the rest of the host's stderr.
 const STDERR_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -44,8 +46,9 @@ impl Tail {
     }
 }
 
-/// Starts `node --require GUARD BIN CONFIG --port PORT --json [--logfile LOGFILE]` and waits until
-/// it prints its status; then supervises it. Must run on the SDK's runtime (the child is reaped
+/// Starts `node BIN CONFIG --port PORT --json [--logfile LOGFILE]` (for js-host with a
+/// preloaded guard script, for jshost-node with `--exit-on-stdin-close` and the settings'
+/// `--workers`/`--watch`) and waits until it prints its status; then supervises it. Must run on the SDK's runtime (the child is reaped
 /// and its pipes are read there).
 pub(super) async fn launch(
     setup: &NodeSetup,
@@ -53,7 +56,12 @@ pub(super) async fn launch(
     logfile: Option<&Path>,
     timeout: Duration,
 ) -> Result<(Status, Running)> {
-    let mut child = command(setup, &guard_script()?, port, logfile)
+    let guard = if setup.jshost_node {
+        None
+    } else {
+        Some(guard_script()?)
+    };
+    let mut child = command(setup, guard.as_deref(), port, logfile)
         .spawn()
         .map_err(|e| setup.spawn_error(e))?;
     let pid = child.id();
@@ -76,11 +84,17 @@ pub(super) async fn launch(
     Ok((status, supervise(child, lines, tail, pid)))
 }
 
-fn command(setup: &NodeSetup, guard: &Path, port: u16, logfile: Option<&Path>) -> tokio::process::Command {
+fn command(
+    setup: &NodeSetup,
+    guard: Option<&Path>,
+    port: u16,
+    logfile: Option<&Path>,
+) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(&setup.node);
-    cmd.arg("--require")
-        .arg(guard)
-        .arg(&setup.bin)
+    if let Some(guard) = guard {
+        cmd.arg("--require").arg(guard);
+    }
+    cmd.arg(&setup.bin)
         .arg(&setup.config)
         .arg("--port")
         .arg(port.to_string())
@@ -95,6 +109,11 @@ fn command(setup: &NodeSetup, guard: &Path, port: u16, logfile: Option<&Path>) -
         .kill_on_drop(true);
     if let Some(logfile) = logfile {
         cmd.arg("--logfile").arg(logfile);
+    }
+    if setup.jshost_node {
+        // The host (every worker) exits when our end of its stdin closes: on stop, on drop, and
+        // when this process dies, even by SIGKILL.
+        cmd.arg("--exit-on-stdin-close").args(&setup.host_flags);
     }
     cmd
 }
@@ -184,15 +203,24 @@ fn supervise(
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     tokio::spawn(async move {
-        // Holding stdin open keeps the guard script from exiting the host.
-        let _stdin = child.stdin.take();
+        // Holding stdin open keeps the host running (guard script, --exit-on-stdin-close).
+        let mut stdin = child.stdin.take();
         let (result, requested) = tokio::select! {
             r = child.wait() => (r, false),
             _ = token.cancelled() => {
-                let _ = child.start_kill();
-                (child.wait().await, true)
+                // Closing stdin lets the host (and every jshost-node worker) exit by itself;
+                // SIGKILL if it has not within STOP_GRACE.
+                drop(stdin.take());
+                match tokio::time::timeout(STOP_GRACE, child.wait()).await {
+                    Ok(r) => (r, true),
+                    Err(_) => {
+                        let _ = child.start_kill();
+                        (child.wait().await, true)
+                    }
+                }
             }
         };
+        drop(stdin);
         let status = match result {
             Ok(s) => s.to_string(),
             Err(e) => format!("unknown ({e})"),

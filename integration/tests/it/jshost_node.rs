@@ -1,0 +1,173 @@
+//! The SDK on jshost-node's extensions: automatic batching, workers, hot reload. These tests
+//! start jshost-node explicitly, whatever host the rest of the suite runs against.
+
+use futures::future::join_all;
+use jshost::{JsHost, Settings};
+use jshost_integration::{processes_mentioning, repo_root, wait_for, Fixture};
+use serde_json::json;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+fn on_jshost_node(settings: Settings) -> Settings {
+    settings.path_to_bin(repo_root().join(jshost::raw::DEFAULT_PATH_TO_BIN))
+}
+
+/// `query_hash` answers the `?hash=` of the request that carried the call: a plain call's, or
+/// nothing (`undefined`) for a call that travelled in a `POST /batch`.
+async fn batched_share(host: &JsHost, calls: usize) -> usize {
+    let f = host.function("query_hash");
+    let answers = join_all((0..calls).map(|i| {
+        let f = f.clone();
+        async move { f.call(&json!({ "i": i })).await.expect("call") }
+    }))
+    .await;
+    answers.iter().filter(|a| *a == "undefined").count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_are_batched_and_a_lone_call_is_not() {
+    let fixture = Fixture::new("batch-on", "");
+    let host = JsHost::spawn(on_jshost_node(fixture.settings()))
+        .await
+        .expect("spawn");
+    let lone = host.function("query_hash").call(&json!({})).await.expect("call");
+    assert_eq!(
+        lone.len(),
+        40,
+        "a lone call goes out as a plain call with its hash: {lone}"
+    );
+    let batched = batched_share(&host, 200).await;
+    assert!(batched > 0, "some of 200 concurrent calls travelled in batches");
+
+    let off = Fixture::new("batch-off", "");
+    let plain = JsHost::spawn(on_jshost_node(off.settings()).batch(false))
+        .await
+        .expect("spawn");
+    assert_eq!(
+        batched_share(&plain, 200).await,
+        0,
+        "batching off: every call is plain"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_calls_keep_their_own_results_errors_and_deadlines() {
+    let fixture = Fixture::new("batch-mixed", "");
+    let host = JsHost::spawn(on_jshost_node(fixture.settings()))
+        .await
+        .expect("spawn");
+    let (echo, fail) = (host.function("echo"), host.function("fail"));
+    let never = host.function("never").timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    let results = join_all((0..150).map(|i| {
+        let (echo, fail, never) = (echo.clone(), fail.clone(), never.clone());
+        async move {
+            match i % 3 {
+                0 => (i, echo.call(&json!({ "i": i })).await),
+                1 => (i, fail.call(&json!({ "message": format!("no {i}") })).await),
+                _ => (i, never.call(&json!({})).await),
+            }
+        }
+    }))
+    .await;
+    for (i, result) in results {
+        match i % 3 {
+            0 => assert_eq!(result.expect("echo"), format!(r#"{{"i":{i}}}"#)),
+            1 => {
+                let e = result.expect_err("fail");
+                assert!(e.is_function(), "{e:?}");
+                let stack = e.js_stack().expect("stack");
+                assert!(stack.contains(&format!("boom: no {i}")), "its own error: {stack}");
+            }
+            _ => assert!(result.expect_err("never").is_timeout()),
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the deadlines held: {:?}",
+        started.elapsed()
+    );
+    // The host stays healthy.
+    assert_eq!(
+        echo.call(&json!({"after": 1})).await.expect("echo"),
+        r#"{"after":1}"#
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_stay_within_the_hosts_request_data_limit() {
+    let fixture = Fixture::new("batch-limit", "requestDataLimit: '4kb',");
+    let host = JsHost::spawn(on_jshost_node(fixture.settings()))
+        .await
+        .expect("spawn");
+    let payload = "x".repeat(900);
+    let echo = host.function("echo");
+    let results = join_all((0..100).map(|i| {
+        let (echo, payload) = (echo.clone(), payload.clone());
+        async move { echo.call(&json!({ "i": i, "p": payload })).await }
+    }))
+    .await;
+    for result in results {
+        assert!(result.expect("no batch exceeds 4 kB").len() > 900);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_serve_calls_from_several_processes() {
+    let fixture = Fixture::new("workers-owned", "");
+    let host = JsHost::spawn(on_jshost_node(fixture.settings()).workers(2).batch(false))
+        .await
+        .expect("spawn");
+    let pid = host.function("pid");
+    let pids: HashSet<String> = join_all((0..200).map(|_| pid.call(&())))
+        .await
+        .into_iter()
+        .map(|r| r.expect("pid"))
+        .collect();
+    assert_eq!(pids.len(), 2, "both workers answered: {pids:?}");
+    drop((pid, host)); // the last handles: the host and its workers exit
+    let dir = fixture.dir().display().to_string();
+    wait_for(Duration::from_secs(5), "the host and its workers to exit", || {
+        let dir = dir.clone();
+        async move { processes_mentioning(&dir).is_empty().then_some(()) }
+    })
+    .await;
+
+    let managed = Fixture::new("workers-managed", "disconnectTimeout: 300,");
+    let host = JsHost::connect(on_jshost_node(managed.settings()).use_manager(true).workers(2))
+        .await
+        .expect("connect");
+    let pid = host.function("pid");
+    let pids: HashSet<String> = join_all((0..200).map(|_| pid.call(&())))
+        .await
+        .into_iter()
+        .map(|r| r.expect("pid"))
+        .collect();
+    assert_eq!(pids.len(), 2, "the manager's host has two workers: {pids:?}");
+    host.disconnect().await.expect("disconnect");
+}
+
+#[tokio::test]
+async fn with_watch_a_function_added_to_a_required_file_becomes_callable() {
+    let fixture = Fixture::with_body("watch", |port, _| {
+        format!("module.exports = {{ port: {port}, functions: require('./extra.js') }};\n")
+    });
+    let extra = fixture.dir().join("extra.js");
+    std::fs::write(&extra, "module.exports = { a: (d, cb) => cb(null, 'a') };\n").expect("write");
+    let host = JsHost::spawn(on_jshost_node(fixture.settings()).watch(true))
+        .await
+        .expect("spawn");
+    assert_eq!(host.function("a").call(&()).await.expect("a"), "a");
+    std::fs::write(
+        &extra,
+        "module.exports = { a: (d, cb) => cb(null, 'a'), b: (d, cb) => cb(null, 'b') };\n",
+    )
+    .expect("edit");
+    let b = host.function("b");
+    let out = wait_for(Duration::from_secs(10), "the new function to be callable", || {
+        let b = b.clone();
+        async move { b.call(&()).await.ok() }
+    })
+    .await;
+    assert_eq!(out, "b");
+}

@@ -1,0 +1,367 @@
+//! Automatic batching: calls that would wait for a connection to a jshost-node host leave
+//! together in one `POST /batch` request.
+//!
+//! Each host gets a small number of requests in flight (two per worker process: jshost-node
+//! spreads connections, not requests, over its workers). A call made while fewer are in flight
+//! goes out at once as a plain call: a lone call never waits. A call made while all are busy is
+//! queued; whenever a request finishes, the queued calls leave in one batch, up to the host's
+//! `requestDataLimit`. Every call keeps its own deadline, cancellation (dropping it), result and
+//! error; a batch that fails as a whole gives each of its calls that error.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use jshost_client::HttpClient;
+use jshost_core::{Error, ErrorKind, Result};
+use serde::Deserialize;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+/// At most this many calls in one batch.
+const MAX_BATCH: usize = 256;
+
+/// One queued call.
+struct Pending {
+    name: Arc<str>,
+    body: Bytes,
+    deadline: Instant,
+    span: tracing::Span,
+    reply: oneshot::Sender<Result<String>>,
+}
+
+/// The batching state of one host.
+pub(crate) struct Batcher {
+    queue: Mutex<VecDeque<Pending>>,
+    in_flight: AtomicUsize,
+    cap: usize,
+    limit: usize,
+}
+
+/// Gives the batcher's slot back when a plain call ends, however it ends.
+pub(crate) struct Slot<'a>(&'a Arc<Batcher>, &'a Target);
+
+/// Where batches go.
+#[derive(Clone)]
+pub(crate) struct Target {
+    pub(crate) client: HttpClient,
+    pub(crate) url: String,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.flush(self.1);
+    }
+}
+
+#[derive(Deserialize)]
+struct Item {
+    status: u16,
+    #[serde(default)]
+    output: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+impl Batcher {
+    /// A batcher for a host with `workers` processes and a `requestDataLimit` of `limit` bytes.
+    pub(crate) fn new(workers: usize, limit: u64) -> Arc<Batcher> {
+        Arc::new(Batcher {
+            queue: Mutex::new(VecDeque::new()),
+            in_flight: AtomicUsize::new(0),
+            cap: 2 * workers.max(1),
+            limit: usize::try_from(limit).unwrap_or(usize::MAX).max(1024),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Pending>> {
+        match self.queue.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// A slot for a plain call when fewer than the cap are in flight and nothing is queued.
+    pub(crate) fn try_slot<'a>(self: &'a Arc<Self>, target: &'a Target) -> Option<Slot<'a>> {
+        let mut current = self.in_flight.load(Ordering::Acquire);
+        loop {
+            if current >= self.cap || !self.lock().is_empty() {
+                return None;
+            }
+            match self
+                .in_flight
+                .compare_exchange(current, current + 1, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(Slot(self, target)),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Queues a call and waits for its result, at most until its deadline.
+    pub(crate) async fn call(
+        self: &Arc<Self>,
+        target: &Target,
+        name: Arc<str>,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<String> {
+        let (reply, answer) = oneshot::channel();
+        let deadline = Instant::now() + timeout;
+        let span = tracing::Span::current();
+        let function = name.clone();
+        self.lock().push_back(Pending {
+            name,
+            body,
+            deadline,
+            span,
+            reply,
+        });
+        // A request may have ended between the caller's look at the slots and now.
+        self.flush(target);
+        match tokio::time::timeout_at(deadline, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(Error::connection("the batch carrying the call was abandoned")
+                .with_function(function.as_ref())
+                .with_url(target.url.as_str())),
+            Err(_) => Err(
+                Error::new(ErrorKind::Timeout, format!("no answer within {timeout:?}"))
+                    .with_function(function.as_ref())
+                    .with_url(target.url.as_str()),
+            ),
+        }
+    }
+
+    /// Sends what is queued as one batch when a request slot is free (and again after it).
+    fn flush(self: &Arc<Self>, target: &Target) {
+        let batch = {
+            let mut queue = self.lock();
+            if queue.is_empty() || self.in_flight.load(Ordering::Acquire) >= self.cap {
+                return;
+            }
+            let batch = take_batch(&mut queue, self.limit);
+            if batch.is_empty() {
+                return;
+            }
+            self.in_flight.fetch_add(1, Ordering::AcqRel);
+            batch
+        };
+        let (batcher, target) = (self.clone(), target.clone());
+        jshost_client::driver::spawn(async move {
+            send(&target, batch).await;
+            batcher.in_flight.fetch_sub(1, Ordering::AcqRel);
+            batcher.flush(&target);
+        });
+    }
+}
+
+/// Takes queued calls, oldest first, while the batch stays within `limit` bytes; drops calls
+/// whose caller is gone.
+fn take_batch(queue: &mut VecDeque<Pending>, limit: usize) -> Vec<Pending> {
+    let mut batch = Vec::new();
+    let mut size = 2;
+    while let Some(next) = queue.front() {
+        if next.reply.is_closed() {
+            queue.pop_front();
+            continue;
+        }
+        let item = next.body.len() + next.name.len() * 2 + 32;
+        if !batch.is_empty() && (size + item > limit || batch.len() == MAX_BATCH) {
+            break;
+        }
+        size += item;
+        if let Some(p) = queue.pop_front() {
+            batch.push(p);
+        }
+    }
+    batch
+}
+
+/// `[{"function": NAME, "data": DATA, "timeout": MS}, ...]`: the data is sent as it was
+/// serialised; the host answers an item still running at its timeout (the call's own deadline)
+/// with a 504, so a function that never answers delays its batch-mates no longer than that.
+fn encode(batch: &[Pending]) -> Result<Bytes> {
+    let now = Instant::now();
+    let mut out = BytesMut::with_capacity(batch.iter().map(|p| p.body.len() + 48).sum());
+    out.put_u8(b'[');
+    for (i, p) in batch.iter().enumerate() {
+        if i > 0 {
+            out.put_u8(b',');
+        }
+        out.put_slice(b"{\"function\":");
+        let name = serde_json::to_vec(p.name.as_ref())
+            .map_err(|e| Error::new(ErrorKind::Encode, "cannot encode a function name").with_source(e))?;
+        out.put_slice(&name);
+        out.put_slice(b",\"data\":");
+        out.put_slice(&p.body);
+        let left = p.deadline.saturating_duration_since(now).as_millis().max(1);
+        out.put_slice(format!(",\"timeout\":{left}}}").as_bytes());
+    }
+    out.put_u8(b']');
+    Ok(out.freeze())
+}
+
+async fn send(target: &Target, batch: Vec<Pending>) {
+    let size = batch.len();
+    for p in &batch {
+        p.span.record("batch", size);
+    }
+    let latest = batch
+        .iter()
+        .map(|p| p.deadline)
+        .max()
+        .unwrap_or_else(Instant::now);
+    let timeout = latest
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    let url = format!("{}/batch", target.url);
+    let answer = match encode(&batch) {
+        Ok(body) => target.client.post_json(&url, body, timeout).await,
+        Err(e) => Err(e),
+    };
+    let items = answer.and_then(|response| decode(&url, response, size));
+    match items {
+        Ok(items) => {
+            for (p, item) in batch.into_iter().zip(items) {
+                let result = item_result(&target.url, &p.name, item);
+                let _ = p.reply.send(result);
+            }
+        }
+        Err(e) => {
+            tracing::debug!(%url, error = %e, calls = size, "a batch failed as a whole");
+            for p in batch {
+                let _ = p.reply.send(Err(copy_error(&e).with_function(p.name.as_ref())));
+            }
+        }
+    }
+}
+
+fn decode(url: &str, response: jshost_client::Response, size: usize) -> Result<Vec<Item>> {
+    if response.status != 200 {
+        return Err(Error::new(
+            ErrorKind::UnexpectedResponse,
+            format!("the host answered the batch with HTTP {}", response.status),
+        )
+        .with_url(url)
+        .with_status(response.status)
+        .with_body(response.text_lossy()));
+    }
+    let items: Vec<Item> = serde_json::from_slice(&response.body).map_err(|e| {
+        Error::new(
+            ErrorKind::UnexpectedResponse,
+            "the host's batch answer is not a list of results",
+        )
+        .with_url(url)
+        .with_source(e)
+    })?;
+    if items.len() != size {
+        return Err(Error::new(
+            ErrorKind::UnexpectedResponse,
+            format!("the host answered {} results to a batch of {size}", items.len()),
+        )
+        .with_url(url));
+    }
+    Ok(items)
+}
+
+/// One call's result, as a plain call would have given it.
+fn item_result(root: &str, name: &str, item: Item) -> Result<String> {
+    let url = format!("{root}/batch");
+    match item.status {
+        200 => Ok(item.output.unwrap_or_default()),
+        404 => Err(Error::new(
+            ErrorKind::UnknownFunction,
+            format!("the host at {root} has no function named {name:?}"),
+        )
+        .with_function(name)
+        .with_url(url)
+        .with_status(404)),
+        504 => Err(
+            Error::new(ErrorKind::Timeout, "no answer within the call's timeout")
+                .with_function(name)
+                .with_url(url)
+                .with_status(504),
+        ),
+        500 => Err(Error::new(ErrorKind::Function, "the function reported an error")
+            .with_function(name)
+            .with_url(url)
+            .with_status(500)
+            .with_body(item.error.unwrap_or_default())),
+        status => Err(Error::new(
+            ErrorKind::UnexpectedResponse,
+            format!("the host answered the call with status {status}"),
+        )
+        .with_function(name)
+        .with_url(url)
+        .with_status(status)
+        .with_body(item.error.unwrap_or_default())),
+    }
+}
+
+/// The same failure, for another call of the batch.
+fn copy_error(e: &Error) -> Error {
+    let mut copy = Error::new(e.kind(), e.message());
+    if let Some(url) = e.url() {
+        copy = copy.with_url(url);
+    }
+    if let Some(status) = e.status() {
+        copy = copy.with_status(status);
+    }
+    if let Some(body) = e.body() {
+        copy = copy.with_body(body);
+    }
+    if e.is_not_sent() {
+        copy = copy.with_not_sent();
+    }
+    copy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(name: &str, body: &'static [u8]) -> (Pending, oneshot::Receiver<Result<String>>) {
+        let (reply, answer) = oneshot::channel();
+        let p = Pending {
+            name: Arc::from(name),
+            body: Bytes::from_static(body),
+            deadline: Instant::now() + Duration::from_secs(1),
+            span: tracing::Span::none(),
+            reply,
+        };
+        (p, answer)
+    }
+
+    #[test]
+    fn a_batch_is_a_json_list_of_calls_with_the_data_as_sent() {
+        let (a, _ra) = pending("echo", br#"{"a":1}"#);
+        let (b, _rb) = pending("odd \"name\"", b"[]");
+        let body = encode(&[a, b]).expect("encode");
+        let value: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(value[0]["function"], "echo");
+        assert_eq!(value[0]["data"], serde_json::json!({"a": 1}));
+        assert_eq!(value[1]["function"], "odd \"name\"");
+        assert_eq!(value[1]["data"], serde_json::json!([]));
+        let timeout = value[0]["timeout"].as_u64().expect("a timeout in ms");
+        assert!((1..=1000).contains(&timeout), "{timeout}");
+    }
+
+    #[test]
+    fn batches_stay_within_the_limit_and_skip_cancelled_calls() {
+        let mut queue = VecDeque::new();
+        let mut answers = Vec::new();
+        for _ in 0..10 {
+            let (p, a) = pending("echo", b"{\"0123456789\":\"0123456789\"}");
+            queue.push_back(p);
+            answers.push(a);
+        }
+        drop(answers.remove(0)); // the first caller gave up
+        let batch = take_batch(&mut queue, 250);
+        assert!(!batch.is_empty() && batch.len() < 9, "{}", batch.len());
+        assert!(batch.iter().all(|p| !p.reply.is_closed()));
+        let rest = take_batch(&mut queue, 10_000);
+        assert_eq!(batch.len() + rest.len(), 9);
+    }
+}
