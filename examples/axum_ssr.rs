@@ -6,6 +6,10 @@
 //! carrying the JS error's first line, logged with its whole stack; a host that is down becomes a
 //! 503. Settings come from `JSHOST_*` variables (the manager is used unless
 //! `JSHOST_USE_MANAGER=false`); `PORT` picks the port.
+//!
+//! In development (a debug build, unless `JSHOST_WATCH=false`) the host runs with jshost-node's
+//! `--watch`: edit `host.config.js` (or a file it requires) and the next request uses the new
+//! code, and a function added to it is callable at once, without restarting this program.
 #![allow(clippy::print_stdout)]
 
 use axum::extract::{Query, State};
@@ -81,6 +85,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if std::env::var_os("JSHOST_USE_MANAGER").is_none() {
         settings = settings.use_manager(true);
+    }
+    if cfg!(debug_assertions) && std::env::var_os("JSHOST_WATCH").is_none() {
+        // Hot reload while developing (a manager already running without it is reused as is:
+        // `cargo run -q -p jshost-cli -- manager stop` first).
+        settings = settings.watch(true);
     }
     let host = JsHost::connect(settings).await?;
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
