@@ -1,13 +1,15 @@
-//! `jshost-bench`: measures the jshost SDK against its ceilings and its seed, in one run, against
-//! one js-host it starts itself from `bench/bench.config.js`.
+//! `jshost-bench`: measures the jshost SDK against its ceilings and its seed, and the Node hosts
+//! against each other, in one run, against hosts it starts itself from `bench/bench.config.js`.
 //!
 //! ```text
 //! cargo run --release -p jshost-bench -- [--calls N] [--concurrency 1,8,64,256] [--function echo|render]
-//!     [--hosts 1,2] [--scale-concurrency 8,64] [--quick]
+//!     [--hosts 1,2] [--scale-concurrency 8,64] [--hosts-compare all|none|LIST] [--soak-calls N]
+//!     [--only LIST] [--quick]
 //! ```
 //!
 //! 1. the SDK: sequential calls/s with p50/p99 latency, and calls/s at each concurrency level
-//!    (`buffer_unordered` over one `JsHost`);
+//!    (`buffer_unordered` over one `JsHost`), against an owned js-host 0.12 (`path_to_bin` set
+//!    explicitly, whatever the SDK's default host is);
 //! 2. the ceiling: the same request bytes from a bare hyper-util client (no SDK layers), and from
 //!    `wrk` when it is installed;
 //! 3. the seed: the Python client (js-host 0.2.0) when `python3 -c "import js_host"` works;
@@ -16,20 +18,28 @@
 //!    `Settings::hosts(n)` for each n of `--hosts` (default 1 and 2), at 8 and 64 in flight, with
 //!    the ratio to the first n (whatever `--function` is);
 //! 6. start-up: `JsHost::connect` to the first answer with a managed host already running (warm)
-//!    and with nothing running (cold), beside Python's `settings.configure` + first call.
+//!    and with nothing running (cold), beside Python's `settings.configure` + first call;
+//! 7. hosts compared (`compare.rs`): `wrk` against js-host 0.12, a plain `node:http` echo server,
+//!    jshost-node as one process and with `--workers 2`, at 1 and 64 connections, and jshost-node's
+//!    `/batch` of 16 echo calls; the servers' CPU time per call;
+//! 8. the soak (`--soak-calls N`, off by default): N `echo` calls through the SDK on an owned host
+//!    spawned with the default settings, then the disk use of the host's files (`soak.rs`).
 //!
 //! It prints a markdown table on stdout (progress goes to stderr) and stops every process it
 //! started.
 #![allow(clippy::print_stdout)]
 
 mod clients;
+mod compare;
 mod procfs;
 mod python;
 mod scale;
+mod soak;
 mod wrk;
 
 use anyhow::{bail, Context, Result};
 use clients::{Clients, Side};
+use compare::{Target, JSHOST_NODE_BIN, JS_HOST_BIN};
 use jshost::{JsHost, Manager, Settings};
 use python::Python;
 use serde_json::{json, Value};
@@ -50,7 +60,24 @@ usage: cargo run --release -p jshost-bench -- [OPTIONS]
                          scale-out in-flight levels (default 8,64)
   --scale-calls N        scale-out calls per host count and level (default 10000; 3000 with
                          --quick)
-  --scale-only           only the scale-out run
+  --scale-only           only the scale-out run (= --only scale)
+  --hosts-compare LIST   hosts compared under wrk, comma-separated: js-host, node-http (a
+                         plain node:http echo server), jshost-node (one process), workers
+                         (jshost-node --workers N), batch (jshost-node /batch); `all`
+                         (default) or `none`
+  --compare-seconds N    seconds per wrk run of the host comparison (default 4; 2 with --quick)
+  --compare-rounds N     rounds of the host comparison (default 3; 1 with --quick)
+  --compare-workers N    --workers of the `workers` host (default 2)
+  --batch-size N         echo calls per /batch request (default 16)
+  --soak-calls N         the soak: N echo calls (64 in flight) through the SDK on an owned
+                         host with the default settings, then the disk use of its files
+                         (default 0: no soak; the issue's figure: 1000000)
+  --soak-host HOST       the soak's host: default (Settings::default().path_to_bin),
+                         js-host or jshost-node (default: default)
+  --soak-log-file        the soak's host with `Settings::log_file(true)` (off by default, as
+                         in the SDK)
+  --only LIST            only these parts, comma-separated: sdk (the SDK beside bare hyper,
+                         wrk and Python; CPU, RSS), compare, scale, startup, soak
   --quick                fewer calls and shorter wrk runs: a smoke run in well under a minute
   --quiet-host           start the host with `silent: true` (no per-request log lines for its
                          stdout, which an owned host drops anyway; the logfile still gets them)
@@ -99,6 +126,36 @@ impl Func {
     }
 }
 
+/// A part of the run (`--only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Sdk,
+    Compare,
+    Scale,
+    Startup,
+    Soak,
+}
+
+impl Section {
+    const ALL: [Section; 5] = [
+        Section::Sdk,
+        Section::Compare,
+        Section::Scale,
+        Section::Startup,
+        Section::Soak,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Section::Sdk => "sdk",
+            Section::Compare => "compare",
+            Section::Scale => "scale",
+            Section::Startup => "startup",
+            Section::Soak => "soak",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Args {
     calls: usize,
@@ -106,13 +163,25 @@ struct Args {
     function: Func,
     quick: bool,
     quiet_host: bool,
-    /// Only the scale-out run.
-    scale_only: bool,
+    /// Only these parts (empty: all that are not turned off).
+    only: Vec<Section>,
     rss_calls: usize,
     /// Scale-out host counts (empty: no scale-out run).
     hosts: Vec<usize>,
     scale_levels: Vec<usize>,
     scale_calls: usize,
+    /// Hosts compared under wrk (empty: none).
+    compare: Vec<Target>,
+    compare_seconds: u64,
+    compare_rounds: usize,
+    compare_workers: usize,
+    batch_size: usize,
+    /// Soak calls (0: no soak).
+    soak_calls: usize,
+    /// The soak's `path_to_bin` (`None`: the SDK's default).
+    soak_bin: Option<&'static str>,
+    /// The soak's host with `Settings::log_file(true)`.
+    soak_log_file: bool,
     profile: Option<Side>,
     given: Vec<String>,
 }
@@ -128,7 +197,15 @@ impl Args {
         let mut function = Func::Echo;
         let mut quick = false;
         let mut quiet_host = false;
-        let mut scale_only = false;
+        let mut only = Vec::new();
+        let mut compare = Target::ALL.to_vec();
+        let mut compare_seconds = None;
+        let mut compare_rounds = None;
+        let mut compare_workers = 2;
+        let mut batch_size = 16;
+        let mut soak_calls = 0;
+        let mut soak_bin = None;
+        let mut soak_log_file = false;
         let mut profile = None;
         let mut it = given.iter();
         while let Some(arg) = it.next() {
@@ -149,7 +226,61 @@ impl Args {
                 "-h" | "--help" => return Ok(None),
                 "--quick" => quick = true,
                 "--quiet-host" => quiet_host = true,
-                "--scale-only" => scale_only = true,
+                "--scale-only" => only.push(Section::Scale),
+                "--only" => {
+                    for name in value()?.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                        match Section::ALL.into_iter().find(|s| s.name() == name) {
+                            Some(s) => only.push(s),
+                            None => bail!("--only takes sdk, compare, scale, startup or soak, got {name:?}"),
+                        }
+                    }
+                }
+                "--hosts-compare" => {
+                    let v = value()?;
+                    compare = match v.as_str() {
+                        "all" => Target::ALL.to_vec(),
+                        "none" => Vec::new(),
+                        _ => v
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|n| !n.is_empty())
+                            .map(|n| {
+                                Target::parse(n).with_context(|| {
+                                    format!(
+                                        "--hosts-compare takes all, none or a list of js-host, \
+                                         node-http, jshost-node, workers, batch; got {n:?}"
+                                    )
+                                })
+                            })
+                            .collect::<Result<_>>()?,
+                    };
+                    if compare.is_empty() && v != "none" {
+                        bail!("--hosts-compare needs at least one host, got {v:?}");
+                    }
+                }
+                "--compare-seconds" => {
+                    compare_seconds = Some(parse_count(&value()?, flag)? as u64);
+                }
+                "--compare-rounds" => compare_rounds = Some(parse_count(&value()?, flag)?),
+                "--compare-workers" => compare_workers = parse_count(&value()?, flag)?,
+                "--batch-size" => batch_size = parse_count(&value()?, flag)?,
+                "--soak-calls" => {
+                    let v = value()?;
+                    soak_calls = if v.trim() == "0" {
+                        0
+                    } else {
+                        parse_count(&v, flag)?
+                    };
+                }
+                "--soak-log-file" => soak_log_file = true,
+                "--soak-host" => {
+                    soak_bin = match value()?.as_str() {
+                        "default" => None,
+                        "js-host" => Some(JS_HOST_BIN),
+                        "jshost-node" => Some(JSHOST_NODE_BIN),
+                        other => bail!("--soak-host must be default, js-host or jshost-node, got {other:?}"),
+                    }
+                }
                 "--calls" => calls = Some(parse_count(&value()?, flag)?),
                 "--rss-calls" => rss_calls = Some(parse_count(&value()?, flag)?),
                 "--concurrency" => concurrency = parse_list(&value()?, flag)?,
@@ -181,8 +312,14 @@ impl Args {
                 other => bail!("unknown argument {other:?}"),
             }
         }
-        if scale_only && hosts.is_empty() {
-            bail!("--scale-only needs host counts, not --hosts none");
+        if only.contains(&Section::Scale) && hosts.is_empty() {
+            bail!("--scale-only and --only scale need host counts, not --hosts none");
+        }
+        if only.contains(&Section::Compare) && compare.is_empty() {
+            bail!("--only compare needs hosts to compare, not --hosts-compare none");
+        }
+        if only.contains(&Section::Soak) && soak_calls == 0 {
+            bail!("--only soak needs --soak-calls N");
         }
         let calls = calls.unwrap_or(if quick { 3_000 } else { 20_000 });
         Ok(Some(Args {
@@ -191,14 +328,36 @@ impl Args {
             function,
             quick,
             quiet_host,
-            scale_only,
+            only,
             rss_calls: rss_calls.unwrap_or(if quick { 20_000 } else { 200_000 }),
             hosts,
             scale_levels,
             scale_calls: scale_calls.unwrap_or(if quick { 3_000 } else { 10_000 }),
+            compare,
+            compare_seconds: compare_seconds.unwrap_or(if quick { 2 } else { 4 }),
+            compare_rounds: compare_rounds.unwrap_or(if quick { 1 } else { 3 }),
+            compare_workers,
+            batch_size,
+            soak_calls,
+            soak_bin,
+            soak_log_file,
             profile,
             given,
         }))
+    }
+
+    /// Whether `section` runs.
+    fn runs(&self, section: Section) -> bool {
+        if self.profile.is_some() {
+            return section == Section::Sdk;
+        }
+        let on = match section {
+            Section::Compare => !self.compare.is_empty(),
+            Section::Scale => !self.hosts.is_empty(),
+            Section::Soak => self.soak_calls > 0,
+            Section::Sdk | Section::Startup => true,
+        };
+        on && (self.only.is_empty() || self.only.contains(&section))
     }
 
     fn rounds(&self) -> usize {
@@ -266,6 +425,7 @@ struct Machine {
     kernel: String,
     node: String,
     js_host: String,
+    jshost_node: String,
     wrk: Option<(PathBuf, String)>,
     python: Result<Python, String>,
 }
@@ -293,11 +453,15 @@ impl Machine {
             .map(|s| format!("Linux {}", s.trim()))
             .unwrap_or_else(|_| std::env::consts::OS.into());
         let node = command_output("node", &["--version"]).unwrap_or_else(|| "node not found".into());
-        let js_host = std::fs::read_to_string(root.join("node_modules/js-host/package.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .and_then(|v| v["version"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| "?".into());
+        let version = |package: &str| {
+            std::fs::read_to_string(root.join("node_modules").join(package).join("package.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .and_then(|v| v["version"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| "?".into())
+        };
+        let js_host = version("js-host");
+        let jshost_node = version("jshost-node");
         let wrk = wrk::find().map(|p| {
             let v = wrk::version(&p).unwrap_or_else(|| "wrk".into());
             (p, v)
@@ -309,6 +473,7 @@ impl Machine {
             kernel,
             node,
             js_host,
+            jshost_node,
             wrk,
             python,
         }
@@ -571,6 +736,7 @@ async fn startup(
     let settings = Settings::default()
         .source_root(root)
         .config_file(&config)
+        .path_to_bin(JS_HOST_BIN)
         .use_manager(true);
     let result = startup_runs(args, &settings, &url, port, &config, python).await;
     let stopped = stop_manager(&url, port).await;
@@ -752,7 +918,6 @@ async fn main() -> Result<()> {
 
 async fn run(args: &Args, root: &Path, work: &Path) -> Result<()> {
     let bench_config = root.join("bench").join("bench.config.js");
-    let function = args.function.name();
     let machine = Machine::detect(root, work, args.function).await;
 
     let host_config = if args.quiet_host {
@@ -769,41 +934,101 @@ async fn run(args: &Args, root: &Path, work: &Path) -> Result<()> {
     } else {
         bench_config.clone()
     };
-    if args.scale_only {
-        let mut report = Report { rows: Vec::new() };
-        let mut notes = Vec::new();
-        scale_out(args, machine.cores, root, &host_config, &mut report, &mut notes).await?;
-        print_report(args, &machine, &report, &notes);
-        return Ok(());
+    let mut report = Report { rows: Vec::new() };
+    let mut notes = Vec::new();
+
+    let mut spawn_time = None;
+    if args.runs(Section::Sdk) {
+        match sdk(args, &machine, root, &host_config, work).await? {
+            Some((took, r, n)) => {
+                spawn_time = Some(took);
+                report.rows.extend(r.rows);
+                notes.extend(n);
+            }
+            None => return Ok(()), // --profile-loop
+        }
     }
+
+    if args.runs(Section::Compare) {
+        hosts_compared(args, &machine, root, &bench_config, work, &mut report, &mut notes).await?;
+    }
+
+    let scale_spawns = if args.runs(Section::Scale) {
+        scale_out(args, machine.cores, root, &host_config, &mut report, &mut notes).await?
+    } else {
+        Vec::new()
+    };
+
+    if args.runs(Section::Startup) {
+        let python = machine.python.as_ref().ok();
+        let s = startup(args, root, &bench_config, work, python).await?;
+        startup_rows(&s, &mut report, &mut notes);
+    }
+    if let Some(took) = spawn_time {
+        report.row(
+            "start-up, owned: `JsHost::spawn` (node + js-host 0.12, port 0)",
+            ms(took),
+            "–",
+            "–",
+        );
+    }
+    for (hosts, took) in scale_spawns {
+        report.row(
+            format!("start-up, owned pool: `JsHost::spawn` with `hosts({hosts})` (started concurrently)"),
+            ms(took),
+            "–",
+            "–",
+        );
+    }
+
+    if args.runs(Section::Soak) {
+        soak_section(args, root, &bench_config, work, &mut report, &mut notes).await?;
+    }
+
+    print_report(args, &machine, &report, &notes);
+    Ok(())
+}
+
+/// The SDK against an owned js-host 0.12, beside bare hyper, wrk and Python: its rows and notes
+/// and the host's spawn time; `None` in `--profile-loop` mode.
+async fn sdk(
+    args: &Args,
+    machine: &Machine,
+    root: &Path,
+    host_config: &Path,
+    work: &Path,
+) -> Result<Option<(Duration, Report, Vec<String>)>> {
     eprintln!(
         "jshost-bench: starting an owned js-host for {}",
         host_config.display()
     );
     let started = Instant::now();
-    let host = JsHost::spawn(Settings::default().source_root(root).config_file(&host_config)).await?;
+    let host = JsHost::spawn(
+        Settings::default()
+            .source_root(root)
+            .config_file(host_config)
+            .path_to_bin(JS_HOST_BIN),
+    )
+    .await?;
     let logfile = host.logfile();
     let spawn_time = started.elapsed();
-    let clients = Clients::new(host.function(function), &host.url(), args.function.data())?;
-
-    let outcome = throughput(args, &machine, &host, &clients, work).await;
+    let function = args.function.name();
+    let outcome = match Clients::new(host.function(function), &host.url(), args.function.data()) {
+        Ok(clients) => throughput(args, machine, &host, &clients, work).await,
+        Err(e) => Err(e),
+    };
     if let Err(e) = host.stop().await {
         eprintln!("jshost-bench: stopping the owned host: {e}");
     }
-    drop(clients);
     drop(host);
-    // js-host logs every call: the owned host's logfile grows by ~350 bytes per call.
+    // With `Settings::log_file(true)` js-host logs every call: ~350 bytes per call.
     if let Some(logfile) = logfile {
         let _ = std::fs::remove_file(logfile);
     }
-    let Some((mut report, mut notes)) = outcome? else {
-        return Ok(());
-    };
+    Ok(outcome?.map(|(report, notes)| (spawn_time, report, notes)))
+}
 
-    let scale_spawns = scale_out(args, machine.cores, root, &host_config, &mut report, &mut notes).await?;
-
-    let python = machine.python.as_ref().ok();
-    let s = startup(args, root, &bench_config, work, python).await?;
+fn startup_rows(s: &Startup, report: &mut Report, notes: &mut Vec<String>) {
     let warm = median_duration(&s.warm);
     let python_warm = median_duration(&s.python_warm);
     let warm_ref = match python_warm {
@@ -823,7 +1048,7 @@ async fn run(args: &Args, root: &Path, work: &Path) -> Result<()> {
         _ => "–".into(),
     };
     report.row(
-        "start-up, warm: `JsHost::connect` → first answer (managed host running)",
+        "start-up, warm: `JsHost::connect` → first answer (managed js-host 0.12 running)",
         spread(&s.warm),
         warm_ref,
         warm_ratio,
@@ -850,25 +1075,128 @@ async fn run(args: &Args, root: &Path, work: &Path) -> Result<()> {
             "–",
         );
     }
-    report.row(
-        "start-up, owned: `JsHost::spawn` (node + js-host, port 0)",
-        ms(spawn_time),
-        "–",
-        "–",
-    );
-    for (hosts, took) in scale_spawns {
-        report.row(
-            format!("start-up, owned pool: `JsHost::spawn` with `hosts({hosts})` (started concurrently)"),
-            ms(took),
-            "–",
-            "–",
-        );
-    }
-    if let Some(e) = s.python_error {
+    if let Some(e) = &s.python_error {
         notes.push(format!("Python start-up failed: {e}"));
     }
+}
 
-    print_report(args, &machine, &report, &notes);
+/// wrk against js-host 0.12, a plain node:http server, jshost-node (one process, workers,
+/// `/batch`): rows and notes (see `compare.rs`).
+async fn hosts_compared(
+    args: &Args,
+    machine: &Machine,
+    root: &Path,
+    bench_config: &Path,
+    work: &Path,
+    report: &mut Report,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let Some((wrk_bin, _)) = &machine.wrk else {
+        notes.push("wrk not installed: no host comparison (apt-get install wrk)".into());
+        return Ok(());
+    };
+    let plan = compare::Plan {
+        targets: args.compare.clone(),
+        connections: vec![1, 64],
+        seconds: args.compare_seconds,
+        rounds: args.compare_rounds,
+        warmup_seconds: if args.quick { 1 } else { 2 },
+        workers: args.compare_workers,
+        batch: args.batch_size,
+    };
+    // The same request bytes as the SDK's `echo` call (whatever `--function` is).
+    let data = Func::Echo.data();
+    let body = bytes::Bytes::from(serde_json::to_vec(&data)?);
+    let url = jshost::raw::function_url("http://127.0.0.1", Func::Echo.name(), &body);
+    let path = url.strip_prefix("http://127.0.0.1").unwrap_or(&url).to_owned();
+    let echo = compare::Echo { path, body, data };
+    let outcome = compare::run(wrk_bin, root, bench_config, work, &echo, &plan).await?;
+    compare::rows(&plan, &outcome, report, notes);
+    Ok(())
+}
+
+/// The soak (`--soak-calls N`): its row and note.
+async fn soak_section(
+    args: &Args,
+    root: &Path,
+    bench_config: &Path,
+    work: &Path,
+    report: &mut Report,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let mut settings = Settings::default().source_root(root).config_file(bench_config);
+    if let Some(bin) = args.soak_bin {
+        settings = settings.path_to_bin(bin);
+    }
+    if args.soak_log_file {
+        settings = settings.log_file(true);
+    }
+    let in_flight = 64;
+    let s = soak::run(settings, &Func::Echo.data(), args.soak_calls, in_flight, work).await?;
+    let disk = s.disk_use();
+    let rss = match s.rss_kib {
+        [Some(a), Some(b)] => format!("; host RSS {} → {}", mib(a), mib(b)),
+        _ => String::new(),
+    };
+    report.row(
+        format!(
+            "soak: {} `echo` calls through the SDK, {} in flight, on an owned host \
+             (`JsHost::spawn`, {}: `{}`): disk use of the host's files",
+            thousands(s.calls as f64),
+            s.in_flight,
+            match (args.soak_bin.is_some(), args.soak_log_file) {
+                (false, false) => "default settings",
+                (true, false) => "`--soak-host`",
+                (false, true) => "`log_file(true)`",
+                (true, true) => "`--soak-host`, `log_file(true)`",
+            },
+            s.bin.display()
+        ),
+        format!("{} B", thousands(disk as f64)),
+        format!(
+            "{} calls answered, {} failed, in {:.1} s ({}){rss}",
+            thousands(s.ok as f64),
+            s.failed,
+            s.elapsed.as_secs_f64(),
+            rate(s.ok as f64 / s.elapsed.as_secs_f64())
+        ),
+        verdict(
+            disk < 1_000_000 && s.failed == 0 && s.ok == s.calls,
+            "< 1 MB, every call answered",
+        ),
+    );
+    let files = |m: &std::collections::BTreeMap<PathBuf, u64>| {
+        m.iter()
+            .map(|(p, n)| format!("{} +{} B", p.display(), thousands(*n as f64)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    notes.push(format!(
+        "soak: disk use = the host's logfile ({}) + growth of the temporary directory's `jshost-*` \
+         entries the SDK writes for this process + files the host holds open for writing, measured \
+         before the host is stopped: {}{}{}",
+        match &s.logfile {
+            Some((p, n)) => format!("{}, {} B", p.display(), thousands(*n as f64)),
+            None => "none: `Settings::log_file` is off".into(),
+        },
+        if s.counted.is_empty() {
+            "nothing grew".into()
+        } else {
+            files(&s.counted)
+        },
+        if s.others.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; other processes' `jshost-*` entries grew meanwhile (not counted): {}",
+                files(&s.others)
+            )
+        },
+        match &s.first_error {
+            Some(e) => format!("; first failure: {e}"),
+            None => String::new(),
+        }
+    ));
     Ok(())
 }
 
@@ -891,7 +1219,10 @@ async fn scale_out(
         rounds: args.rounds(),
         warmup: if args.quick { 500 } else { 2_000 },
     };
-    let settings = Settings::default().source_root(root).config_file(host_config);
+    let settings = Settings::default()
+        .source_root(root)
+        .config_file(host_config)
+        .path_to_bin(JS_HOST_BIN);
     let measured = scale::run(&settings, &plan).await?;
     scale_rows(&plan, &measured, cores, report, notes);
     Ok(measured
@@ -1112,7 +1443,16 @@ async fn throughput(
         let seconds = if args.quick { 2 } else { 3 };
         for connections in [1, 64] {
             eprintln!("wrk: {connections} connection(s), {seconds} s...");
-            match wrk::run(wrk_bin, &script, &clients.uri().to_string(), connections, seconds).await {
+            match wrk::run(
+                wrk_bin,
+                &script,
+                &clients.uri().to_string(),
+                connections.clamp(1, 2),
+                connections,
+                seconds,
+            )
+            .await
+            {
                 Ok(r) => wrk_results.push(r),
                 Err(e) => notes.push(format!("wrk -c{connections} failed: {e:#}")),
             }
@@ -1336,12 +1676,13 @@ fn print_report(args: &Args, m: &Machine, report: &Report, notes: &[String]) {
         Err(_) => "Python client not installed".into(),
     };
     println!(
-        "machine: {} cores (available_parallelism), {}, {}; node {}, js-host {}; {}; {}{}",
+        "machine: {} cores (available_parallelism), {}, {}; node {}, js-host {}, jshost-node {}; {}; {}{}",
         m.cores,
         m.cpu,
         m.kernel,
         m.node,
         m.js_host,
+        m.jshost_node,
         wrk,
         python,
         if cfg!(debug_assertions) {
@@ -1421,6 +1762,63 @@ mod tests {
         assert!(parse(&["--calls", "0"]).is_err());
         assert!(parse(&["--function", "nope"]).is_err());
         assert!(parse(&["--calls"]).is_err());
+    }
+
+    #[test]
+    fn parses_the_comparison_and_soak_options() {
+        let a = parse(&[]).expect("valid").expect("not help");
+        assert_eq!(a.compare, Target::ALL.to_vec());
+        assert_eq!(
+            (a.compare_seconds, a.compare_rounds, a.compare_workers),
+            (4, 3, 2)
+        );
+        assert_eq!(
+            (a.batch_size, a.soak_calls, a.soak_bin, a.soak_log_file),
+            (16, 0, None, false)
+        );
+        assert!(a.runs(Section::Sdk) && a.runs(Section::Compare) && a.runs(Section::Startup));
+        assert!(!a.runs(Section::Soak));
+        let a = parse(&["--quick"]).expect("valid").expect("not help");
+        assert_eq!((a.compare_seconds, a.compare_rounds), (2, 1));
+        let a = parse(&["--hosts-compare", "none", "--soak-calls", "1_000_000"])
+            .expect("valid")
+            .expect("not help");
+        assert!(a.compare.is_empty() && !a.runs(Section::Compare));
+        assert_eq!(a.soak_calls, 1_000_000);
+        assert!(a.runs(Section::Soak));
+        let a = parse(&[
+            "--hosts-compare=jshost-node,batch",
+            "--batch-size",
+            "8",
+            "--compare-workers=3",
+            "--only",
+            "compare,soak",
+            "--soak-calls",
+            "20000",
+            "--soak-host",
+            "js-host",
+            "--soak-log-file",
+        ])
+        .expect("valid")
+        .expect("not help");
+        assert_eq!(a.compare, vec![Target::JshostNode, Target::Batch]);
+        assert_eq!((a.batch_size, a.compare_workers), (8, 3));
+        assert_eq!((a.soak_bin, a.soak_log_file), (Some(JS_HOST_BIN), true));
+        assert!(a.runs(Section::Compare) && a.runs(Section::Soak));
+        assert!(!a.runs(Section::Sdk) && !a.runs(Section::Scale) && !a.runs(Section::Startup));
+        let a = parse(&["--scale-only"]).expect("valid").expect("not help");
+        assert_eq!(a.only, vec![Section::Scale]);
+        let a = parse(&["--profile-loop", "sdk", "--soak-calls", "5"])
+            .expect("valid")
+            .expect("not help");
+        assert!(a.runs(Section::Sdk) && !a.runs(Section::Compare) && !a.runs(Section::Soak));
+        assert!(parse(&["--hosts-compare", "nope"]).is_err());
+        assert!(parse(&["--hosts-compare", ","]).is_err());
+        assert!(parse(&["--only", "soak"]).is_err());
+        assert!(parse(&["--only", "compare", "--hosts-compare", "none"]).is_err());
+        assert!(parse(&["--only", "everything"]).is_err());
+        assert!(parse(&["--soak-host", "deno"]).is_err());
+        assert!(parse(&["--compare-seconds", "0"]).is_err());
     }
 
     #[test]

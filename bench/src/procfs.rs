@@ -1,4 +1,5 @@
-//! What this process costs, read from `/proc/self` (no `libc`, no `unsafe`).
+//! What this process and the node processes it started cost, read from `/proc` (no `libc`, no
+//! `unsafe`).
 
 use std::time::Duration;
 
@@ -70,11 +71,128 @@ fn parse_stat(stat: &str) -> Option<Cpu> {
 
 /// The resident set size of this process in KiB (`VmRSS` in `/proc/self/status`).
 pub fn rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_rss(&std::fs::read_to_string("/proc/self/status").ok()?)
+}
+
+/// The resident set size of process `pid` in KiB.
+pub fn rss_kib_of(pid: u32) -> Option<u64> {
+    parse_rss(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+}
+
+fn parse_rss(status: &str) -> Option<u64> {
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// A process as `/proc/PID/stat` names it: its id and its start time (clock ticks after boot),
+/// which together name one process even after its id is reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proc {
+    pub pid: u32,
+    pub start: u64,
+}
+
+impl Proc {
+    /// Whether this very process still exists (and is not a zombie).
+    pub fn alive(self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
+            .ok()
+            .and_then(|s| parse_identity(&s))
+            .map(|(state, _, start)| start == self.start && state != 'Z')
+            .unwrap_or(false)
+    }
+}
+
+/// State, parent id and start time from a `/proc/PID/stat` line.
+fn parse_identity(stat: &str) -> Option<(char, u32, u64)> {
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state); ppid is field 4, starttime field 22.
+    let state = fields.first()?.chars().next()?;
+    let ppid = fields.get(1)?.parse().ok()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some((state, ppid, start))
+}
+
+/// `pid` and every process descended from it (children, their children...), read from `/proc`.
+/// Empty when `pid` has exited.
+pub fn tree(pid: u32) -> Vec<Proc> {
+    let mut all = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(id) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue; // exited meanwhile
+            };
+            if let Some((state, ppid, start)) = parse_identity(&stat) {
+                if state != 'Z' {
+                    all.push((Proc { pid: id, start }, ppid));
+                }
+            }
+        }
+    }
+    let mut out: Vec<Proc> = all
+        .iter()
+        .filter(|(p, _)| p.pid == pid)
+        .map(|(p, _)| *p)
+        .collect();
+    let mut i = 0;
+    while i < out.len() {
+        let parent = out[i].pid;
+        out.extend(all.iter().filter(|(_, ppid)| *ppid == parent).map(|(p, _)| *p));
+        i += 1;
+    }
+    out
+}
+
+/// CPU time of all of `procs` so far (`None` when one of them cannot be read).
+pub fn cpu_time_of_all(procs: &[Proc]) -> Option<Cpu> {
+    procs.iter().try_fold(Cpu::default(), |sum, p| {
+        let c = cpu_time_of(p.pid)?;
+        Some(Cpu {
+            user: sum.user + c.user,
+            system: sum.system + c.system,
+        })
+    })
+}
+
+/// Regular files process `pid` holds open for writing, with their sizes (from `/proc/PID/fd` and
+/// `/proc/PID/fdinfo`).
+pub fn files_open_for_writing(pid: u32) -> Vec<(std::path::PathBuf, u64)> {
+    let mut out = Vec::new();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return out;
+    };
+    for fd in fds.flatten() {
+        let Ok(target) = std::fs::read_link(fd.path()) else {
+            continue;
+        };
+        let Ok(meta) = std::fs::metadata(&target) else {
+            continue; // a pipe, a socket, a deleted file
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let info =
+            std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy()));
+        let writable = info
+            .ok()
+            .and_then(|i| {
+                i.lines()
+                    .find_map(|l| l.strip_prefix("flags:"))
+                    .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+            })
+            .map(|flags| flags & 0o3 != 0) // O_WRONLY or O_RDWR
+            .unwrap_or(false);
+        if writable && !out.iter().any(|(p, _)| *p == target) {
+            out.push((target, meta.len()));
+        }
+    }
+    out
 }
 
 /// Context switches of this process's live threads so far (voluntary + involuntary, from
@@ -106,5 +224,34 @@ mod tests {
         assert!(cpu_time().is_some());
         assert!(cpu_time_of(std::process::id()).is_some());
         assert!(rss_kib().map(|kib| kib > 0).unwrap_or(false));
+        assert!(rss_kib_of(std::process::id()).is_some());
+    }
+
+    #[test]
+    fn finds_this_process_and_its_children() {
+        let me = tree(std::process::id());
+        assert_eq!(me.first().map(|p| p.pid), Some(std::process::id()));
+        assert!(me.iter().all(|p| p.alive()));
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("sleep runs");
+        let with_child = tree(std::process::id());
+        assert!(with_child.iter().any(|p| p.pid == child.id()), "{with_child:?}");
+        assert!(cpu_time_of_all(&with_child).is_some());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(!tree(std::process::id()).iter().any(|p| p.pid == child.id()));
+    }
+
+    #[test]
+    fn lists_files_open_for_writing() {
+        let path = std::env::temp_dir().join(format!("jshost-bench-procfs-{}.txt", std::process::id()));
+        let file = std::fs::File::create(&path).expect("temp file");
+        std::fs::write(&path, b"1234").expect("write");
+        let open = files_open_for_writing(std::process::id());
+        drop(file);
+        let _ = std::fs::remove_file(&path);
+        assert!(open.iter().any(|(p, n)| p == &path && *n == 4), "{open:?}");
     }
 }

@@ -11,6 +11,8 @@ pub struct WrkResult {
     pub threads: usize,
     pub seconds: u64,
     pub rate: f64,
+    /// Requests completed (wrk's `N requests in ...`).
+    pub requests: Option<u64>,
     pub p50: Option<Duration>,
     pub p99: Option<Duration>,
 }
@@ -40,19 +42,29 @@ pub fn version(wrk: &Path) -> Option<String> {
 
 /// A Lua script making wrk post `body` as JSON.
 pub fn script(body: &[u8]) -> String {
-    let body = String::from_utf8_lossy(body);
-    // A long bracket whose closing form does not occur in the body.
-    let mut level = 0;
-    while body.contains(&format!("]{}]", "=".repeat(level))) {
-        level += 1;
-    }
-    let eq = "=".repeat(level);
     format!(
         "-- jshost-bench: the same request the SDK sends.\n\
          wrk.method = \"POST\"\n\
          wrk.headers[\"Content-Type\"] = \"application/json\"\n\
-         wrk.body = [{eq}[{body}]{eq}]\n"
+         wrk.body = {}\n",
+        lua_string(body)
     )
+}
+
+/// `bytes` as a quoted Lua string: printable ASCII as is (but `"` and `\`), every other byte as a
+/// decimal escape (`\ddd`), so any body, whatever it contains or ends with, is sent byte for byte.
+fn lua_string(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 2);
+    out.push('"');
+    for &b in bytes {
+        if (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("\\{b:03}"));
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Runs `wrk -t THREADS -c CONNECTIONS -d SECONDS --latency -s SCRIPT URL`.
@@ -60,10 +72,11 @@ pub async fn run(
     wrk: &Path,
     script: &Path,
     url: &str,
+    threads: usize,
     connections: usize,
     seconds: u64,
 ) -> Result<WrkResult> {
-    let threads = connections.clamp(1, 2);
+    let threads = threads.clamp(1, connections.max(1));
     let out = tokio::process::Command::new(wrk)
         .arg(format!("-t{threads}"))
         .arg(format!("-c{connections}"))
@@ -96,6 +109,11 @@ pub async fn run(
         .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse::<f64>().ok())
         .with_context(|| format!("no Requests/sec in wrk's output:\n{stdout}"))?;
+    let requests = stdout.lines().find_map(|l| {
+        let mut words = l.split_whitespace();
+        let n = words.next()?.parse::<u64>().ok()?;
+        (words.next() == Some("requests")).then_some(n)
+    });
     let percentile = |p: &str| {
         stdout.lines().find_map(|l| {
             let mut words = l.split_whitespace();
@@ -109,6 +127,7 @@ pub async fn run(
         threads,
         seconds,
         rate,
+        requests,
         p50: percentile("50%"),
         p99: percentile("99%"),
     })
@@ -145,7 +164,8 @@ mod tests {
 
     #[test]
     fn the_script_quotes_any_body() {
-        let s = script(br#"{"a":[[1]]}"#);
-        assert!(s.contains("wrk.body = [=[{\"a\":[[1]]}]=]"), "{s}");
+        let s = script(br#"[{"a":[[1]]}]"#);
+        assert!(s.contains(r#"wrk.body = "[{\034a\034:[[1]]}]""#), "{s}");
+        assert_eq!(lua_string("é\\\n".as_bytes()), r#""\195\169\092\010""#);
     }
 }
