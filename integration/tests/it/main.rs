@@ -18,3 +18,4 @@ mod reliability;
 mod runtimes;
 mod scale_out;
 mod soak;
+mod tls;
