@@ -275,3 +275,28 @@ fn an_html_error_page_gives_a_plain_stack() {
     );
     assert_eq!(stack_from_html("Error: plain\n    at x"), None);
 }
+
+/// Without the `tls` feature (`jshost` with `default-features = false`), `https://` is refused
+/// with a config error saying why: calls, probes and settings alike.
+#[cfg(not(feature = "tls"))]
+#[tokio::test]
+async fn https_without_the_tls_feature_is_a_config_error() {
+    let url = "https://127.0.0.1:9";
+    let e = HttpClient::new()
+        .call_function(url, "f", Bytes::from_static(b"{}"), opts(2000))
+        .await
+        .expect_err("no TLS");
+    assert!(e.is_config() && e.to_string().contains("`tls` feature"), "{e}");
+    let e = HttpClient::new()
+        .get_fresh(&format!("{url}/status"), opts(2000))
+        .await
+        .expect_err("no TLS");
+    assert!(e.is_config() && e.to_string().contains("`tls` feature"), "{e}");
+    for settings in [
+        jshost_core::Settings::default().root_url(url),
+        jshost_core::Settings::default().ca_file("/etc/ssl/ca.pem"),
+    ] {
+        let e = HttpClient::from_settings(&settings).expect_err("no TLS");
+        assert!(e.is_config() && e.to_string().contains("`tls` feature"), "{e}");
+    }
+}
