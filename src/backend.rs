@@ -102,7 +102,10 @@ impl Backend {
 
     /// A host owned by this process.
     pub(crate) fn owned(host: OwnedHost) -> Result<Arc<Backend>> {
-        let url = status_url(host.status())?;
+        let url = match host.socket() {
+            Some(socket) => jshost_client::socket_url(&socket),
+            None => status_url(host.status())?,
+        };
         let logfile = host.logfile().map(Path::to_path_buf);
         let endpoint = Endpoint::new(url, host.status().clone(), logfile);
         Ok(Self::new(endpoint, Supervision::Owned(host)))

@@ -3,7 +3,7 @@
 use crate::backend::{compatible, Backend, Origin, Supervision};
 use crate::{balance, connect, Function};
 use bytes::Bytes;
-use jshost_client::{driver, HttpClient};
+use jshost_client::{display_url, driver, HttpClient};
 use jshost_core::{Result, Settings, Status};
 use jshost_manager::{probe_status_with, Manager, NodeSetup};
 use std::fmt;
@@ -181,19 +181,24 @@ impl JsHost {
         &self.inner.backends[0]
     }
 
-    /// The root URLs of the hosts, in order.
+    /// The root URLs of the hosts, in order (see [`JsHost::url`]).
     pub fn urls(&self) -> Vec<String> {
         self.inner
             .backends
             .iter()
-            .map(|b| b.endpoint().url.clone())
+            .map(|b| display_url(&b.endpoint().url).into_owned())
             .collect()
     }
 
     /// The root URL requests are sent to (`http://127.0.0.1:9009`, or `root_url`). With several
     /// hosts, the first one's: see [`JsHost::urls`] and [`JsHost::hosts`].
+    ///
+    /// An owned jshost-node host listens on a private Unix socket by default
+    /// ([`Settings::private_socket`]): its URL is then `unix:/tmp/jshost-sock-.../host.sock`, a
+    /// socket in a directory only this user can enter, reachable by this SDK but not by every
+    /// local user (nor by plain HTTP clients: use `private_socket(false)` for a TCP port).
     pub fn url(&self) -> String {
-        self.first().endpoint().url.clone()
+        display_url(&self.first().endpoint().url).into_owned()
     }
 
     /// The URL of `path` on the (first) host: `url_for("function/echo")` is `{url}/function/echo`.
@@ -258,10 +263,8 @@ impl JsHost {
 
     /// Asks the (first) host for its status now; `None` when nothing (or no js-host) answers.
     pub async fn request_status(&self) -> Option<Status> {
-        probe_status_with(&self.inner.client, &self.url())
-            .await
-            .ok()
-            .flatten()
+        let url = self.first().endpoint().url.clone();
+        probe_status_with(&self.inner.client, &url).await.ok().flatten()
     }
 
     /// Whether every host answers with the status it reported when this handle connected, or

@@ -103,6 +103,17 @@ impl tower_service::Service<Uri> for Connector {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
+        if let Some(path) = uri.host().and_then(crate::unix::socket_path) {
+            return Box::pin(async move {
+                let stream = tokio::net::UnixStream::connect(&path).await.map_err(|e| {
+                    ConnectFailure::Tcp(Box::new(io::Error::new(
+                        e.kind(),
+                        format!("cannot connect to the socket {}: {e}", path.display()),
+                    )))
+                })?;
+                Ok(Stream::Unix(TokioIo::new(stream)))
+            });
+        }
         let https = match uri.scheme_str() {
             Some("http") => false,
             Some("https") if cfg!(feature = "tls") => true,
@@ -139,10 +150,12 @@ impl tower_service::Service<Uri> for Connector {
     }
 }
 
-/// A connection: TCP, or TLS over TCP.
+/// A connection: TCP, TLS over TCP, or a Unix socket.
 pub(crate) enum Stream {
     /// `http://`.
     Plain(TokioIo<TcpStream>),
+    /// A host on a Unix socket (see `unix.rs`).
+    Unix(TokioIo<tokio::net::UnixStream>),
     /// `https://` (boxed: a TLS session is much larger than a socket).
     #[cfg(feature = "tls")]
     Tls(Box<TokioIo<tokio_rustls::client::TlsStream<TcpStream>>>),
@@ -152,6 +165,7 @@ impl Connection for Stream {
     fn connected(&self) -> Connected {
         match self {
             Stream::Plain(s) => s.connected(),
+            Stream::Unix(_) => Connected::new(),
             #[cfg(feature = "tls")]
             Stream::Tls(s) => s.inner().get_ref().0.connected(),
         }
@@ -166,6 +180,7 @@ impl hyper::rt::Read for Stream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
             #[cfg(feature = "tls")]
             Stream::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
         }
@@ -176,6 +191,7 @@ impl hyper::rt::Write for Stream {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
             #[cfg(feature = "tls")]
             Stream::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
         }
@@ -184,6 +200,7 @@ impl hyper::rt::Write for Stream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
             #[cfg(feature = "tls")]
             Stream::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
         }
@@ -192,6 +209,7 @@ impl hyper::rt::Write for Stream {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
             #[cfg(feature = "tls")]
             Stream::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
         }
@@ -200,6 +218,7 @@ impl hyper::rt::Write for Stream {
     fn is_write_vectored(&self) -> bool {
         match self {
             Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Unix(s) => s.is_write_vectored(),
             #[cfg(feature = "tls")]
             Stream::Tls(s) => s.is_write_vectored(),
         }
@@ -212,6 +231,7 @@ impl hyper::rt::Write for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             #[cfg(feature = "tls")]
             Stream::Tls(s) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
         }

@@ -53,8 +53,10 @@ mod local;
 mod probe;
 #[cfg(feature = "tls")]
 mod tls;
+mod unix;
 
 pub use probe::get_fresh;
+pub use unix::{display_url, socket_url};
 
 /// Idle pooled connections are closed after this long: below Node's 5 s keep-alive timeout.
 pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = local::POOL_IDLE_TIMEOUT;
@@ -297,13 +299,14 @@ impl HttpClient {
         timeout: Duration,
         url: &str,
     ) -> Result<Response> {
+        let url = display_url(url);
         match tokio::time::timeout(timeout, self.send(method, uri, body)).await {
-            Ok(result) => result.map_err(|e| e.with_url(url)),
+            Ok(result) => result.map_err(|e| e.with_url(url.as_ref())),
             Err(_) => Err(Error::new(
                 ErrorKind::Timeout,
                 format!("no answer from {url} within {timeout:?}"),
             )
-            .with_url(url)),
+            .with_url(url.as_ref())),
         }
     }
 
@@ -425,9 +428,15 @@ impl HttpClient {
         }
         result.map_err(|e| match e.kind() {
             ErrorKind::Timeout => Error::new(ErrorKind::Timeout, format!("no answer within {timeout:?}"))
-                .with_url(url.as_str())
+                .with_url(display_url(&url).as_ref())
                 .with_function(name),
-            _ => e.with_function(name),
+            _ => {
+                let e = e.with_function(name);
+                match e.url().map(display_url) {
+                    Some(std::borrow::Cow::Owned(readable)) => e.with_url(readable),
+                    _ => e,
+                }
+            }
         })
     }
 }

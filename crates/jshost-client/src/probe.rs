@@ -71,6 +71,13 @@ async fn exchange(uri: &Uri, url: &str, transport: &Transport) -> Result<Option<
         return Err(Error::config(crate::connector::no_tls(url)));
     }
     let host = uri.host().unwrap_or("127.0.0.1").trim_matches(['[', ']']);
+    if let Some(socket) = crate::unix::socket_path(host) {
+        let Ok(stream) = tokio::net::UnixStream::connect(&socket).await else {
+            return Ok(None);
+        };
+        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        return send(TokioIo::new(stream), "localhost", path, transport).await;
+    }
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let Ok(stream) = TcpStream::connect((host, port)).await else {
         return Ok(None);

@@ -124,6 +124,8 @@ async fn restart_is_not_queued_behind_hung_calls() {
         fixture
             .settings()
             .use_manager(true)
+            // Plain calls, each holding a connection (batching would use two).
+            .batch(false)
             .function_timeout(Duration::from_secs(60)),
     )
     .await
@@ -272,7 +274,8 @@ async fn a_required_file_edited_under_the_manager_is_named_not_unknown() {
 #[tokio::test]
 async fn an_ipv6_host_is_reached_through_a_bracketed_url() {
     let fixture = Fixture::new("ipv6", "address: '::1',");
-    let host = JsHost::spawn(fixture.settings()).await.expect("spawn on ::1");
+    let settings = fixture.settings().private_socket(false);
+    let host = JsHost::spawn(settings).await.expect("spawn on ::1");
     assert!(host.url().starts_with("http://[::1]:"), "{}", host.url());
     assert_eq!(
         host.function("hello_world").call(&()).await.expect("call"),

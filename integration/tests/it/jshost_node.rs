@@ -171,3 +171,47 @@ async fn with_watch_a_function_added_to_a_required_file_becomes_callable() {
     .await;
     assert_eq!(out, "b");
 }
+
+#[tokio::test]
+async fn an_owned_host_listens_on_a_private_unix_socket_by_default() {
+    use std::os::unix::fs::PermissionsExt;
+    let fixture = Fixture::new("private-socket", "");
+    let host = JsHost::spawn(on_jshost_node(fixture.settings()))
+        .await
+        .expect("spawn");
+    let url = host.url();
+    let socket = std::path::PathBuf::from(url.strip_prefix("unix:").expect("a unix: URL"));
+    let dir = socket.parent().expect("a directory").to_path_buf();
+    let mode = std::fs::metadata(&dir)
+        .expect("the socket's directory")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "only this user can enter {}", dir.display());
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", fixture.port)).is_err(),
+        "no TCP port: nothing listens on the config's port"
+    );
+    assert_eq!(
+        host.function("hello_world").call(&()).await.expect("call"),
+        "Hello, World!"
+    );
+    assert!(host.is_running().await);
+    host.restart().await.expect("restart on the same socket");
+    assert_eq!(host.function("counter").call(&()).await.expect("call"), "1");
+    let e = host
+        .function("fail")
+        .call(&json!({"message": "x"}))
+        .await
+        .expect_err("fails");
+    assert!(e.to_string().contains("boom: x"), "{e}");
+    drop(host);
+    wait_for(
+        Duration::from_secs(5),
+        "the socket's directory to be removed",
+        || {
+            let dir = dir.clone();
+            async move { (!dir.exists()).then_some(()) }
+        },
+    )
+    .await;
+}

@@ -1,5 +1,6 @@
-//! Reliability under faults and bad input, against real js-host: nothing hangs, nothing leaks,
-//! every failure is named. (Load and memory soaks are in `soak.rs` and `memory.rs`.)
+//! Reliability under faults and bad input, against real hosts: nothing hangs, nothing leaks,
+//! every failure is named. (Load and memory soaks are in `soak.rs` and `memory.rs`.) Tests that
+//! count connections to a host use plain calls on TCP (`batch(false)`, `private_socket(false)`).
 
 use futures::future::join_all;
 use futures::StreamExt;
@@ -40,7 +41,9 @@ async fn kill_with_calls_in_flight(host: &JsHost, pid: u32) {
 #[tokio::test]
 async fn owned_host_killed_with_200_calls_in_flight() {
     let fixture = Fixture::new("kill-owned", "");
-    let host = JsHost::spawn(fixture.settings()).await.unwrap();
+    let host = JsHost::spawn(fixture.settings().batch(false).private_socket(false))
+        .await
+        .unwrap();
     kill_with_calls_in_flight(&host, host.pid().unwrap()).await;
     host.restart().await.unwrap();
     assert_eq!(
@@ -52,7 +55,7 @@ async fn owned_host_killed_with_200_calls_in_flight() {
 #[tokio::test]
 async fn managed_host_killed_with_200_calls_in_flight() {
     let fixture = Fixture::new("kill-managed", "disconnectTimeout: 300,");
-    let host = JsHost::connect(fixture.settings().use_manager(true))
+    let host = JsHost::connect(fixture.settings().use_manager(true).batch(false))
         .await
         .unwrap();
     let pid: u32 = host.function("pid").call(&()).await.unwrap().parse().unwrap();
@@ -67,7 +70,9 @@ async fn managed_host_killed_with_200_calls_in_flight() {
 #[tokio::test]
 async fn timed_out_calls_leave_the_pool_healthy() {
     let fixture = Fixture::new("timeouts", "");
-    let host = JsHost::spawn(fixture.settings()).await.unwrap();
+    let host = JsHost::spawn(fixture.settings().batch(false).private_socket(false))
+        .await
+        .unwrap();
     let never = host.function("never").timeout(Duration::from_millis(200));
     let started = Instant::now();
     let results = join_all((0..100).map(|_| never.call(&()))).await;
@@ -105,7 +110,9 @@ async fn timed_out_calls_leave_the_pool_healthy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_cancelled_calls_leak_nothing() {
     let fixture = Fixture::new("cancels", "");
-    let host = JsHost::spawn(fixture.settings()).await.unwrap();
+    let host = JsHost::spawn(fixture.settings().batch(false).private_socket(false))
+        .await
+        .unwrap();
     let port = host.status().port().unwrap();
     let metrics = tokio::runtime::Handle::current().metrics();
     let tasks_before = metrics.num_alive_tasks();

@@ -11,7 +11,10 @@ use std::sync::Arc;
 async fn a_hundred_thousand_calls_at_256_in_flight() {
     const CALLS: usize = 100_000;
     let fixture = Fixture::new("soak", "");
-    let host = JsHost::spawn(fixture.settings()).await.unwrap();
+    // Plain calls on TCP: this checks the pool's bound on sockets (batching would use two).
+    let host = JsHost::spawn(fixture.settings().batch(false).private_socket(false))
+        .await
+        .unwrap();
     let port = host.status().port().unwrap();
     let max = jshost::raw::HttpClient::new().max_open_connections();
     let echo = host.function("echo");

@@ -53,6 +53,7 @@ impl Tail {
 pub(super) async fn launch(
     setup: &NodeSetup,
     port: u16,
+    socket: Option<&Path>,
     logfile: Option<&Path>,
     timeout: Duration,
 ) -> Result<(Status, Running)> {
@@ -61,7 +62,7 @@ pub(super) async fn launch(
     } else {
         Some(guard_script()?)
     };
-    let mut child = command(setup, guard.as_deref(), port, logfile)
+    let mut child = command(setup, guard.as_deref(), port, socket, logfile)
         .spawn()
         .map_err(|e| setup.spawn_error(e))?;
     let pid = child.id();
@@ -88,6 +89,7 @@ fn command(
     setup: &NodeSetup,
     guard: Option<&Path>,
     port: u16,
+    socket: Option<&Path>,
     logfile: Option<&Path>,
 ) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(&setup.node);
@@ -114,6 +116,9 @@ fn command(
         // The host (every worker) exits when our end of its stdin closes: on stop, on drop, and
         // when this process dies, even by SIGKILL.
         cmd.arg("--exit-on-stdin-close").args(&setup.host_flags);
+        if let Some(socket) = socket {
+            cmd.arg("--socket").arg(socket);
+        }
     }
     cmd
 }

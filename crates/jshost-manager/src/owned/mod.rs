@@ -76,6 +76,8 @@ pub struct OwnedHost {
     startup_timeout: Duration,
     status: Status,
     logfile: Option<PathBuf>,
+    /// The private directory of its socket, removed on drop.
+    private: Option<PrivateDir>,
     running: Mutex<Running>,
     /// Serialises `restart` and `stop`.
     ops: tokio::sync::Mutex<()>,
@@ -105,19 +107,34 @@ impl OwnedHost {
     pub async fn spawn(settings: &Settings) -> Result<Self> {
         let setup = NodeSetup::check(settings)?;
         let logfile = settings.log_file.then(new_logfile_path);
+        let private = match setup.jshost_node && settings.private_socket {
+            true => Some(PrivateDir::create()?),
+            false => None,
+        };
+        let socket = private.as_ref().map(PrivateDir::socket);
         let timeout = settings.startup_timeout;
         let (status, running) = {
-            let (setup, logfile) = (setup.clone(), logfile.clone());
-            driver::run(async move { launch::launch(&setup, 0, logfile.as_deref(), timeout).await }).await?
+            let (setup, logfile, socket) = (setup.clone(), logfile.clone(), socket.clone());
+            let launching = async move {
+                launch::launch(&setup, 0, socket.as_deref(), logfile.as_deref(), timeout).await
+            };
+            driver::run(launching).await?
         };
         Ok(OwnedHost {
             setup,
             startup_timeout: timeout,
             status,
             logfile,
+            private,
             running: Mutex::new(running),
             ops: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// The Unix socket the host listens on (a jshost-node host with `Settings::private_socket`),
+    /// in a directory only this user can enter; `None`: it listens on TCP (its status's port).
+    pub fn socket(&self) -> Option<PathBuf> {
+        self.private.as_ref().map(PrivateDir::socket)
     }
 
     /// The status the host reported (with its real port).
@@ -167,10 +184,13 @@ impl OwnedHost {
 
     /// The process error a call gets when the host has exited.
     pub fn crash_error(&self, info: &ExitInfo) -> Error {
+        let place = match self.socket() {
+            Some(socket) => format!("socket {}", socket.display()),
+            None => format!("port {}", self.status.port().unwrap_or_default()),
+        };
         let mut message = format!(
-            "the js-host process for {} (port {}) has exited ({})",
+            "the js-host process for {} ({place}) has exited ({})",
             self.setup.config.display(),
-            self.status.port().unwrap_or_default(),
             info.status,
         );
         if let Some(logfile) = &self.logfile {
@@ -205,8 +225,14 @@ impl OwnedHost {
         self.wait_exit(Duration::from_secs(5)).await;
         let port = self.status.port().unwrap_or_default();
         let (setup, logfile, timeout) = (self.setup.clone(), self.logfile.clone(), self.startup_timeout);
-        let launched =
-            driver::run(async move { launch::launch(&setup, port, logfile.as_deref(), timeout).await });
+        let socket = self.socket();
+        if let Some(stale) = &socket {
+            // A host that was killed leaves its socket file; listening would fail on it.
+            let _ = std::fs::remove_file(stale);
+        }
+        let launched = driver::run(async move {
+            launch::launch(&setup, port, socket.as_deref(), logfile.as_deref(), timeout).await
+        });
         let (status, running) = launched.await?;
         if status != self.status {
             tracing::warn!(config = %self.setup.config.display(), "the restarted host reports another status");
@@ -227,6 +253,34 @@ impl Drop for OwnedHost {
         } else {
             let _ = std::fs::remove_file(logfile);
         }
+    }
+}
+
+/// A directory only this user can enter (mode 0700), holding an owned host's socket; removed
+/// (with the socket) when dropped.
+#[derive(Debug)]
+struct PrivateDir(PathBuf);
+
+impl PrivateDir {
+    fn create() -> Result<PrivateDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("jshost-sock-{}-{n}", std::process::id()));
+        std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| {
+            Error::process(format!("cannot create the private directory {}", dir.display())).with_source(e)
+        })?;
+        Ok(PrivateDir(dir))
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.0.join("host.sock")
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
