@@ -13,6 +13,8 @@ use std::time::Duration;
 
 /// How long to wait, after a connection error, for an owned host's exit to be noticed.
 const CRASH_NOTICE_TIMEOUT: Duration = Duration::from_millis(500);
+/// Requests in flight before batching, to a host reached at a root URL (see `Backend::lanes`).
+const PROXIED_LANES: usize = 16;
 /// How long reading a host's capabilities may take.
 const DISCOVER_TIMEOUT: Duration = Duration::from_secs(3);
 /// A host's function list is re-read for an unknown name at most this often.
@@ -66,6 +68,8 @@ pub(crate) struct Backend {
     refreshed_ms: AtomicU64,
     /// Set when the host offers `/batch` and batching is on.
     batching: RwLock<Option<Arc<Batching>>>,
+    /// Reached at a `root_url`: maybe a balancer in front of several hosts.
+    behind_url: std::sync::atomic::AtomicBool,
 }
 
 /// A host's batcher and where its batches go.
@@ -83,12 +87,17 @@ impl Backend {
             down_until_ms: AtomicU64::new(0),
             refreshed_ms: AtomicU64::new(0),
             batching: RwLock::new(None),
+            behind_url: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     /// A host someone else runs, at `url`, reporting `status`.
-    pub(crate) fn external(url: String, status: Status) -> Arc<Backend> {
-        Self::new(Endpoint::new(url, status, None), Supervision::External)
+    pub(crate) fn external(url: String, status: Status, behind_url: bool) -> Arc<Backend> {
+        let backend = Self::new(Endpoint::new(url, status, None), Supervision::External);
+        if behind_url {
+            backend.behind_url.store(true, Ordering::Relaxed);
+        }
+        backend
     }
 
     /// A managed host, through `connection`.
@@ -189,6 +198,18 @@ impl Backend {
         }
     }
 
+    /// Requests kept in flight before calls are batched: two per worker of the host; behind a
+    /// root URL (maybe a balancer of several hosts, which the SDK cannot see) at least
+    /// [`PROXIED_LANES`], so that every host behind it gets work.
+    fn lanes(&self, workers: usize) -> usize {
+        let own = 2 * workers.max(1);
+        if self.behind_url.load(Ordering::Relaxed) {
+            own.max(PROXIED_LANES)
+        } else {
+            own
+        }
+    }
+
     fn batching(&self) -> Option<Arc<Batching>> {
         match self.batching.read() {
             Ok(b) => b.clone(),
@@ -221,7 +242,7 @@ impl Backend {
         let batching = (enabled && offers("batch")).then(|| {
             let limit = endpoint.status.request_data_limit().unwrap_or(100 * 1024);
             Arc::new(Batching {
-                batcher: Batcher::new(workers, limit),
+                batcher: Batcher::new(self.lanes(workers), limit),
                 target: Target {
                     client: client.clone(),
                     url: endpoint.url.clone(),

@@ -66,12 +66,13 @@ struct Item {
 }
 
 impl Batcher {
-    /// A batcher for a host with `workers` processes and a `requestDataLimit` of `limit` bytes.
-    pub(crate) fn new(workers: usize, limit: u64) -> Arc<Batcher> {
+    /// A batcher keeping up to `lanes` requests in flight to a host whose `requestDataLimit` is
+    /// `limit` bytes.
+    pub(crate) fn new(lanes: usize, limit: u64) -> Arc<Batcher> {
         Arc::new(Batcher {
             queue: Mutex::new(VecDeque::new()),
             in_flight: AtomicUsize::new(0),
-            cap: 2 * workers.max(1),
+            cap: lanes.max(1),
             limit: usize::try_from(limit).unwrap_or(usize::MAX).max(1024),
         })
     }

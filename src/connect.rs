@@ -66,7 +66,7 @@ async fn several(
 
 /// A host of `root_urls` that did not answer: out of rotation, and watched until it answers.
 fn pending(url: &str, expected: &Expected, client: &HttpClient, batch: bool) -> Arc<Backend> {
-    let backend = Backend::external(url.to_owned(), expected.status().clone());
+    let backend = Backend::external(url.to_owned(), expected.status().clone(), true);
     backend.take_out_of_rotation();
     let watched = Arc::downgrade(&backend);
     let (url, expected, client) = (url.to_owned(), expected.clone(), client.clone());
@@ -112,7 +112,7 @@ async fn direct(
         match live {
             Some(live) if expected.matches(&live, root_url.is_some()) => {
                 tracing::debug!(%url, "the host's status matches the config");
-                return Ok(Backend::external(url, live));
+                return Ok(Backend::external(url, live, root_url.is_some()));
             }
             _ if expected.refresh().await? => continue,
             live => return Err(expected.mismatch_error(&url, live.as_ref())),
@@ -125,7 +125,7 @@ async fn managed(settings: &Settings, setup: &NodeSetup) -> Result<Arc<Backend>>
     match ManagedConnection::connect(settings, setup).await? {
         Connected::Direct { url, status } => {
             tracing::info!(%url, "a host for the config already answers; using it directly");
-            Ok(Backend::external(url, status))
+            Ok(Backend::external(url, status, false))
         }
         Connected::Managed(connection, info) => {
             tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "connected to the managed js-host");

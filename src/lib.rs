@@ -51,6 +51,11 @@
 //! Dropping a call's future cancels it; [`Function::call_with_cancel`] does the same when a
 //! [`CancellationToken`] fires.
 //!
+//! # Features
+//!
+//! - `tls` (default): `https://` root URLs, with rustls, the system's root certificates and
+//!   [`Settings::ca_file`]; without it an `https://` URL is a config error saying so.
+//!
 //! # Platforms
 //!
 //! Unix-like systems only (Linux, macOS): owned hosts and managers are supervised with Unix
