@@ -112,20 +112,25 @@ async fn batches_stay_within_the_hosts_request_data_limit() {
     }
 }
 
+/// The process ids that answer `calls` concurrent calls of `pid`.
+async fn pids_answering(host: &JsHost, calls: usize) -> HashSet<String> {
+    let pid = host.function("pid");
+    join_all((0..calls).map(|_| pid.call(&())))
+        .await
+        .into_iter()
+        .map(|r| r.expect("pid"))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_serve_calls_from_several_processes() {
     let fixture = Fixture::new("workers-owned", "");
     let host = JsHost::spawn(on_jshost_node(fixture.settings()).workers(2).batch(false))
         .await
         .expect("spawn");
-    let pid = host.function("pid");
-    let pids: HashSet<String> = join_all((0..200).map(|_| pid.call(&())))
-        .await
-        .into_iter()
-        .map(|r| r.expect("pid"))
-        .collect();
+    let pids = pids_answering(&host, 200).await;
     assert_eq!(pids.len(), 2, "both workers answered: {pids:?}");
-    drop((pid, host)); // the last handles: the host and its workers exit
+    drop(host); // the last handle: the host and its workers exit
     let dir = fixture.dir().display().to_string();
     wait_for(Duration::from_secs(5), "the host and its workers to exit", || {
         let dir = dir.clone();
@@ -137,12 +142,7 @@ async fn workers_serve_calls_from_several_processes() {
     let host = JsHost::connect(on_jshost_node(managed.settings()).use_manager(true).workers(2))
         .await
         .expect("connect");
-    let pid = host.function("pid");
-    let pids: HashSet<String> = join_all((0..200).map(|_| pid.call(&())))
-        .await
-        .into_iter()
-        .map(|r| r.expect("pid"))
-        .collect();
+    let pids = pids_answering(&host, 200).await;
     assert_eq!(pids.len(), 2, "the manager's host has two workers: {pids:?}");
     host.disconnect().await.expect("disconnect");
 }
