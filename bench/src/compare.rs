@@ -152,6 +152,14 @@ pub struct Run {
     pub elapsed: Duration,
     /// CPU time of the server (all its processes) during the wrk runs.
     pub host_cpu: Option<Cpu>,
+    /// CPU time the rest of the machine used during the wrk runs: wall time × CPUs less idle and
+    /// steal time (`/proc/stat`) less the server's, wrk's and this process's CPU time. Besides
+    /// other processes, it holds kernel work charged to no process (interrupts).
+    pub others_cpu: Option<Duration>,
+    /// Steal time (the hypervisor ran someone else) during the wrk runs, all CPUs.
+    pub steal: Option<Duration>,
+    /// Wall time of the wrk runs, as measured here.
+    pub wall: Duration,
     /// Latencies of the round whose rate is nearest the median.
     pub p50: Option<Duration>,
     pub p99: Option<Duration>,
@@ -173,6 +181,49 @@ impl Run {
     pub fn busy_cores(&self) -> Option<f64> {
         let cpu = self.host_cpu?.total();
         (!self.elapsed.is_zero()).then(|| cpu.as_secs_f64() / self.elapsed.as_secs_f64())
+    }
+}
+
+/// Cores kept busy by `cpu` over `wall`.
+fn per_wall(cpu: Option<Duration>, wall: Duration) -> Option<f64> {
+    (!wall.is_zero()).then(|| cpu.map(|c| c.as_secs_f64() / wall.as_secs_f64()))?
+}
+
+/// Machine-wide CPU use around one wrk run, to tell how much of it was not the bench's.
+struct Others {
+    machine: Option<procfs::Machine>,
+    server: Option<Cpu>,
+    me: Option<Cpu>,
+    children: Option<Cpu>,
+    started: Instant,
+}
+
+impl Others {
+    fn start(procs: &[Proc]) -> Others {
+        Others {
+            machine: procfs::machine_cpu(),
+            server: procfs::cpu_time_of_all(procs),
+            me: procfs::cpu_time(),
+            children: procfs::children_cpu_time(),
+            started: Instant::now(),
+        }
+    }
+
+    /// (CPU time of the rest of the machine, steal time, wall time) since [`Others::start`].
+    fn end(self, procs: &[Proc]) -> (Option<Duration>, Option<Duration>, Duration) {
+        let wall = self.started.elapsed();
+        let used = |before: Option<Cpu>, after: Option<Cpu>| Some(after?.since(before?).total());
+        let machine = procfs::machine_cpu().zip(self.machine).map(|(b, a)| b.since(a));
+        let server = used(self.server, procfs::cpu_time_of_all(procs));
+        let me = used(self.me, procfs::cpu_time());
+        let children = used(self.children, procfs::children_cpu_time());
+        let cpus =
+            u32::try_from(std::thread::available_parallelism().map(usize::from).unwrap_or(1)).unwrap_or(1);
+        let others = (|| {
+            let busy = (wall * cpus).saturating_sub(machine?.idle + machine?.steal);
+            Some(busy.saturating_sub(server? + me? + children?))
+        })();
+        (others, machine.map(|m| m.steal), wall)
     }
 }
 
@@ -670,6 +721,9 @@ async fn measure(
         requests: Option<u64>,
         elapsed: Duration,
         cpu: Option<Cpu>,
+        others: Option<Duration>,
+        steal: Option<Duration>,
+        wall: Duration,
         failed: bool,
     }
     let runs: Vec<(usize, usize)> = prepared
@@ -685,6 +739,9 @@ async fn measure(
             requests: Some(0),
             elapsed: Duration::ZERO,
             cpu: Some(Cpu::default()),
+            others: Some(Duration::ZERO),
+            steal: Some(Duration::ZERO),
+            wall: Duration::ZERO,
             failed: false,
         })
         .collect();
@@ -705,10 +762,15 @@ async fn measure(
             }
             let server = &servers[p.server];
             let procs = server.procs();
+            let others = Others::start(&procs);
             let cpu0 = procfs::cpu_time_of_all(&procs);
             match wrk::run(wrk_bin, &p.script, &p.url, 1, connections, plan.seconds).await {
                 Ok(r) => {
                     let cpu1 = procfs::cpu_time_of_all(&procs);
+                    let (other, steal, wall) = others.end(&procs);
+                    a.others = a.others.zip(other).map(|(x, y)| x + y);
+                    a.steal = a.steal.zip(steal).map(|(x, y)| x + y);
+                    a.wall += wall;
                     let used = cpu0.zip(cpu1).map(|(a, b)| b.since(a));
                     a.cpu = a.cpu.zip(used).map(|(x, y)| Cpu {
                         user: x.user + y.user,
@@ -750,6 +812,9 @@ async fn measure(
             requests: a.requests,
             elapsed: a.elapsed,
             host_cpu: a.cpu,
+            others_cpu: a.others,
+            steal: a.steal,
+            wall: a.wall,
             p50: nearest.and_then(|n| n.1),
             p99: nearest.and_then(|n| n.2),
         });
@@ -882,8 +947,11 @@ pub fn rows(plan: &Plan, outcome: &Outcome, report: &mut Report, notes: &mut Vec
                 .busy_cores()
                 .map(|b| format!(", {b:.2} cores busy"))
                 .unwrap_or_default();
+            let others = per_wall(r.others_cpu, r.wall)
+                .map(|o| format!(", rest of the machine {o:.2} cores"))
+                .unwrap_or_default();
             format!(
-                "{}, {}: {}{per_request}{lat}{cpu}{busy}",
+                "{}, {}: {}{per_request}{lat}{cpu}{busy}{others}",
                 label(r.target),
                 connections(r.connections),
                 rate(r.calls_rate())
@@ -895,11 +963,34 @@ pub fn rows(plan: &Plan, outcome: &Outcome, report: &mut Report, notes: &mut Vec
             "hosts compared with `wrk -t1`, {} s per run, {} round(s) alternating between the runs \
              (median of the rounds; latencies from the round nearest the median; host CPU from \
              /proc/PID/stat of the server and its workers, summed over the rounds, per call wrk \
-             completed; cores busy: that CPU time / wall time; wrk itself takes up to one core): {}",
+             completed; cores busy: that CPU time / wall time; wrk itself takes up to one core; \
+             rest of the machine: wall time × cores less idle and steal time (/proc/stat) less \
+             the server's, wrk's and the bench's CPU time, per wall second): {}",
             plan.seconds,
             plan.rounds,
             all.join("; ")
         ));
+        let wall: Duration = outcome.runs.iter().map(|r| r.wall).sum();
+        let others: Option<Duration> = outcome.runs.iter().map(|r| r.others_cpu).sum();
+        let steal: Option<Duration> = outcome.runs.iter().map(|r| r.steal).sum();
+        let busiest = outcome
+            .runs
+            .iter()
+            .filter_map(|r| Some((per_wall(r.others_cpu, r.wall)?, r)))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        if let (Some(o), Some(s), Some((max, r))) = (per_wall(others, wall), per_wall(steal, wall), busiest) {
+            notes.push(format!(
+                "how quiet the machine was during the host comparison: the rest of the machine \
+                 (other processes, and kernel work charged to no process, such as loopback \
+                 interrupts) kept {o:.2} of its {} cores busy on average, at most {max:.2} during \
+                 the runs of {}, {}; steal time {s:.2} cores. With nothing else running this was \
+                 0.04 – 0.13 cores in test runs: well above that, other work competed with the \
+                 servers and wrk, and the ratios and CPU figures are disturbed",
+                std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+                label(r.target),
+                connections(r.connections)
+            ));
+        }
     }
     if !outcome.servers.is_empty() {
         notes.push(format!(
