@@ -1,8 +1,22 @@
 //! Call JavaScript functions living in a persistent Node.js process, from async Rust.
 //!
-//! jshost is the Rust SDK for [js-host] 0.12: a Node process that serves the functions of a
-//! `host.config.js` over HTTP. Calls are `.await`able, pooled over keep-alive connections, have
-//! timeouts and cancellation, and return text or typed JSON.
+//! jshost is the Rust SDK for hosts that speak the [js-host] 0.12 protocol: a Node process that
+//! serves the functions of a `host.config.js` over HTTP. Its own host, **jshost-node** (npm
+//! `jshost-node`, the default `path_to_bin`), adds `async` functions, `/batch`, workers, Unix
+//! sockets and hot reload; js-host 0.12 itself stays supported
+//! (`path_to_bin("node_modules/js-host/bin/js-host.js")`). Calls are `.await`able, pooled over
+//! keep-alive connections, have timeouts and cancellation, and return text or typed JSON.
+//!
+//! Setup: `npm install jshost-node` next to a `host.config.js` that exports the functions:
+//!
+//! ```js
+//! module.exports = {
+//!   functions: {
+//!     hello_world: (data, cb) => cb(null, 'Hello, ' + (data.name || 'World') + '!'),
+//!     render: async (data) => `<h1>${data.title}</h1>`,   // jshost-node: async is fine
+//!   },
+//! };
+//! ```
 //!
 //! ```no_run
 //! use jshost::{JsHost, Settings};
@@ -31,8 +45,21 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Every failure is an [`Error`] with predicates (`is_timeout()`, `is_function()`...); function
-//! errors keep the JavaScript stack.
+//! Typed JSON both ways, and a timeout per function:
+//! ```no_run
+//! # async fn demo(host: jshost::JsHost) -> Result<(), jshost::Error> {
+//! #[derive(serde::Deserialize)]
+//! struct Page { html: String }
+//! let render = host.function("render_page").timeout(std::time::Duration::from_secs(2));
+//! let page: Page = render.call_json(&serde_json::json!({"title": "Shop"})).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Every failure is an [`Error`] with predicates (`is_timeout()`, `is_function()`,
+//! `is_process()`, `is_connection()`...); function errors keep the JavaScript stack
+//! ([`Error::js_stack`]). [`Settings`] holds every knob, also from `JSHOST_*` variables
+//! ([`Settings::from_env`]): the config file, the manager, timeouts, several hosts
+//! (`hosts(n)`, `root_urls`), batching, workers, hot reload, TLS and headers.
 //!
 //! # Runtimes
 //!
