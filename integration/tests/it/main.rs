@@ -18,4 +18,5 @@ mod reliability;
 mod runtimes;
 mod scale_out;
 mod soak;
+mod spans;
 mod tls;
