@@ -13,9 +13,12 @@ use tracing::span::{Attributes, Id, Record};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::Layer;
 
+/// A span's fields, and the name of the span it was opened in.
+type Seen = (HashMap<String, String>, Option<String>);
+
 /// The fields of every `jshost.call` span, by span id, and the parent each one was opened in.
 #[derive(Clone, Default)]
-struct Calls(Arc<Mutex<HashMap<u64, (HashMap<String, String>, Option<String>)>>>);
+struct Calls(Arc<Mutex<HashMap<u64, Seen>>>);
 
 struct Fields<'a>(&'a mut HashMap<String, String>);
 
