@@ -126,6 +126,38 @@ impl Clients {
         Ok(started.elapsed())
     }
 
+    /// Calls for `duration`, then waits for those still in flight: one after the other when
+    /// `in_flight` is 1 (each call's latency, in ns, pushed to `latencies`), else with
+    /// `in_flight` of them running at any time (`buffer_unordered`, one task). Returns the calls
+    /// made and the time they took.
+    pub async fn for_duration(
+        &self,
+        side: Side,
+        in_flight: usize,
+        duration: Duration,
+        latencies: &mut Vec<u64>,
+    ) -> Result<(usize, Duration)> {
+        let started = Instant::now();
+        let deadline = started + duration;
+        if in_flight <= 1 {
+            let mut calls = 0;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                self.call(side).await?;
+                latencies.push(u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX));
+                calls += 1;
+            }
+            return Ok((calls, started.elapsed()));
+        }
+        let calls = futures::stream::iter(0usize..)
+            .take_while(|_| futures::future::ready(Instant::now() < deadline))
+            .map(|_| self.call(side))
+            .buffer_unordered(in_flight)
+            .try_fold(0usize, |n, _| futures::future::ready(Ok(n + 1)))
+            .await?;
+        Ok((calls, started.elapsed()))
+    }
+
     /// `n` calls with `in_flight` of them running at any time (`buffer_unordered`, one task).
     pub async fn concurrent(&self, side: Side, n: usize, in_flight: usize) -> Result<Duration> {
         let started = Instant::now();

@@ -185,12 +185,12 @@ impl Run {
 }
 
 /// Cores kept busy by `cpu` over `wall`.
-fn per_wall(cpu: Option<Duration>, wall: Duration) -> Option<f64> {
+pub fn per_wall(cpu: Option<Duration>, wall: Duration) -> Option<f64> {
     (!wall.is_zero()).then(|| cpu.map(|c| c.as_secs_f64() / wall.as_secs_f64()))?
 }
 
 /// Machine-wide CPU use around one wrk run, to tell how much of it was not the bench's.
-struct Others {
+pub struct Others {
     machine: Option<procfs::Machine>,
     server: Option<Cpu>,
     me: Option<Cpu>,
@@ -199,7 +199,7 @@ struct Others {
 }
 
 impl Others {
-    fn start(procs: &[Proc]) -> Others {
+    pub fn start(procs: &[Proc]) -> Others {
         Others {
             machine: procfs::machine_cpu(),
             server: procfs::cpu_time_of_all(procs),
@@ -210,7 +210,7 @@ impl Others {
     }
 
     /// (CPU time of the rest of the machine, steal time, wall time) since [`Others::start`].
-    fn end(self, procs: &[Proc]) -> (Option<Duration>, Option<Duration>, Duration) {
+    pub fn end(self, procs: &[Proc]) -> (Option<Duration>, Option<Duration>, Duration) {
         let wall = self.started.elapsed();
         let used = |before: Option<Cpu>, after: Option<Cpu>| Some(after?.since(before?).total());
         let machine = procfs::machine_cpu().zip(self.machine).map(|(b, a)| b.since(a));
@@ -514,9 +514,9 @@ async fn start_servers(
     Ok(())
 }
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
-async fn request(
+pub async fn request(
     client: &HttpClient,
     method: Method,
     url: &str,

@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release -p jshost-bench -- [--calls N] [--concurrency 1,8,64,256] [--function echo|render]
 //!     [--hosts 1,2] [--scale-concurrency 8,64] [--hosts-compare all|none|LIST] [--soak-calls N]
-//!     [--only LIST] [--quick]
+//!     [--sdk-node-concurrency 64] [--only LIST] [--quick]
 //! ```
 //!
 //! 1. the SDK: sequential calls/s with p50/p99 latency, and calls/s at each concurrency level
@@ -22,7 +22,11 @@
 //! 7. hosts compared (`compare.rs`): `wrk` against js-host 0.12, a plain `node:http` echo server,
 //!    jshost-node as one process and with `--workers 2`, at 1 and 64 connections, and jshost-node's
 //!    `/batch` of 16 echo calls; the servers' CPU time per call;
-//! 8. the soak (`--soak-calls N`, off by default): N `echo` calls through the SDK on an owned host
+//! 8. the SDK against jshost-node (`sdk_node.rs`, `--only sdk-node`): `JsHost::spawn` of
+//!    jshost-node on TCP with batching off and on, and of js-host 0.12, each called through the
+//!    SDK sequentially and at 64 in flight (`--sdk-node-concurrency`) beside `wrk` sending the
+//!    same bytes to the same host;
+//! 9. the soak (`--soak-calls N`, off by default): N `echo` calls through the SDK on an owned host
 //!    spawned with the default settings, then the disk use of the host's files (`soak.rs`).
 //!
 //! It prints a markdown table on stdout (progress goes to stderr) and stops every process it
@@ -34,6 +38,7 @@ mod compare;
 mod procfs;
 mod python;
 mod scale;
+mod sdk_node;
 mod soak;
 mod wrk;
 
@@ -69,6 +74,10 @@ usage: cargo run --release -p jshost-bench -- [OPTIONS]
   --compare-rounds N     rounds of the host comparison (default 3; 1 with --quick)
   --compare-workers N    --workers of the `workers` host (default 2)
   --batch-size N         echo calls per /batch request (default 16)
+  --sdk-node-concurrency LIST
+                         SDK against jshost-node: in-flight levels besides sequential, each
+                         beside `wrk -cN` on the same host (default 64, the issue's targets);
+                         run time and rounds from --compare-seconds and --compare-rounds
   --soak-calls N         the soak: N echo calls (64 in flight) through the SDK on an owned
                          host with the default settings, then the disk use of its files
                          (default 0: no soak; the issue's figure: 1000000)
@@ -77,7 +86,9 @@ usage: cargo run --release -p jshost-bench -- [OPTIONS]
   --soak-log-file        the soak's host with `Settings::log_file(true)` (off by default, as
                          in the SDK)
   --only LIST            only these parts, comma-separated: sdk (the SDK beside bare hyper,
-                         wrk and Python; CPU, RSS), compare, scale, startup, soak
+                         wrk and Python; CPU, RSS), sdk-node (the SDK against jshost-node with
+                         batching off and on, and against js-host, beside wrk on the same
+                         host), compare, scale, startup, soak
   --quick                fewer calls and shorter wrk runs: a smoke run in well under a minute
   --quiet-host           start the host with `silent: true` (no per-request log lines for its
                          stdout, which an owned host drops anyway; the logfile still gets them)
@@ -130,6 +141,7 @@ impl Func {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Section {
     Sdk,
+    SdkNode,
     Compare,
     Scale,
     Startup,
@@ -137,8 +149,9 @@ enum Section {
 }
 
 impl Section {
-    const ALL: [Section; 5] = [
+    const ALL: [Section; 6] = [
         Section::Sdk,
+        Section::SdkNode,
         Section::Compare,
         Section::Scale,
         Section::Startup,
@@ -148,6 +161,7 @@ impl Section {
     fn name(self) -> &'static str {
         match self {
             Section::Sdk => "sdk",
+            Section::SdkNode => "sdk-node",
             Section::Compare => "compare",
             Section::Scale => "scale",
             Section::Startup => "startup",
@@ -176,6 +190,8 @@ struct Args {
     compare_rounds: usize,
     compare_workers: usize,
     batch_size: usize,
+    /// In-flight levels of the SDK against jshost-node (besides sequential).
+    sdk_node_levels: Vec<usize>,
     /// Soak calls (0: no soak).
     soak_calls: usize,
     /// The soak's `path_to_bin` (`None`: the SDK's default).
@@ -203,6 +219,7 @@ impl Args {
         let mut compare_rounds = None;
         let mut compare_workers = 2;
         let mut batch_size = 16;
+        let mut sdk_node_levels = vec![64];
         let mut soak_calls = 0;
         let mut soak_bin = None;
         let mut soak_log_file = false;
@@ -231,7 +248,9 @@ impl Args {
                     for name in value()?.split(',').map(str::trim).filter(|n| !n.is_empty()) {
                         match Section::ALL.into_iter().find(|s| s.name() == name) {
                             Some(s) => only.push(s),
-                            None => bail!("--only takes sdk, compare, scale, startup or soak, got {name:?}"),
+                            None => bail!(
+                                "--only takes sdk, sdk-node, compare, scale, startup or soak, got {name:?}"
+                            ),
                         }
                     }
                 }
@@ -264,6 +283,7 @@ impl Args {
                 "--compare-rounds" => compare_rounds = Some(parse_count(&value()?, flag)?),
                 "--compare-workers" => compare_workers = parse_count(&value()?, flag)?,
                 "--batch-size" => batch_size = parse_count(&value()?, flag)?,
+                "--sdk-node-concurrency" => sdk_node_levels = parse_list(&value()?, flag)?,
                 "--soak-calls" => {
                     let v = value()?;
                     soak_calls = if v.trim() == "0" {
@@ -338,6 +358,7 @@ impl Args {
             compare_rounds: compare_rounds.unwrap_or(if quick { 1 } else { 3 }),
             compare_workers,
             batch_size,
+            sdk_node_levels,
             soak_calls,
             soak_bin,
             soak_log_file,
@@ -355,7 +376,7 @@ impl Args {
             Section::Compare => !self.compare.is_empty(),
             Section::Scale => !self.hosts.is_empty(),
             Section::Soak => self.soak_calls > 0,
-            Section::Sdk | Section::Startup => true,
+            Section::Sdk | Section::SdkNode | Section::Startup => true,
         };
         on && (self.only.is_empty() || self.only.contains(&section))
     }
@@ -949,6 +970,10 @@ async fn run(args: &Args, root: &Path, work: &Path) -> Result<()> {
         }
     }
 
+    if args.runs(Section::SdkNode) {
+        sdk_node_section(args, &machine, root, &bench_config, work, &mut report, &mut notes).await?;
+    }
+
     if args.runs(Section::Compare) {
         hosts_compared(args, &machine, root, &bench_config, work, &mut report, &mut notes).await?;
     }
@@ -1112,6 +1137,29 @@ async fn hosts_compared(
     let echo = compare::Echo { path, body, data };
     let outcome = compare::run(wrk_bin, root, bench_config, work, &echo, &plan).await?;
     compare::rows(&plan, &outcome, report, notes);
+    Ok(())
+}
+
+/// The SDK against jshost-node (batching off and on) and js-host 0.12, beside wrk on the same
+/// hosts: rows and notes (see `sdk_node.rs`).
+async fn sdk_node_section(
+    args: &Args,
+    machine: &Machine,
+    root: &Path,
+    bench_config: &Path,
+    work: &Path,
+    report: &mut Report,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let plan = sdk_node::Plan {
+        levels: args.sdk_node_levels.clone(),
+        seconds: args.compare_seconds,
+        rounds: args.compare_rounds,
+        warmup_seconds: if args.quick { 1 } else { 2 },
+    };
+    let wrk_bin = machine.wrk.as_ref().map(|(p, _)| p.as_path());
+    let outcome = sdk_node::run(wrk_bin, root, bench_config, work, &plan).await?;
+    sdk_node::rows(&plan, &outcome, report, notes);
     Ok(())
 }
 
@@ -1806,6 +1854,15 @@ mod tests {
         assert_eq!((a.soak_bin, a.soak_log_file), (Some(JS_HOST_BIN), true));
         assert!(a.runs(Section::Compare) && a.runs(Section::Soak));
         assert!(!a.runs(Section::Sdk) && !a.runs(Section::Scale) && !a.runs(Section::Startup));
+        let a = parse(&[]).expect("valid").expect("not help");
+        assert_eq!(a.sdk_node_levels, vec![64]);
+        assert!(a.runs(Section::SdkNode));
+        let a = parse(&["--only", "sdk-node", "--sdk-node-concurrency", "8,64"])
+            .expect("valid")
+            .expect("not help");
+        assert_eq!(a.sdk_node_levels, vec![8, 64]);
+        assert!(a.runs(Section::SdkNode) && !a.runs(Section::Sdk) && !a.runs(Section::Compare));
+        assert!(parse(&["--sdk-node-concurrency", "0"]).is_err());
         let a = parse(&["--scale-only"]).expect("valid").expect("not help");
         assert_eq!(a.only, vec![Section::Scale]);
         let a = parse(&["--profile-loop", "sdk", "--soak-calls", "5"])

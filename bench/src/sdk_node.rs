@@ -1,0 +1,693 @@
+//! The SDK against jshost-node (`--only sdk-node`), beside `wrk` against the very same host, and
+//! beside the SDK against js-host 0.12, in one set of alternating rounds.
+//!
+//! Three owned hosts, each `JsHost::spawn` from `bench/bench.config.js` on a TCP port of
+//! 127.0.0.1 (so wrk reaches the host the SDK calls):
+//! - js-host 0.12 (`path_to_bin` = its bin);
+//! - jshost-node, one process, `private_socket(false)`, `batch(false)`;
+//! - jshost-node, one process, `private_socket(false)`, `batch(true)` (the default).
+//!
+//! Against each: the SDK's `Function::call` of `echo`, sequentially and at each in-flight level
+//! (`buffer_unordered` over the one `JsHost`), and `wrk -t1 -cN` posting the bytes the SDK sends
+//! (`jshost::raw::function_url` of the host's URL and the body, the same JSON body) at 1 and at
+//! each level's connection count. Every SDK run and every wrk run lasts the same time
+//! (`--compare-seconds`); rounds (`--compare-rounds`) alternate between all runs, rotating which
+//! goes first, so all see the same machine; calls/s is the median of the rounds. The host's CPU
+//! time (its process and every descendant, `/proc/PID/stat`) is summed over the rounds per run
+//! and divided by the calls made; the rest of the machine's CPU use is measured as in the host
+//! comparison. Every host is stopped at the end, also on error.
+
+use crate::clients::{Clients, Side};
+use crate::compare::{self, Others, JSHOST_NODE_BIN, JS_HOST_BIN};
+use crate::procfs::{self, Cpu, Proc};
+use crate::{dur, latencies, median, percentile, rate, verdict, wrk, Func, Report};
+use anyhow::{ensure, Context, Result};
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
+use jshost::{JsHost, Settings};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The in-flight level the issue's targets are set at.
+const TARGET_LEVEL: usize = 64;
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// In-flight levels besides sequential (SDK calls in flight, wrk connections).
+    pub levels: Vec<usize>,
+    /// Seconds per run (SDK or wrk).
+    pub seconds: u64,
+    pub rounds: usize,
+    /// Seconds of the unmeasured warm-up (SDK at 64 in flight, then wrk -c64) of each host.
+    pub warmup_seconds: u64,
+}
+
+/// An owned host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owned {
+    /// js-host 0.12.
+    JsHost,
+    /// jshost-node, one process, `batch(false)`.
+    Node,
+    /// jshost-node, one process, `batch(true)`.
+    NodeBatch,
+}
+
+impl Owned {
+    const ALL: [Owned; 3] = [Owned::JsHost, Owned::Node, Owned::NodeBatch];
+
+    fn label(self) -> &'static str {
+        match self {
+            Owned::JsHost => "js-host 0.12",
+            Owned::Node => "jshost-node, one process, batching off (`batch(false)`)",
+            Owned::NodeBatch => "jshost-node, one process, automatic batching (`batch(true)`, the default)",
+        }
+    }
+
+    fn short(self) -> &'static str {
+        match self {
+            Owned::JsHost => "js-host 0.12",
+            Owned::Node => "jshost-node batch(false)",
+            Owned::NodeBatch => "jshost-node batch(true)",
+        }
+    }
+
+    fn settings(self, root: &Path, config: &Path) -> Settings {
+        let base = Settings::default().source_root(root).config_file(config);
+        match self {
+            Owned::JsHost => base.path_to_bin(JS_HOST_BIN),
+            Owned::Node => base
+                .path_to_bin(JSHOST_NODE_BIN)
+                .private_socket(false)
+                .batch(false),
+            Owned::NodeBatch => base
+                .path_to_bin(JSHOST_NODE_BIN)
+                .private_socket(false)
+                .batch(true),
+        }
+    }
+}
+
+/// Who sends the calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// `Function::call` through the host's `JsHost`.
+    Sdk,
+    /// `wrk -t1`, the same request bytes.
+    Wrk,
+}
+
+/// One caller against one host at one level (1: sequential / one connection), over all rounds.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub host: Owned,
+    pub caller: Caller,
+    pub in_flight: usize,
+    /// Calls/s: the median of the rounds.
+    pub rate: f64,
+    /// SDK, sequential: pooled over the rounds; wrk: the round nearest the median.
+    pub p50: Option<Duration>,
+    pub p99: Option<Duration>,
+    /// Calls made, all rounds (`None`: not in wrk's output).
+    pub calls: Option<u64>,
+    /// The host's CPU time (all its processes) during the runs.
+    pub host_cpu: Option<Cpu>,
+    /// This process's CPU time during the SDK runs.
+    pub client_cpu: Option<Cpu>,
+    /// The rest of the machine's CPU time during the runs (see `compare::Others`).
+    pub others_cpu: Option<Duration>,
+    pub steal: Option<Duration>,
+    /// Wall time of the runs.
+    pub wall: Duration,
+}
+
+impl Run {
+    fn per_call(&self, cpu: Option<Cpu>) -> Option<Cpu> {
+        let calls = usize::try_from(self.calls?).ok()?;
+        Some(cpu?.per(calls))
+    }
+}
+
+/// What [`run`] measured.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub runs: Vec<Run>,
+    pub problems: Vec<String>,
+    /// Each host: label, pid, URL, spawn time.
+    pub hosts: Vec<String>,
+    /// The request body's size.
+    pub body_len: usize,
+    /// Whether wrk ran.
+    pub wrk: bool,
+}
+
+impl Outcome {
+    pub fn get(&self, host: Owned, caller: Caller, in_flight: usize) -> Option<&Run> {
+        self.runs
+            .iter()
+            .find(|r| r.host == host && r.caller == caller && r.in_flight == in_flight)
+    }
+}
+
+/// A spawned host, ready to be measured.
+struct Spawned {
+    host: Owned,
+    handle: JsHost,
+    spawn_time: Duration,
+}
+
+/// Spawns the three hosts, measures them, and stops them (also on error).
+pub async fn run(
+    wrk_bin: Option<&Path>,
+    root: &Path,
+    config: &Path,
+    work: &Path,
+    plan: &Plan,
+) -> Result<Outcome> {
+    let mut spawned = Vec::new();
+    let mut outcome = Outcome {
+        wrk: wrk_bin.is_some(),
+        ..Outcome::default()
+    };
+    let result = match spawn_all(root, config, &mut spawned).await {
+        Ok(()) => measure(wrk_bin, work, plan, &spawned, &mut outcome).await,
+        Err(e) => Err(e),
+    };
+    for s in spawned {
+        outcome.hosts.push(format!(
+            "{}: pid {}, {}, `JsHost::spawn` {}",
+            s.host.short(),
+            s.handle
+                .pid()
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "?".into()),
+            s.handle.url(),
+            dur(s.spawn_time)
+        ));
+        let procs = s.handle.pid().map(procfs::tree).unwrap_or_default();
+        if let Err(e) = s.handle.stop().await {
+            eprintln!("jshost-bench: stopping the sdk-node {} host: {e}", s.host.short());
+            outcome.problems.push(format!("stopping {}: {e}", s.host.short()));
+        }
+        drop(s.handle);
+        let left = leftovers(&procs).await;
+        if !left.is_empty() {
+            outcome.problems.push(format!(
+                "{}: process(es) {} still ran 3 s after `JsHost::stop`; killed",
+                s.host.short(),
+                left.iter()
+                    .map(|p| p.pid.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    result.map(|()| outcome)
+}
+
+/// Waits up to 3 s for `procs` to exit; kills (SIGKILL) and returns those still there.
+async fn leftovers(procs: &[Proc]) -> Vec<Proc> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut left: Vec<Proc> = procs.iter().copied().filter(|p| p.alive()).collect();
+    while !left.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        left.retain(|p| p.alive());
+    }
+    for p in &left {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &p.pid.to_string()])
+            .status();
+    }
+    left
+}
+
+async fn spawn_all(root: &Path, config: &Path, spawned: &mut Vec<Spawned>) -> Result<()> {
+    for host in Owned::ALL {
+        eprintln!("sdk-node: spawning {}...", host.short());
+        let started = Instant::now();
+        let handle = JsHost::spawn(host.settings(root, config))
+            .await
+            .with_context(|| format!("spawning {}", host.short()))?;
+        spawned.push(Spawned {
+            host,
+            handle,
+            spawn_time: started.elapsed(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks that `s` answers `echo` with its body through the SDK, listens on TCP 127.0.0.1, and is
+/// the host it is meant to be (`GET /jshost/info`: jshost-node one process with `/batch`, or
+/// js-host's 404).
+async fn check(
+    s: &Spawned,
+    clients: &Clients,
+    http: &HyperClient<HttpConnector, http_body_util::Full<Bytes>>,
+) -> Result<()> {
+    let url = s.handle.url();
+    ensure!(
+        url.starts_with("http://127.0.0.1:"),
+        "{} listens at {url}, not on TCP 127.0.0.1 (wrk cannot reach it)",
+        s.host.short()
+    );
+    let text = clients.sdk_text().await?;
+    ensure!(
+        text.as_bytes() == clients.body().as_ref(),
+        "{}: echo answered {text:?}, expected {:?}",
+        s.host.short(),
+        String::from_utf8_lossy(clients.body())
+    );
+    let info_url = format!("{url}/jshost/info");
+    let (status, _, body) = compare::request(http, Method::GET, &info_url, &Bytes::new()).await?;
+    match s.host {
+        Owned::JsHost => ensure!(
+            status != StatusCode::OK,
+            "GET {info_url} answered 200: not js-host 0.12"
+        ),
+        Owned::Node | Owned::NodeBatch => {
+            let info: Value =
+                serde_json::from_slice(&body).with_context(|| format!("GET {info_url}: HTTP {status}"))?;
+            ensure!(
+                status == StatusCode::OK && info["name"] == "jshost-node",
+                "GET {info_url} answered {status} {info}: not jshost-node"
+            );
+            let workers = info["workers"].as_u64().unwrap_or(1);
+            ensure!(
+                workers <= 1,
+                "GET {info_url} reports {workers} workers, not one process"
+            );
+            let batch = info["features"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|v| v == "batch"));
+            ensure!(batch, "GET {info_url} does not offer batch: {info}");
+        }
+    }
+    Ok(())
+}
+
+/// One round of one run: calls/s, calls made, latencies (wrk).
+type Measured = (f64, Option<u64>, Option<Duration>, Option<Duration>);
+
+/// One host, checked and warmed up.
+struct Prepared<'a> {
+    spawned: &'a Spawned,
+    clients: Clients,
+    procs: Vec<Proc>,
+    script: PathBuf,
+}
+
+async fn measure(
+    wrk_bin: Option<&Path>,
+    work: &Path,
+    plan: &Plan,
+    spawned: &[Spawned],
+    outcome: &mut Outcome,
+) -> Result<()> {
+    let data = Func::Echo.data();
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let http = HyperClient::builder(TokioExecutor::new()).build(connector);
+    let warmup = Duration::from_secs(plan.warmup_seconds);
+    let mut prepared = Vec::new();
+    for s in spawned {
+        let clients = Clients::new(
+            s.handle.function(Func::Echo.name()),
+            &s.handle.url(),
+            data.clone(),
+        )?;
+        check(s, &clients, &http).await?;
+        outcome.body_len = clients.body().len();
+        let script = work.join(format!(
+            "sdk-node-{}.lua",
+            match s.host {
+                Owned::JsHost => "js-host",
+                Owned::Node => "jshost-node",
+                Owned::NodeBatch => "jshost-node-batch",
+            }
+        ));
+        std::fs::write(&script, wrk::script(clients.body()))
+            .with_context(|| format!("writing {}", script.display()))?;
+        eprintln!(
+            "sdk-node: warming up {} ({} s SDK, {} s wrk, 64 in flight)...",
+            s.host.short(),
+            plan.warmup_seconds,
+            plan.warmup_seconds
+        );
+        clients
+            .for_duration(Side::Sdk, TARGET_LEVEL, warmup, &mut Vec::new())
+            .await?;
+        if let Some(w) = wrk_bin {
+            wrk::run(
+                w,
+                &script,
+                &clients.uri().to_string(),
+                1,
+                TARGET_LEVEL,
+                plan.warmup_seconds,
+            )
+            .await
+            .with_context(|| format!("warming up {} with wrk", s.host.short()))?;
+        }
+        let procs = s.handle.pid().map(procfs::tree).unwrap_or_default();
+        prepared.push(Prepared {
+            spawned: s,
+            clients,
+            procs,
+            script,
+        });
+    }
+    drop(http);
+
+    let mut levels = vec![1];
+    levels.extend(plan.levels.iter().copied().filter(|&l| l != 1));
+    let mut callers = vec![Caller::Sdk];
+    if wrk_bin.is_some() {
+        callers.push(Caller::Wrk);
+    }
+    // (host index, caller, level): by level, then host, then caller.
+    let runs: Vec<(usize, Caller, usize)> = levels
+        .iter()
+        .flat_map(|&l| {
+            let callers = &callers;
+            (0..prepared.len()).flat_map(move |h| callers.iter().map(move |&c| (h, c, l)))
+        })
+        .collect();
+
+    struct Acc {
+        rates: Vec<f64>,
+        wrk_latencies: Vec<(f64, Option<Duration>, Option<Duration>)>,
+        sdk_latencies: Vec<u64>,
+        calls: Option<u64>,
+        host_cpu: Option<Cpu>,
+        client_cpu: Option<Cpu>,
+        others: Option<Duration>,
+        steal: Option<Duration>,
+        wall: Duration,
+        failed: bool,
+    }
+    let add = |a: Option<Cpu>, b: Option<Cpu>| {
+        a.zip(b).map(|(x, y)| Cpu {
+            user: x.user + y.user,
+            system: x.system + y.system,
+        })
+    };
+    let mut acc: Vec<Acc> = runs
+        .iter()
+        .map(|_| Acc {
+            rates: Vec::new(),
+            wrk_latencies: Vec::new(),
+            sdk_latencies: Vec::new(),
+            calls: Some(0),
+            host_cpu: Some(Cpu::default()),
+            client_cpu: Some(Cpu::default()),
+            others: Some(Duration::ZERO),
+            steal: Some(Duration::ZERO),
+            wall: Duration::ZERO,
+            failed: false,
+        })
+        .collect();
+    let seconds = Duration::from_secs(plan.seconds);
+    for round in 0..plan.rounds {
+        eprintln!(
+            "sdk-node: round {}/{}: {} runs of {} s...",
+            round + 1,
+            plan.rounds,
+            runs.len(),
+            plan.seconds
+        );
+        for k in 0..runs.len() {
+            let i = (round + k) % runs.len();
+            let (h, caller, level) = runs[i];
+            let p = &prepared[h];
+            let a = &mut acc[i];
+            if a.failed {
+                continue;
+            }
+            let others = Others::start(&p.procs);
+            let host0 = procfs::cpu_time_of_all(&p.procs);
+            let me0 = procfs::cpu_time();
+            let measured: Result<Measured> = match caller {
+                Caller::Sdk => p
+                    .clients
+                    .for_duration(Side::Sdk, level, seconds, &mut a.sdk_latencies)
+                    .await
+                    .map(|(calls, took)| (calls as f64 / took.as_secs_f64(), Some(calls as u64), None, None)),
+                Caller::Wrk => match wrk_bin {
+                    Some(w) => wrk::run(w, &p.script, &p.clients.uri().to_string(), 1, level, plan.seconds)
+                        .await
+                        .map(|r| (r.rate, r.requests, r.p50, r.p99)),
+                    None => continue,
+                },
+            };
+            let host1 = procfs::cpu_time_of_all(&p.procs);
+            let me1 = procfs::cpu_time();
+            let (other, steal, wall) = others.end(&p.procs);
+            match measured {
+                Ok((rate, calls, p50, p99)) => {
+                    a.rates.push(rate);
+                    a.calls = a.calls.zip(calls).map(|(x, y)| x + y);
+                    a.host_cpu = add(a.host_cpu, host1.zip(host0).map(|(b, e)| b.since(e)));
+                    if caller == Caller::Sdk {
+                        a.client_cpu = add(a.client_cpu, me1.zip(me0).map(|(b, e)| b.since(e)));
+                    }
+                    a.others = a.others.zip(other).map(|(x, y)| x + y);
+                    a.steal = a.steal.zip(steal).map(|(x, y)| x + y);
+                    a.wall += wall;
+                    if caller == Caller::Wrk {
+                        a.wrk_latencies.push((rate, p50, p99));
+                    }
+                }
+                Err(e) => {
+                    a.failed = true;
+                    outcome.problems.push(format!(
+                        "{} against {}, {level} in flight: {e:#}",
+                        match caller {
+                            Caller::Sdk => "the SDK",
+                            Caller::Wrk => "wrk",
+                        },
+                        p.spawned.host.short()
+                    ));
+                }
+            }
+        }
+    }
+    for ((h, caller, level), mut a) in runs.into_iter().zip(acc) {
+        if a.failed || a.rates.is_empty() {
+            continue;
+        }
+        let rate = median(&mut a.rates);
+        let (p50, p99) = match caller {
+            Caller::Sdk => {
+                a.sdk_latencies.sort_unstable();
+                (percentile(&a.sdk_latencies, 50), percentile(&a.sdk_latencies, 99))
+            }
+            Caller::Wrk => a
+                .wrk_latencies
+                .iter()
+                .min_by(|x, y| (x.0 - rate).abs().total_cmp(&(y.0 - rate).abs()))
+                .map(|n| (n.1, n.2))
+                .unwrap_or((None, None)),
+        };
+        outcome.runs.push(Run {
+            host: prepared[h].spawned.host,
+            caller,
+            in_flight: level,
+            rate,
+            p50,
+            p99,
+            calls: a.calls,
+            host_cpu: a.host_cpu,
+            client_cpu: if caller == Caller::Sdk { a.client_cpu } else { None },
+            others_cpu: a.others,
+            steal: a.steal,
+            wall: a.wall,
+        });
+    }
+    Ok(())
+}
+
+fn in_flight(level: usize) -> String {
+    if level == 1 {
+        "sequential".into()
+    } else {
+        format!("{level} in flight")
+    }
+}
+
+fn wrk_label(level: usize) -> String {
+    format!("`wrk -t1 -c{level}`")
+}
+
+fn measurement(h: Owned, l: usize) -> String {
+    format!("SDK `echo`, {}: {}", in_flight(l), h.label())
+}
+
+fn ratio(x: f64, target: Option<f64>) -> String {
+    match target {
+        Some(t) => format!("{x:.2}×; {}", verdict(x >= t, &format!("≥ {t}×"))),
+        None => format!("{x:.2}×"),
+    }
+}
+
+/// A row: the SDK against host `h` beside the SDK against js-host 0.12, both at `l`.
+fn vs_js_host(outcome: &Outcome, report: &mut Report, h: Owned, l: usize, target: Option<f64>) {
+    let (Some(x), Some(y)) = (
+        outcome.get(h, Caller::Sdk, l),
+        outcome.get(Owned::JsHost, Caller::Sdk, l),
+    ) else {
+        return;
+    };
+    report.row(
+        measurement(h, l),
+        rate(x.rate),
+        format!("SDK, {}: js-host 0.12: {}", in_flight(l), rate(y.rate)),
+        ratio(x.rate / y.rate, target),
+    );
+}
+
+/// A row: the SDK against host `h` beside wrk against the same host, both at `l`.
+fn vs_wrk(plan: &Plan, outcome: &Outcome, report: &mut Report, h: Owned, l: usize, target: Option<f64>) {
+    let Some(x) = outcome.get(h, Caller::Sdk, l) else {
+        return;
+    };
+    let shown = |r: &Run| {
+        if l == 1 {
+            format!("{}{}", rate(r.rate), latencies(r.p50, r.p99))
+        } else {
+            rate(r.rate)
+        }
+    };
+    let Some(w) = outcome.get(h, Caller::Wrk, l) else {
+        report.row(measurement(h, l), shown(x), "wrk: –", "–");
+        return;
+    };
+    let extra = if l == 1 {
+        format!(" ({:+.1} µs per call)", (1.0 / x.rate - 1.0 / w.rate) * 1e6)
+    } else {
+        String::new()
+    };
+    report.row(
+        measurement(h, l),
+        shown(x),
+        format!("{}, {} s, same host: {}", wrk_label(l), plan.seconds, shown(w)),
+        format!("{}{extra}", ratio(x.rate / w.rate, target)),
+    );
+}
+
+/// The rows (in the order of the issue's targets) and notes.
+pub fn rows(plan: &Plan, outcome: &Outcome, report: &mut Report, notes: &mut Vec<String>) {
+    let mut levels: Vec<usize> = plan.levels.iter().copied().filter(|&l| l != 1).collect();
+    levels.sort_unstable();
+    levels.dedup();
+    // The targets' level first.
+    levels.sort_by_key(|&l| l != TARGET_LEVEL);
+    for &l in &levels {
+        let t = |v: f64| (l == TARGET_LEVEL).then_some(v);
+        vs_js_host(outcome, report, Owned::Node, l, t(5.0));
+        vs_wrk(plan, outcome, report, Owned::Node, l, t(0.8));
+        vs_wrk(plan, outcome, report, Owned::NodeBatch, l, t(3.0));
+        vs_js_host(outcome, report, Owned::NodeBatch, l, t(20.0));
+    }
+    for h in [Owned::Node, Owned::NodeBatch, Owned::JsHost] {
+        vs_wrk(plan, outcome, report, h, 1, Some(0.9));
+    }
+    for &l in &levels {
+        vs_wrk(plan, outcome, report, Owned::JsHost, l, None);
+    }
+
+    // Every run, with CPU.
+    let all: Vec<String> = outcome
+        .runs
+        .iter()
+        .map(|r| {
+            let host_cpu = r
+                .per_call(r.host_cpu)
+                .map(|c| format!(", host CPU {} per call", dur(c.total())))
+                .unwrap_or_default();
+            let client_cpu = r
+                .per_call(r.client_cpu)
+                .map(|c| format!(", client CPU {} per call", dur(c.total())))
+                .unwrap_or_default();
+            let busy = r
+                .host_cpu
+                .and_then(|c| compare::per_wall(Some(c.total()), r.wall))
+                .map(|b| format!(", host {b:.2} cores busy"))
+                .unwrap_or_default();
+            let others = compare::per_wall(r.others_cpu, r.wall)
+                .map(|o| format!(", rest of the machine {o:.2} cores"))
+                .unwrap_or_default();
+            format!(
+                "{} → {}, {}: {}{}{host_cpu}{client_cpu}{busy}{others}",
+                match r.caller {
+                    Caller::Sdk => "SDK".to_owned(),
+                    Caller::Wrk => wrk_label(r.in_flight),
+                },
+                r.host.short(),
+                in_flight(r.in_flight),
+                rate(r.rate),
+                latencies(r.p50, r.p99)
+            )
+        })
+        .collect();
+    if !all.is_empty() {
+        notes.push(format!(
+            "sdk-node: `echo` ({} B body) through the SDK (`Function::call`, `buffer_unordered` over \
+             one `JsHost`) and with {} posting the same bytes (`jshost::raw::function_url` of the \
+             host's URL, the same body and content type), against three owned hosts from \
+             bench/bench.config.js on 127.0.0.1; {} s per run, {} round(s) alternating between all \
+             runs (median of the rounds; SDK sequential latencies pooled over the rounds, wrk's \
+             from the round nearest the median; host CPU from /proc/PID/stat of the host and its \
+             children, client CPU from /proc/self/stat, summed over the rounds, per call made; \
+             rest of the machine as in the host comparison): {}",
+            outcome.body_len,
+            wrk_label(1).replace("-c1", "-cN"),
+            plan.seconds,
+            plan.rounds,
+            all.join("; ")
+        ));
+        let wall: Duration = outcome.runs.iter().map(|r| r.wall).sum();
+        let others: Option<Duration> = outcome.runs.iter().map(|r| r.others_cpu).sum();
+        let steal: Option<Duration> = outcome.runs.iter().map(|r| r.steal).sum();
+        let busiest = outcome
+            .runs
+            .iter()
+            .filter_map(|r| Some((compare::per_wall(r.others_cpu, r.wall)?, r)))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        if let (Some(o), Some(s), Some((max, r))) = (
+            compare::per_wall(others, wall),
+            compare::per_wall(steal, wall),
+            busiest,
+        ) {
+            notes.push(format!(
+                "how quiet the machine was during sdk-node: the rest of the machine kept {o:.2} \
+                 cores busy on average, at most {max:.2} during {} → {}, {}; steal time {s:.2} \
+                 cores (see the host comparison's note for what is normal)",
+                match r.caller {
+                    Caller::Sdk => "SDK".to_owned(),
+                    Caller::Wrk => wrk_label(r.in_flight),
+                },
+                r.host.short(),
+                in_flight(r.in_flight)
+            ));
+        }
+    }
+    if !outcome.wrk {
+        notes.push("sdk-node: wrk not installed, no wrk references (apt-get install wrk)".into());
+    }
+    if !outcome.hosts.is_empty() {
+        notes.push(format!(
+            "sdk-node hosts (`JsHost::spawn`, `path_to_bin` = {JS_HOST_BIN} or {JSHOST_NODE_BIN}; \
+             jshost-node with `private_socket(false)` so wrk reaches it over TCP): {}",
+            outcome.hosts.join("; ")
+        ));
+    }
+    for p in &outcome.problems {
+        notes.push(format!("sdk-node: {p}"));
+    }
+}
