@@ -13,6 +13,8 @@ use std::time::Duration;
 
 /// How long to wait, after a connection error, for an owned host's exit to be noticed.
 const CRASH_NOTICE_TIMEOUT: Duration = Duration::from_millis(500);
+/// Requests in flight per worker process of a host before calls are batched.
+const LANES_PER_WORKER: usize = 2;
 /// Requests in flight before batching, to a host reached at a root URL (see `Backend::lanes`).
 const PROXIED_LANES: usize = 16;
 /// How long reading a host's capabilities may take.
@@ -202,7 +204,7 @@ impl Backend {
     /// root URL (maybe a balancer of several hosts, which the SDK cannot see) at least
     /// [`PROXIED_LANES`], so that every host behind it gets work.
     fn lanes(&self, workers: usize) -> usize {
-        let own = 2 * workers.max(1);
+        let own = LANES_PER_WORKER * workers.max(1);
         if self.behind_url.load(Ordering::Relaxed) {
             own.max(PROXIED_LANES)
         } else {

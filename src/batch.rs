@@ -150,11 +150,15 @@ impl Batcher {
             batch
         };
         let (batcher, target) = (self.clone(), target.clone());
-        jshost_client::driver::spawn(async move {
+        let sending = async move {
             send(&target, batch).await;
             batcher.in_flight.fetch_sub(1, Ordering::AcqRel);
             batcher.flush(&target);
-        });
+        };
+        // On the SDK's runtime, never the caller's: a batch carries calls made from several
+        // runtimes, and one of them blocking or ending must not hold up the others' calls
+        // (spawning it on the flushing call's runtime was measured 2% faster, and failed that).
+        jshost_client::driver::spawn(sending);
     }
 }
 
@@ -269,9 +273,11 @@ fn decode(url: &str, response: jshost_client::Response, size: usize) -> Result<V
 
 /// One call's result, as a plain call would have given it.
 fn item_result(root: &str, name: &str, item: Item) -> Result<String> {
+    if item.status == 200 {
+        return Ok(item.output.unwrap_or_default());
+    }
     let url = format!("{root}/batch");
     match item.status {
-        200 => Ok(item.output.unwrap_or_default()),
         404 => Err(Error::new(
             ErrorKind::UnknownFunction,
             format!("the host at {root} has no function named {name:?}"),

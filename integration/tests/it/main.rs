@@ -1,7 +1,8 @@
 //! jshost's end-to-end tests against real js-host processes, linked as one test binary (CI links
 //! once). Each module is one area; every test uses its own config fixture on its own port and
-//! stops every process it starts, so they run in parallel. (`memory.rs` is a binary of its own:
-//! it measures the process's RSS, which other tests would disturb.)
+//! stops every process it starts, so they run in parallel. (`memory.rs` and `spans.rs` are
+//! binaries of their own: one measures the process's RSS, the other installs a tracing
+//! subscriber, which other tests would disturb.)
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod actix;
@@ -18,5 +19,4 @@ mod reliability;
 mod runtimes;
 mod scale_out;
 mod soak;
-mod spans;
 mod tls;

@@ -1,6 +1,10 @@
 //! Every call runs in a `jshost.call` span (target `jshost`) carrying the function, the host's
 //! URL and, for a call that travelled in a batch, the batch size: what a subscriber needs to time
 //! calls and tie them to the request spans of the service that made them.
+//!
+//! A test binary of its own: it installs a subscriber, and `tracing` caches per call site whether
+//! anyone listens, which other tests running in the same process (without one) would disturb.
+#![allow(clippy::unwrap_used)]
 
 use futures::future::join_all;
 use jshost::JsHost;
