@@ -366,6 +366,8 @@ impl JsHost {
             let (backends, client, origin) = (&inner.backends, &inner.client, &*inner.origin);
             balance::call(backends, &inner.next, client, origin, &name, body, timeout).await
         };
-        driver::here_or_on_driver(call.instrument(span)).await
+        // Boxed once: the call's state machine is large, and moving it by value through the layers
+        // above cost a memcpy of it per layer (15% of the CPU of a batched 64-in-flight loop).
+        driver::here_or_on_driver(Box::pin(call.instrument(span))).await
     }
 }
