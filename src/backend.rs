@@ -183,7 +183,11 @@ impl Backend {
                 return Err(o.crash_error(&exit).with_function(name).with_not_sent());
             }
         }
-        tracing::Span::current().record("url", jshost_client::display_url(&endpoint.url).as_ref());
+        let span = tracing::Span::current();
+        if !span.is_disabled() {
+            // Worked out only when a subscriber listens (a socket URL is decoded for people).
+            span.record("url", jshost_client::display_url(&endpoint.url).as_ref());
+        }
         let result = match self.batching() {
             Some(batching) => match batching.batcher.try_slot(&batching.target) {
                 Some(_slot) => client.call_function(&endpoint.url, name, body, timeout).await,

@@ -283,14 +283,19 @@ impl HttpClient {
         if uri.scheme_str() == Some("https") {
             return Err(Error::config(connector::no_tls(url)).with_url(url));
         }
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return self.timed(method, uri, body, timeout, url).await;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            return self.timed(method, uri, body, timeout, url, runtime.id()).await;
         }
         let client = self.clone();
         let url = url.to_owned();
-        driver::run(async move { client.timed(method, uri, body, timeout, &url).await }).await
+        driver::run(async move {
+            let runtime = tokio::runtime::Handle::current().id();
+            client.timed(method, uri, body, timeout, &url, runtime).await
+        })
+        .await
     }
 
+    /// [`HttpClient::send`] within `timeout`, on the pool of `runtime` (the current one).
     async fn timed(
         &self,
         method: Method,
@@ -298,15 +303,19 @@ impl HttpClient {
         body: Option<Bytes>,
         timeout: Duration,
         url: &str,
+        runtime: tokio::runtime::Id,
     ) -> Result<Response> {
-        let url = display_url(url);
-        match tokio::time::timeout(timeout, self.send(method, uri, body)).await {
-            Ok(result) => result.map_err(|e| e.with_url(url.as_ref())),
-            Err(_) => Err(Error::new(
-                ErrorKind::Timeout,
-                format!("no answer from {url} within {timeout:?}"),
-            )
-            .with_url(url.as_ref())),
+        // The readable URL (`unix:PATH` for a socket) is only worked out for an error.
+        match tokio::time::timeout(timeout, self.send(method, uri, body, runtime)).await {
+            Ok(result) => result.map_err(|e| e.with_url(display_url(url).as_ref())),
+            Err(_) => {
+                let url = display_url(url);
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("no answer from {url} within {timeout:?}"),
+                )
+                .with_url(url.as_ref()))
+            }
         }
     }
 
@@ -332,19 +341,27 @@ impl HttpClient {
         self.request(Method::Post, url, Some(body), timeout).await
     }
 
-    async fn send(&self, method: Method, uri: Uri, body: Option<Bytes>) -> Result<Response> {
+    async fn send(
+        &self,
+        method: Method,
+        uri: Uri,
+        body: Option<Bytes>,
+        runtime: tokio::runtime::Id,
+    ) -> Result<Response> {
         let _permit = self
             .inner
             .permits
             .acquire()
             .await
             .map_err(|e| Error::connection("the HTTP client was shut down").with_source(e))?;
-        match self.send_once(method, uri.clone(), body.clone()).await {
+        let inner = &*self.inner;
+        let hyper = local::pool(&inner.pools, inner.max_connections, &inner.connector, runtime);
+        match self.send_once(&hyper, method, uri.clone(), body.clone()).await {
             // The connection's task was gone before the request was written: it was never sent,
             // so it is safe to send it again, once, on a fresh connection.
             Err(Failure::Dropped(e)) => {
                 tracing::debug!(error = %e, "request not sent on a pooled connection; retrying on a fresh one");
-                self.send_once(method, uri, body)
+                self.send_once(&hyper, method, uri, body)
                     .await
                     .map_err(Failure::into_error)
             }
@@ -352,7 +369,13 @@ impl HttpClient {
         }
     }
 
-    async fn send_once(&self, method: Method, uri: Uri, body: Option<Bytes>) -> Result<Response, Failure> {
+    async fn send_once(
+        &self,
+        hyper: &local::Hyper,
+        method: Method,
+        uri: Uri,
+        body: Option<Bytes>,
+    ) -> Result<Response, Failure> {
         let method = match method {
             Method::Get => http::Method::GET,
             Method::Post => http::Method::POST,
@@ -372,11 +395,6 @@ impl HttpClient {
         let request = builder
             .body(Full::new(body.unwrap_or_default()))
             .map_err(|e| Failure::Other(Error::config("cannot build the HTTP request").with_source(e)))?;
-        let hyper = local::pool(
-            &self.inner.pools,
-            self.inner.max_connections,
-            &self.inner.connector,
-        );
         let response = hyper.request(request).await.map_err(request_error)?;
         let status = response.status().as_u16();
         let body = response

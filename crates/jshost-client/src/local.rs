@@ -59,11 +59,10 @@ thread_local! {
 /// Every live pool, by client and runtime: threads of one runtime share its pool.
 static POOLS: Mutex<Option<HashMap<(usize, Id), Pool>>> = Mutex::new(None);
 
-/// The pool of the client `owner` on the caller's runtime, created on first use. The caller must
+/// The pool of the client `owner` on the caller's runtime (`runtime`, its id), created on first use. The caller must
 /// be inside a tokio runtime (with I/O and time enabled). A new pool opens its connections with
 /// a clone of `connector`.
-pub(crate) fn pool(owner: &Arc<()>, max_idle: usize, connector: &Connector) -> Hyper {
-    let runtime = tokio::runtime::Handle::current().id();
+pub(crate) fn pool(owner: &Arc<()>, max_idle: usize, connector: &Connector, runtime: Id) -> Hyper {
     let key = Arc::as_ptr(owner) as usize;
     CACHED.with(|cached| {
         let mut cached = cached.borrow_mut();
