@@ -119,6 +119,8 @@ pub mod raw {
     pub use jshost_client::HttpClient;
     /// Tests and the benchmark pick a host's CLI.
     pub use jshost_core::settings::{DEFAULT_PATH_TO_BIN, JS_HOST_BIN};
+    /// The benchmark runs js-host as the SDK runs an owned js-host.
+    pub use jshost_manager::GUARD_JS;
     /// Tests plant stale status-cache entries to check that a stale cache never wins.
     pub use jshost_manager::{NodeSetup, StatusCache};
 }

@@ -396,28 +396,6 @@ fn status_port(line: &str) -> Option<u16> {
     u16::try_from(port).ok().filter(|p| *p != 0)
 }
 
-/// Preloaded into js-host (`node --require`), as the SDK does for an owned js-host: exit when
-/// stdin closes; after the status line, drop stdout (js-host's three log lines per call).
-const JS_HOST_GUARD: &str = r#"// jshost-bench: what the SDK preloads into an owned js-host.
-process.stdin.on('data', function () {});
-process.stdin.on('end', function () { process.exit(0); });
-process.stdin.on('error', function () { process.exit(0); });
-process.stdin.resume();
-(function () {
-  var write = process.stdout.write;
-  var ready = false;
-  process.stdout.write = function (chunk, encoding, cb) {
-    if (!ready) {
-      ready = String(chunk).charAt(0) === '{';
-      return write.apply(process.stdout, arguments);
-    }
-    var done = typeof encoding === 'function' ? encoding : cb;
-    if (typeof done === 'function') process.nextTick(done);
-    return true;
-  };
-})();
-"#;
-
 /// The plain `node:http` server: the floor for any host written on `node:http`.
 const NODE_HTTP_SERVER: &str = r#"// jshost-bench: a plain node:http echo server, the floor for any Node host on node:http.
 // It does the work of the bench config's `echo` function (parse the JSON body, send back
@@ -459,7 +437,9 @@ async fn start_servers(
 ) -> Result<()> {
     let config = config.display().to_string();
     let guard = work.join("js-host-guard.js");
-    std::fs::write(&guard, JS_HOST_GUARD).with_context(|| format!("writing {}", guard.display()))?;
+    // The script the SDK preloads into an owned js-host: exit when stdin closes; after the status
+    // line, drop stdout (js-host's three log lines per call).
+    std::fs::write(&guard, jshost::raw::GUARD_JS).with_context(|| format!("writing {}", guard.display()))?;
     let plain = work.join("node-http-echo.js");
     std::fs::write(&plain, NODE_HTTP_SERVER).with_context(|| format!("writing {}", plain.display()))?;
     let mut kinds: Vec<Kind> = Vec::new();

@@ -38,3 +38,5 @@ pub use locate::{locate_manager, Located};
 pub use manager::{probe_status, probe_status_with};
 #[doc(hidden)]
 pub use node::{NodeSetup, StatusCache};
+#[doc(hidden)]
+pub use owned::GUARD_JS;

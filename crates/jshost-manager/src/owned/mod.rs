@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 /// - after the status line, stdout (js-host's info log, three lines per call) is dropped: the
 ///   same lines are in the logfile, and piping them to the owner cost both processes a write, a
 ///   read and a wake-up per line. Errors still go to stderr, which the owner keeps a tail of.
-pub(crate) const GUARD_JS: &str = r#"// jshost: exit when the owning process's pipe closes.
+pub const GUARD_JS: &str = r#"// jshost: exit when the owning process's pipe closes.
 process.stdin.on('data', function () {});
 process.stdin.on('end', function () { process.exit(0); });
 process.stdin.on('close', function () { process.exit(0); });
