@@ -1,6 +1,6 @@
 //! [`Backend`]: one host of a [`crate::JsHost`]: where it is, and how it is supervised.
 
-use crate::batch::{Batcher, Target};
+use crate::batch::{Batchers, Target};
 use bytes::Bytes;
 use jshost_client::HttpClient;
 use jshost_core::{Error, ErrorKind, Result, Status};
@@ -74,9 +74,9 @@ pub(crate) struct Backend {
     behind_url: std::sync::atomic::AtomicBool,
 }
 
-/// A host's batcher and where its batches go.
+/// A host's batchers and where their batches go.
 pub(crate) struct Batching {
-    batcher: Arc<Batcher>,
+    batchers: Batchers,
     target: Target,
 }
 
@@ -188,13 +188,14 @@ impl Backend {
             // Worked out only when a subscriber listens (a socket URL is decoded for people).
             span.record("url", jshost_client::display_url(&endpoint.url).as_ref());
         }
-        let result = match self.batching() {
-            Some(batching) => match batching.batcher.try_slot(&batching.target) {
+        let batching = self.batching();
+        let batcher = batching
+            .as_ref()
+            .and_then(|b| Some((b.batchers.current()?, &b.target)));
+        let result = match &batcher {
+            Some((batcher, target)) => match batcher.try_slot(target) {
                 Some(_slot) => client.call_function(&endpoint.url, name, body, timeout).await,
-                None => {
-                    let name = Arc::from(name);
-                    batching.batcher.call(&batching.target, name, body, timeout).await
-                }
+                None => batcher.call(target, Arc::from(name), body, timeout).await,
             },
             None => client.call_function(&endpoint.url, name, body, timeout).await,
         };
@@ -248,7 +249,7 @@ impl Backend {
         let batching = (enabled && offers("batch")).then(|| {
             let limit = endpoint.status.request_data_limit().unwrap_or(100 * 1024);
             Arc::new(Batching {
-                batcher: Batcher::new(self.lanes(workers), limit),
+                batchers: Batchers::new(self.lanes(workers), limit),
                 target: Target {
                     client: client.clone(),
                     url: endpoint.url.clone(),
