@@ -2,7 +2,7 @@
 //! (with the `tls` feature; without it an `https://` URL fails to connect, saying why).
 
 use http::Uri;
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use std::fmt;
 use std::future::Future;
@@ -159,17 +159,6 @@ pub(crate) enum Stream {
     /// `https://` (boxed: a TLS session is much larger than a socket).
     #[cfg(feature = "tls")]
     Tls(Box<TokioIo<tokio_rustls::client::TlsStream<TcpStream>>>),
-}
-
-impl Connection for Stream {
-    fn connected(&self) -> Connected {
-        match self {
-            Stream::Plain(s) => s.connected(),
-            Stream::Unix(_) => Connected::new(),
-            #[cfg(feature = "tls")]
-            Stream::Tls(s) => s.inner().get_ref().0.connected(),
-        }
-    }
 }
 
 impl hyper::rt::Read for Stream {

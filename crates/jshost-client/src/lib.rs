@@ -1,9 +1,10 @@
 //! The HTTP side of jshost: a pooled keep-alive client ([`HttpClient`]) and the js-host function
 //! call protocol ([`HttpClient::call_function`]).
 //!
-//! Requests and connection tasks run on the SDK's own small runtime, never on the caller's:
-//! a client works the same from any tokio runtime (multi-thread, current-thread, one per actix
-//! worker) or from none.
+//! A request runs on the caller's tokio runtime, on connections kept per runtime (their tasks
+//! run there too), and on the SDK's own small runtime when the caller is outside any: a client
+//! works the same from any runtime (multi-thread, current-thread, one per actix worker) or from
+//! none, and a runtime that blocks or ends holds up no other runtime's requests.
 //!
 //! The pool is tuned for js-host: idle connections are dropped after
 //! [`DEFAULT_POOL_IDLE_TIMEOUT`] (below Node's 5 s keep-alive timeout, so a connection the host is
@@ -37,7 +38,7 @@
 compile_error!("jshost supports Unix-like systems only (Linux, macOS): it supervises Node processes with Unix process groups and pipes");
 
 use bytes::Bytes;
-use connector::{ConnectFailure, Connector};
+use connector::Connector;
 use http::{header, HeaderName, HeaderValue, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use jshost_core::{Error, ErrorKind, Result};
@@ -50,6 +51,7 @@ mod connector;
 #[doc(hidden)]
 pub mod driver;
 mod local;
+mod pool;
 mod probe;
 #[cfg(feature = "tls")]
 mod tls;
@@ -59,7 +61,7 @@ pub use probe::get_fresh;
 pub use unix::{display_url, socket_url};
 
 /// Idle pooled connections are closed after this long: below Node's 5 s keep-alive timeout.
-pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = local::POOL_IDLE_TIMEOUT;
+pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = pool::POOL_IDLE_TIMEOUT;
 /// Default cap on requests in flight (and so on open sockets) per client.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 128;
 
@@ -355,32 +357,29 @@ impl HttpClient {
             .await
             .map_err(|e| Error::connection("the HTTP client was shut down").with_source(e))?;
         let inner = &*self.inner;
-        let hyper = local::pool(&inner.pools, inner.max_connections, &inner.connector, runtime);
-        match self.send_once(&hyper, method, uri.clone(), body.clone()).await {
-            // The connection's task was gone before the request was written: it was never sent,
-            // so it is safe to send it again, once, on a fresh connection.
-            Err(Failure::Dropped(e)) => {
+        let key = pool::Key::of(&uri).ok_or_else(|| Error::config(format!("{uri}: the URL has no host")))?;
+        let request = pool::origin_form(self.build(method, &uri, body)?, &key);
+        let pool = local::pool(&inner.pools, inner.max_connections, &inner.connector, runtime);
+        let conn = pool.checkout(&key, &uri).await?;
+        match send_on(&pool, conn, request).await {
+            // The connection closed before the request was written: it was never sent, so it
+            // is safe to send it again, once, on a fresh connection.
+            Err(Failure::NotSent(request, e)) => {
                 tracing::debug!(error = %e, "request not sent on a pooled connection; retrying on a fresh one");
-                self.send_once(&hyper, method, uri, body)
-                    .await
-                    .map_err(Failure::into_error)
+                let conn = pool.connect(&key, &uri).await?;
+                send_on(&pool, conn, *request).await.map_err(Failure::into_error)
             }
             result => result.map_err(Failure::into_error),
         }
     }
 
-    async fn send_once(
-        &self,
-        hyper: &local::Hyper,
-        method: Method,
-        uri: Uri,
-        body: Option<Bytes>,
-    ) -> Result<Response, Failure> {
+    /// The request, with the client's headers.
+    fn build(&self, method: Method, uri: &Uri, body: Option<Bytes>) -> Result<Request<Full<Bytes>>> {
         let method = match method {
             Method::Get => http::Method::GET,
             Method::Post => http::Method::POST,
         };
-        let mut builder = Request::builder().method(method).uri(uri);
+        let mut builder = Request::builder().method(method).uri(uri.clone());
         if body.is_some() {
             builder = builder.header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
@@ -392,22 +391,9 @@ impl HttpClient {
                 }
             }
         }
-        let request = builder
+        builder
             .body(Full::new(body.unwrap_or_default()))
-            .map_err(|e| Failure::Other(Error::config("cannot build the HTTP request").with_source(e)))?;
-        let response = hyper.request(request).await.map_err(request_error)?;
-        let status = response.status().as_u16();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| {
-                Failure::Other(
-                    Error::connection("the connection failed while reading the answer").with_source(e),
-                )
-            })?
-            .to_bytes();
-        Ok(Response { status, body })
+            .map_err(|e| Error::config("cannot build the HTTP request").with_source(e))
     }
 
     /// Calls the js-host function `name` at `root_url` with a JSON `body` (an object or array) and
@@ -461,57 +447,54 @@ impl HttpClient {
 
 /// A failed request attempt.
 enum Failure {
-    /// The connection's task dropped the request before writing it: never sent, safe to retry.
-    Dropped(Error),
-    /// Anything else (a connect failure is marked not-sent but not retried: nothing listens).
+    /// The connection closed before the request was written: never sent, safe to retry.
+    NotSent(Box<Request<Full<Bytes>>>, Error),
+    /// Anything else: the request may have reached the host.
     Other(Error),
 }
 
 impl Failure {
     fn into_error(self) -> Error {
         match self {
-            Failure::Dropped(e) | Failure::Other(e) => e,
+            Failure::NotSent(_, e) | Failure::Other(e) => e,
         }
     }
 }
 
-/// Classifies a failed request: a connect failure or a request the connection's task dropped
-/// before writing it were never sent; anything else may have reached the host.
-fn request_error(e: hyper_util::client::legacy::Error) -> Failure {
-    if e.is_connect() {
-        let error = match connect_failure(&e) {
-            #[cfg(feature = "tls")]
-            Some(failure @ ConnectFailure::Tls(_)) => Error::connection(failure.to_string()),
-            Some(ConnectFailure::Scheme(message)) => Error::config(message.clone()),
-            _ => Error::connection("cannot connect"),
-        };
-        return Failure::Other(error.with_not_sent().with_source(e));
-    }
-    let canceled = std::error::Error::source(&e)
-        .and_then(|s| s.downcast_ref::<hyper::Error>())
-        .map(hyper::Error::is_canceled)
-        .unwrap_or(false);
-    if canceled {
-        Failure::Dropped(
-            Error::connection("the connection closed before the request was sent")
-                .with_not_sent()
-                .with_source(e),
-        )
-    } else {
-        Failure::Other(Error::connection("the connection failed before an answer arrived").with_source(e))
-    }
-}
-
-/// The connector's own error inside a failed connect.
-fn connect_failure(e: &hyper_util::client::legacy::Error) -> Option<&ConnectFailure> {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(failure) = s.downcast_ref::<ConnectFailure>() {
-            return Some(failure);
+/// Sends `request` on `conn` and reads the whole answer, then gives the connection back.
+async fn send_on(
+    pool: &pool::Pool,
+    mut conn: pool::Conn,
+    request: Request<Full<Bytes>>,
+) -> Result<Response, Failure> {
+    let response = match conn.sender.try_send_request(request).await {
+        Ok(response) => response,
+        Err(mut e) => {
+            return Err(match e.take_message() {
+                Some(request) => Failure::NotSent(
+                    Box::new(request),
+                    Error::connection("the connection closed before the request was sent")
+                        .with_not_sent()
+                        .with_source(e.into_error()),
+                ),
+                None => Failure::Other(
+                    Error::connection("the connection failed before an answer arrived")
+                        .with_source(e.into_error()),
+                ),
+            });
         }
-        source = s.source();
-    }
-    None
+    };
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| {
+            Failure::Other(Error::connection("the connection failed while reading the answer").with_source(e))
+        })?
+        .to_bytes();
+    pool.put_back(conn);
+    Ok(Response { status, body })
 }
 
 /// A header of `Settings::header`, checked.

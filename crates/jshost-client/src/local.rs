@@ -9,21 +9,12 @@
 //! per worker. Each thread caches the pools it uses, so a call takes no lock.
 
 use crate::connector::Connector;
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use crate::pool::Pool as Connections;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
 use tokio::runtime::Id;
-
-/// Idle pooled connections are closed after this long: below Node's 5 s keep-alive timeout.
-pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_millis(3_500);
-
-pub(crate) type Hyper = Client<Connector, Full<Bytes>>;
 
 #[derive(Clone)]
 struct Pool {
@@ -33,7 +24,7 @@ struct Pool {
     runtime: Id,
     /// Cleared when the marker task on the pool's runtime is dropped: the runtime has ended.
     runtime_alive: Arc<AtomicBool>,
-    hyper: Hyper,
+    connections: Arc<Connections>,
 }
 
 impl Pool {
@@ -62,7 +53,7 @@ static POOLS: Mutex<Option<HashMap<(usize, Id), Pool>>> = Mutex::new(None);
 /// The pool of the client `owner` on the caller's runtime (`runtime`, its id), created on first use. The caller must
 /// be inside a tokio runtime (with I/O and time enabled). A new pool opens its connections with
 /// a clone of `connector`.
-pub(crate) fn pool(owner: &Arc<()>, max_idle: usize, connector: &Connector, runtime: Id) -> Hyper {
+pub(crate) fn pool(owner: &Arc<()>, max_idle: usize, connector: &Connector, runtime: Id) -> Arc<Connections> {
     let key = Arc::as_ptr(owner) as usize;
     CACHED.with(|cached| {
         let mut cached = cached.borrow_mut();
@@ -71,13 +62,13 @@ pub(crate) fn pool(owner: &Arc<()>, max_idle: usize, connector: &Connector, runt
             .find(|p| p.runtime == runtime && p.owner.as_ptr() as usize == key)
         {
             if pool.usable() {
-                return pool.hyper.clone();
+                return pool.connections.clone();
             }
         }
         cached.retain(Pool::usable);
         let pool = shared_pool(owner, runtime, max_idle, connector);
         cached.push(pool.clone());
-        pool.hyper
+        pool.connections
     })
 }
 
@@ -104,18 +95,9 @@ fn shared_pool(owner: &Arc<()>, runtime: Id, max_idle: usize, connector: &Connec
         owner: Arc::downgrade(owner),
         runtime,
         runtime_alive,
-        hyper: build(max_idle, connector.clone()),
+        connections: Arc::new(Connections::new(max_idle, connector.clone())),
     };
     pools.insert(key, pool.clone());
     tracing::trace!(pools = pools.len(), %runtime, "opened a connection pool for this runtime");
     pool
-}
-
-fn build(max_idle: usize, connector: Connector) -> Hyper {
-    Client::builder(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .pool_max_idle_per_host(max_idle)
-        .build(connector)
 }
