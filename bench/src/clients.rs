@@ -5,7 +5,8 @@
 //! - [`Side::SdkRaw`]: `Function::call_raw(body)`, the SDK minus serialising;
 //! - [`Side::Bare`]: a hyper-util legacy `Client` sending the very same request bytes (same URL with
 //!   `?hash=`, same JSON body, `content-type: application/json`), prepared once, and only
-//!   checking for HTTP 200: the ceiling for any client built on hyper.
+//!   checking for HTTP 200: the ceiling for any client built on hyper. Not for a host on a Unix
+//!   socket (an owned jshost-node host's default): only the SDK reaches that.
 
 use anyhow::{ensure, Context, Result};
 use bytes::Bytes;
@@ -47,17 +48,23 @@ pub struct Clients {
     function: Function,
     data: Value,
     bare: Client<HttpConnector, Full<Bytes>>,
-    uri: Uri,
+    /// `None`: a host on a Unix socket (`unix:/...`), which the bare client cannot reach.
+    uri: Option<Uri>,
     body: Bytes,
 }
 
 impl Clients {
     /// `function` called with `data`; the bare client posts `serde_json::to_vec(data)` to
-    /// `function_url(host, name, body)`, which is exactly what the SDK sends.
+    /// `function_url(host, name, body)`, which is exactly what the SDK sends (for a host on a Unix
+    /// socket, only the SDK side works).
     pub fn new(function: Function, root_url: &str, data: Value) -> Result<Self> {
         let body = Bytes::from(serde_json::to_vec(&data)?);
         let url = jshost::raw::function_url(root_url, function.name(), &body);
-        let uri: Uri = url.parse().with_context(|| format!("invalid URL {url}"))?;
+        let uri = if root_url.starts_with("unix:") {
+            None
+        } else {
+            Some(url.parse::<Uri>().with_context(|| format!("invalid URL {url}"))?)
+        };
         let mut connector = HttpConnector::new();
         // As the SDK does: small requests must not wait for Nagle.
         connector.set_nodelay(true);
@@ -71,9 +78,11 @@ impl Clients {
         })
     }
 
-    /// The URL both clients post to.
-    pub fn uri(&self) -> &Uri {
-        &self.uri
+    /// The URL both clients post to (an error for a host on a Unix socket).
+    pub fn uri(&self) -> Result<&Uri> {
+        self.uri
+            .as_ref()
+            .context("the host listens on a Unix socket: only the SDK reaches it")
     }
 
     /// The JSON body both clients send.
@@ -103,7 +112,7 @@ impl Clients {
     async fn bare_call(&self) -> Result<usize> {
         let mut request = Request::new(Full::new(self.body.clone()));
         *request.method_mut() = Method::POST;
-        *request.uri_mut() = self.uri.clone();
+        *request.uri_mut() = self.uri()?.clone();
         request
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

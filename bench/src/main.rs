@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo run --release -p jshost-bench -- [--calls N] [--concurrency 1,8,64,256] [--function echo|render]
-//!     [--hosts 1,2] [--scale-concurrency 8,64] [--hosts-compare all|none|LIST] [--soak-calls N]
+//!     [--hosts 1,2] [--workers-compare 1,2] [--scale-concurrency 8,64]
+//!     [--hosts-compare all|none|LIST] [--soak-calls N]
 //!     [--sdk-node-concurrency 64] [--only LIST] [--quick]
 //! ```
 //!
@@ -16,9 +17,12 @@
 //! 4. cost: this process's CPU time per SDK call and its RSS before and after many calls;
 //! 5. scale-out: the CPU-bound `render` function through one `JsHost` spawned with
 //!    `Settings::hosts(n)` for each n of `--hosts` (default 1 and 2), at 8 and 64 in flight, with
-//!    the ratio to the first n (whatever `--function` is);
+//!    the ratio to the first n (whatever `--function` is); and the same through one `JsHost`
+//!    spawned on jshost-node with `Settings::workers(n)` for each n of `--workers-compare`
+//!    (default 1 and 2), with the SDK's automatic batching on (the default) and off;
 //! 6. start-up: `JsHost::connect` to the first answer with a managed host already running (warm)
-//!    and with nothing running (cold), beside Python's `settings.configure` + first call;
+//!    and with nothing running (cold), for js-host 0.12 (beside Python's `settings.configure` +
+//!    first call) and for jshost-node (the SDK's default host);
 //! 7. hosts compared (`compare.rs`): `wrk` against js-host 0.12, a plain `node:http` echo server,
 //!    jshost-node as one process and with `--workers 2`, at 1 and 64 connections, and jshost-node's
 //!    `/batch` of 16 echo calls; the servers' CPU time per call;
@@ -40,12 +44,13 @@ mod python;
 mod scale;
 mod sdk_node;
 mod soak;
+mod startup;
 mod wrk;
 
 use anyhow::{bail, Context, Result};
 use clients::{Clients, Side};
 use compare::{Target, JSHOST_NODE_BIN, JS_HOST_BIN};
-use jshost::{JsHost, Manager, Settings};
+use jshost::{JsHost, Settings};
 use python::Python;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -60,10 +65,14 @@ usage: cargo run --release -p jshost-bench -- [OPTIONS]
   --rss-calls N          SDK calls of the CPU/RSS run (default 200000; 20000 with --quick)
   --hosts LIST           scale-out: host counts for `render` through `Settings::hosts(n)`,
                          comma-separated, the first being the baseline (default 1,2; `none`
-                         skips the scale-out run)
+                         skips it)
+  --workers-compare LIST scale-out: jshost-node worker counts for `render` through one host
+                         spawned with `Settings::workers(n)`, comma-separated, the first being
+                         the baseline; each with batching on (the default) and off (default
+                         1,2; `none` skips it)
   --scale-concurrency LIST
                          scale-out in-flight levels (default 8,64)
-  --scale-calls N        scale-out calls per host count and level (default 10000; 3000 with
+  --scale-calls N        scale-out calls per configuration and level (default 10000; 3000 with
                          --quick)
   --scale-only           only the scale-out run (= --only scale)
   --hosts-compare LIST   hosts compared under wrk, comma-separated: js-host, node-http (a
@@ -180,8 +189,10 @@ struct Args {
     /// Only these parts (empty: all that are not turned off).
     only: Vec<Section>,
     rss_calls: usize,
-    /// Scale-out host counts (empty: no scale-out run).
+    /// Scale-out host counts (empty: no `Settings::hosts` run).
     hosts: Vec<usize>,
+    /// Scale-out jshost-node worker counts (empty: no `Settings::workers` run).
+    workers_compare: Vec<usize>,
     scale_levels: Vec<usize>,
     scale_calls: usize,
     /// Hosts compared under wrk (empty: none).
@@ -208,6 +219,7 @@ impl Args {
         let mut rss_calls = None;
         let mut concurrency = vec![1, 8, 64, 256];
         let mut hosts = vec![1, 2];
+        let mut workers_compare = vec![1, 2];
         let mut scale_levels = vec![8, 64];
         let mut scale_calls = None;
         let mut function = Func::Echo;
@@ -306,14 +318,8 @@ impl Args {
                 "--concurrency" => concurrency = parse_list(&value()?, flag)?,
                 "--scale-concurrency" => scale_levels = parse_list(&value()?, flag)?,
                 "--scale-calls" => scale_calls = Some(parse_count(&value()?, flag)?),
-                "--hosts" => {
-                    let v = value()?;
-                    hosts = if v == "none" {
-                        Vec::new()
-                    } else {
-                        parse_list(&v, flag)?
-                    };
-                }
+                "--hosts" => hosts = parse_list_or_none(&value()?, flag)?,
+                "--workers-compare" => workers_compare = parse_list_or_none(&value()?, flag)?,
                 "--function" => {
                     function = match value()?.as_str() {
                         "echo" => Func::Echo,
@@ -332,8 +338,11 @@ impl Args {
                 other => bail!("unknown argument {other:?}"),
             }
         }
-        if only.contains(&Section::Scale) && hosts.is_empty() {
-            bail!("--scale-only and --only scale need host counts, not --hosts none");
+        if only.contains(&Section::Scale) && hosts.is_empty() && workers_compare.is_empty() {
+            bail!(
+                "--scale-only and --only scale need host or worker counts, not --hosts none \
+                 --workers-compare none"
+            );
         }
         if only.contains(&Section::Compare) && compare.is_empty() {
             bail!("--only compare needs hosts to compare, not --hosts-compare none");
@@ -351,6 +360,7 @@ impl Args {
             only,
             rss_calls: rss_calls.unwrap_or(if quick { 20_000 } else { 200_000 }),
             hosts,
+            workers_compare,
             scale_levels,
             scale_calls: scale_calls.unwrap_or(if quick { 3_000 } else { 10_000 }),
             compare,
@@ -374,7 +384,7 @@ impl Args {
         }
         let on = match section {
             Section::Compare => !self.compare.is_empty(),
-            Section::Scale => !self.hosts.is_empty(),
+            Section::Scale => !self.hosts.is_empty() || !self.workers_compare.is_empty(),
             Section::Soak => self.soak_calls > 0,
             Section::Sdk | Section::SdkNode | Section::Startup => true,
         };
@@ -417,6 +427,15 @@ fn parse_list(text: &str, flag: &str) -> Result<Vec<usize>> {
         bail!("{flag} needs at least one number, got {text:?}");
     }
     Ok(list)
+}
+
+/// [`parse_list`], or `none`: an empty list.
+fn parse_list_or_none(text: &str, flag: &str) -> Result<Vec<usize>> {
+    if text.trim() == "none" {
+        Ok(Vec::new())
+    } else {
+        parse_list(text, flag)
+    }
 }
 
 fn parse_count(text: &str, flag: &str) -> Result<usize> {
@@ -697,136 +716,6 @@ async fn cost(
     })
 }
 
-#[derive(Debug, Clone, Default)]
-struct Startup {
-    first_ever: Option<Duration>,
-    warm: Vec<Duration>,
-    cold: Vec<Duration>,
-    python_warm: Vec<Duration>,
-    python_cold: Vec<Duration>,
-    python_error: Option<String>,
-}
-
-/// Stops the manager at `url` if one answers, and waits until its port is free.
-async fn stop_manager(url: &str, port: u16) -> Result<()> {
-    let manager = Manager::new(url);
-    if manager.is_running().await {
-        manager.stop().await.context("stopping the js-host manager")?;
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-        if Instant::now() > deadline {
-            bail!("the js-host manager at {url} is still listening 10 s after /manager/stop");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
-}
-
-/// Connect + first call, timed.
-async fn connect_and_call(settings: &Settings, function: &str, data: &Value) -> Result<(JsHost, Duration)> {
-    let started = Instant::now();
-    let host = JsHost::connect(settings.clone()).await?;
-    host.function(function).call(data).await?;
-    Ok((host, started.elapsed()))
-}
-
-/// Start-up with a managed host: first ever (nothing running, nothing cached), warm (a managed
-/// host running), cold (nothing running); Python beside each. The manager listens on the port of
-/// a temporary config that `require`s the bench config.
-async fn startup(
-    args: &Args,
-    root: &Path,
-    bench_config: &Path,
-    work: &Path,
-    python: Option<&Python>,
-) -> Result<Startup> {
-    let port = free_port()?;
-    let config = work.join("bench-managed.config.js");
-    std::fs::write(
-        &config,
-        format!(
-            "// jshost-bench: {} with its manager on port {port}.\n\
-             module.exports = Object.assign({{}}, require({}), {{ port: {port} }});\n",
-            bench_config.display(),
-            serde_json::to_string(&bench_config)?
-        ),
-    )?;
-    let url = format!("http://127.0.0.1:{port}");
-    let settings = Settings::default()
-        .source_root(root)
-        .config_file(&config)
-        .path_to_bin(JS_HOST_BIN)
-        .use_manager(true);
-    let result = startup_runs(args, &settings, &url, port, &config, python).await;
-    let stopped = stop_manager(&url, port).await;
-    let startup = result?;
-    stopped?;
-    Ok(startup)
-}
-
-async fn startup_runs(
-    args: &Args,
-    settings: &Settings,
-    url: &str,
-    port: u16,
-    config: &Path,
-    python: Option<&Python>,
-) -> Result<Startup> {
-    let function = args.function.name();
-    let data = args.function.data();
-    let (warm_runs, cold_runs, python_runs) = if args.quick { (5, 1, 1) } else { (9, 3, 3) };
-    let mut s = Startup::default();
-
-    eprintln!("start-up: first ever (manager on port {port})...");
-    let (prime, first) = connect_and_call(settings, function, &data).await?;
-    s.first_ever = Some(first);
-
-    eprintln!("start-up: warm x{warm_runs}...");
-    for _ in 0..warm_runs {
-        let (host, took) = connect_and_call(settings, function, &data).await?;
-        s.warm.push(took);
-        host.disconnect().await?;
-    }
-    if let Some(py) = python {
-        eprintln!("start-up: Python warm x{python_runs}...");
-        for _ in 0..python_runs {
-            match py.startup(config).await {
-                Ok(took) => s.python_warm.push(took),
-                Err(e) => {
-                    s.python_error = Some(format!("{e:#}"));
-                    break;
-                }
-            }
-        }
-    }
-    prime.disconnect().await?;
-    drop(prime);
-
-    eprintln!("start-up: cold x{cold_runs}...");
-    for _ in 0..cold_runs {
-        stop_manager(url, port).await?;
-        let (host, took) = connect_and_call(settings, function, &data).await?;
-        s.cold.push(took);
-        host.disconnect().await?;
-    }
-    if let (Some(py), None) = (python, &s.python_error) {
-        eprintln!("start-up: Python cold x{python_runs}...");
-        for _ in 0..python_runs {
-            stop_manager(url, port).await?;
-            match py.startup(config).await {
-                Ok(took) => s.python_cold.push(took),
-                Err(e) => {
-                    s.python_error = Some(format!("{e:#}"));
-                    break;
-                }
-            }
-        }
-    }
-    Ok(s)
-}
-
 // ---------------------------------------------------------------------------------------------
 // The report
 
@@ -986,8 +875,15 @@ async fn run(args: &Args, root: &Path, work: &Path) -> Result<()> {
 
     if args.runs(Section::Startup) {
         let python = machine.python.as_ref().ok();
-        let s = startup(args, root, &bench_config, work, python).await?;
-        startup_rows(&s, &mut report, &mut notes);
+        let (warm_runs, cold_runs, python_runs) = if args.quick { (5, 1, 1) } else { (9, 3, 3) };
+        let plan = startup::Plan {
+            function: args.function,
+            warm_runs,
+            cold_runs,
+            python_runs,
+        };
+        let s = startup::run(&plan, root, &bench_config, work, python).await?;
+        startup_rows(&plan, &s, &mut report, &mut notes);
     }
     if let Some(took) = spawn_time {
         report.row(
@@ -997,13 +893,8 @@ async fn run(args: &Args, root: &Path, work: &Path) -> Result<()> {
             "–",
         );
     }
-    for (hosts, took) in scale_spawns {
-        report.row(
-            format!("start-up, owned pool: `JsHost::spawn` with `hosts({hosts})` (started concurrently)"),
-            ms(took),
-            "–",
-            "–",
-        );
+    for (what, took) in scale_spawns {
+        report.row(what, ms(took), "–", "–");
     }
 
     if args.runs(Section::Soak) {
@@ -1053,56 +944,135 @@ async fn sdk(
     Ok(outcome?.map(|(report, notes)| (spawn_time, report, notes)))
 }
 
-fn startup_rows(s: &Startup, report: &mut Report, notes: &mut Vec<String>) {
-    let warm = median_duration(&s.warm);
-    let python_warm = median_duration(&s.python_warm);
-    let warm_ref = match python_warm {
-        Some(_) => format!("Python configure + first call: {}", spread(&s.python_warm)),
-        None => "Python: –".into(),
-    };
-    let warm_ratio = match (warm, python_warm) {
-        (Some(w), Some(p)) => {
-            let x = p.as_secs_f64() / w.as_secs_f64();
-            format!(
-                "{x:.0}× faster; {}; {}",
-                verdict(w <= Duration::from_millis(25), "≤ 25 ms"),
-                verdict(x >= 10.0, "≥ 10× Python")
-            )
-        }
-        (Some(w), None) => verdict(w <= Duration::from_millis(25), "≤ 25 ms"),
-        _ => "–".into(),
-    };
-    report.row(
-        "start-up, warm: `JsHost::connect` → first answer (managed js-host 0.12 running)",
-        spread(&s.warm),
-        warm_ref,
-        warm_ratio,
-    );
-    let cold = median_duration(&s.cold);
-    let python_cold = median_duration(&s.python_cold);
-    report.row(
-        "start-up, cold: nothing running (status cached)",
-        spread(&s.cold),
-        match python_cold {
-            Some(_) => format!("Python configure + first call: {}", spread(&s.python_cold)),
-            None => "Python: –".into(),
-        },
-        match (cold, python_cold) {
-            (Some(c), Some(p)) => format!("{:.1}× faster", p.as_secs_f64() / c.as_secs_f64()),
-            _ => "–".into(),
-        },
-    );
-    if let Some(first) = s.first_ever {
-        report.row(
-            "start-up, first ever: nothing running, nothing cached",
-            ms(first),
-            "–",
-            "–",
+/// The start-up rows: js-host 0.12 beside Python, jshost-node beside js-host.
+fn startup_rows(
+    plan: &startup::Plan,
+    all: &[startup::Startup],
+    report: &mut Report,
+    notes: &mut Vec<String>,
+) {
+    use startup::Managed;
+    let js_host = all.iter().find(|s| s.host == Managed::JsHost);
+    for s in all {
+        let label = s.host.label();
+        let python = "Python configure + first call";
+        let (warm_ref, cold_ref, first_ref, warm_max, warm_ratio, cold_max) = match s.host {
+            Managed::JsHost => (
+                Some((python, &s.python_warm[..])),
+                Some((python, &s.python_cold[..])),
+                None,
+                (Duration::from_millis(25), "≤ 25 ms"),
+                Some((10.0, "≥ 10× Python")),
+                None,
+            ),
+            Managed::JshostNode => {
+                let reference = |runs: fn(&startup::Startup) -> &[Duration]| {
+                    js_host.map(|j| (Managed::JsHost.label(), runs(j)))
+                };
+                (
+                    reference(|j| &j.warm),
+                    reference(|j| &j.cold),
+                    reference(|j| j.first_ever.as_slice()),
+                    (Duration::from_millis(10), "≤ 10 ms"),
+                    None,
+                    Some((Duration::from_millis(200), "≤ 200 ms")),
+                )
+            }
+        };
+        startup_row(
+            report,
+            format!("start-up, warm: `JsHost::connect` → first answer (managed {label} running)"),
+            &s.warm,
+            warm_ref,
+            Some(warm_max),
+            warm_ratio,
         );
+        startup_row(
+            report,
+            format!("start-up, cold: {label} manager + host + first answer, nothing running (status cached)"),
+            &s.cold,
+            cold_ref,
+            cold_max,
+            None,
+        );
+        startup_row(
+            report,
+            format!("start-up, first ever: {label}, nothing running, nothing cached"),
+            s.first_ever.as_slice(),
+            first_ref,
+            None,
+            None,
+        );
+        if let Some(e) = &s.python_error {
+            notes.push(format!("Python start-up failed: {e}"));
+        }
     }
-    if let Some(e) = &s.python_error {
-        notes.push(format!("Python start-up failed: {e}"));
+    notes.push(format!(
+        "start-up: `JsHost::connect` with `use_manager(true)` until the first `{}` answer, for {}, \
+         each with a manager of its own (a config of its own requiring the bench config, on \
+         ports {}); warm: {} each with a managed host running; cold: {} each, before \
+         each of which (and before the first-ever run) every manager was stopped and the run \
+         waited, polling with a 10 s deadline, until no process with either config file as an \
+         argument (manager, hosts, `--config` runs) was left and both ports were free; the runs \
+         alternate between the hosts; Python's runs ({} each) beside js-host only",
+        plan.function.name(),
+        all.iter()
+            .map(|s| s.host.label())
+            .collect::<Vec<_>>()
+            .join(" and "),
+        all.iter()
+            .map(|s| s.port.to_string())
+            .collect::<Vec<_>>()
+            .join(" and "),
+        count(plan.warm_runs, "run"),
+        count(plan.cold_runs, "run"),
+        plan.python_runs,
+    ));
+}
+
+/// A start-up row: the median of `runs` (and their spread), against `reference` (its name and
+/// runs) with how many times faster, and the verdicts: a median of at most `max`, at least
+/// `min_ratio` times faster than the reference.
+fn startup_row(
+    report: &mut Report,
+    what: String,
+    runs: &[Duration],
+    reference: Option<(&str, &[Duration])>,
+    max: Option<(Duration, &str)>,
+    min_ratio: Option<(f64, &str)>,
+) {
+    let median = median_duration(runs);
+    let reference_median = reference.and_then(|(_, r)| median_duration(r));
+    let ratio = median
+        .zip(reference_median)
+        .map(|(m, r)| r.as_secs_f64() / m.as_secs_f64());
+    let mut verdicts = Vec::new();
+    if let Some(x) = ratio {
+        verdicts.push(if x >= 10.0 {
+            format!("{x:.0}× faster")
+        } else {
+            format!("{x:.1}× faster")
+        });
     }
+    if let (Some(m), Some((max, target))) = (median, max) {
+        verdicts.push(verdict(m <= max, target));
+    }
+    if let (Some(x), Some((min, target))) = (ratio, min_ratio) {
+        verdicts.push(verdict(x >= min, target));
+    }
+    report.row(
+        what,
+        spread(runs),
+        match reference {
+            Some((name, r)) => format!("{name}: {}", spread(r)),
+            None => "–".into(),
+        },
+        if verdicts.is_empty() {
+            "–".into()
+        } else {
+            verdicts.join("; ")
+        },
+    );
 }
 
 /// wrk against js-host 0.12, a plain node:http server, jshost-node (one process, workers,
@@ -1248,7 +1218,9 @@ async fn soak_section(
     Ok(())
 }
 
-/// The scale-out run (unless `--hosts none`): its rows and note; the spawn time of each pool.
+/// The scale-out runs: `Settings::hosts(n)` on js-host 0.12 (unless `--hosts none`), then
+/// `Settings::workers(n)` on jshost-node (unless `--workers-compare none`). Their rows and notes;
+/// the start-up rows of their pools (label, `JsHost::spawn` time).
 async fn scale_out(
     args: &Args,
     cores: usize,
@@ -1256,83 +1228,161 @@ async fn scale_out(
     host_config: &Path,
     report: &mut Report,
     notes: &mut Vec<String>,
-) -> Result<Vec<(usize, Duration)>> {
-    if args.hosts.is_empty() {
-        return Ok(Vec::new());
-    }
-    let plan = scale::Plan {
-        hosts: args.hosts.clone(),
+) -> Result<Vec<(String, Duration)>> {
+    let plan = |setups| scale::Plan {
+        setups,
         levels: args.scale_levels.clone(),
         calls: args.scale_calls,
         rounds: args.rounds(),
         warmup: if args.quick { 500 } else { 2_000 },
     };
-    let settings = Settings::default()
-        .source_root(root)
-        .config_file(host_config)
-        .path_to_bin(JS_HOST_BIN);
-    let measured = scale::run(&settings, &plan).await?;
-    scale_rows(&plan, &measured, cores, report, notes);
-    Ok(measured
-        .iter()
-        .filter(|m| m.hosts > 1)
-        .map(|m| (m.hosts, m.spawn_time))
-        .collect())
+    let settings = Settings::default().source_root(root).config_file(host_config);
+    let mut spawns = Vec::new();
+
+    if !args.hosts.is_empty() {
+        let plan = plan(
+            args.hosts
+                .iter()
+                .map(|&n| scale::Setup {
+                    name: count(n, "host"),
+                    row: format!(
+                        "`render` scale-out, {} (`Settings::hosts({n})`)",
+                        count(n, "host")
+                    ),
+                    settings: settings.clone().path_to_bin(JS_HOST_BIN).hosts(n),
+                    hosts: n,
+                    workers: 0,
+                    baseline: 0,
+                    target: None,
+                })
+                .collect(),
+        );
+        let measured = scale::run(&plan).await?;
+        scale_rows(&plan, &measured, report);
+        notes.push(format!(
+            "scale-out: `render` (the bench config, whatever `--function` is) through one `JsHost` \
+             per host count, `JsHost::spawn(settings.hosts(n))` on js-host 0.12, which sends each \
+             call to the host with the fewest in flight; {}",
+            scale_method(&plan, &measured, cores, "host count")
+        ));
+        spawns.extend(measured.iter().filter(|m| m.setup.hosts > 1).map(|m| {
+            (
+                format!(
+                    "start-up, owned pool: `JsHost::spawn` with `hosts({})` (started concurrently)",
+                    m.setup.hosts
+                ),
+                m.spawn_time,
+            )
+        }));
+    }
+
+    if !args.workers_compare.is_empty() {
+        let first = args.workers_compare[0];
+        let mut setups = Vec::new();
+        for batch in [true, false] {
+            let baseline = setups.len();
+            for &n in &args.workers_compare {
+                setups.push(scale::Setup {
+                    name: format!(
+                        "{}, batching {}",
+                        count(n, "worker"),
+                        if batch { "on" } else { "off" }
+                    ),
+                    row: format!(
+                        "`render` with `Settings::workers({n})` on jshost-node, {}",
+                        if batch {
+                            "automatic batching (`batch(true)`, the SDK default)"
+                        } else {
+                            "batching off (`batch(false)`)"
+                        }
+                    ),
+                    settings: settings
+                        .clone()
+                        .path_to_bin(JSHOST_NODE_BIN)
+                        .workers(n)
+                        .batch(batch),
+                    hosts: 1,
+                    workers: n,
+                    baseline,
+                    target: (first == 1 && n == 2).then_some((1.3, "≥ 1.3× one worker")),
+                });
+            }
+        }
+        let plan = plan(setups);
+        let measured = scale::run(&plan).await?;
+        scale_rows(&plan, &measured, report);
+        notes.push(format!(
+            "workers: `render` through one `JsHost` per worker count and batching setting, \
+             `JsHost::spawn(settings.workers(n).batch(b))` of jshost-node (`path_to_bin` {JSHOST_NODE_BIN}, \
+             the SDK's default; on its private Unix socket, the default), one host whose primary \
+             process hands each new connection to a worker, round robin: the SDK's connections, \
+             not its calls, are spread over the workers. With automatic batching (the default) the \
+             SDK keeps at most 2 requests in flight per worker and sends the calls waiting for one \
+             together as `POST /batch`; without it, one request per call on up to 128 connections. \
+             {}",
+            scale_method(&plan, &measured, cores, "configuration")
+        ));
+        spawns.extend(measured.iter().filter(|m| m.setup.settings.batch).map(|m| {
+            (
+                format!(
+                    "start-up, owned: `JsHost::spawn` of jshost-node with `workers({})`",
+                    m.setup.workers
+                ),
+                m.spawn_time,
+            )
+        }));
+    }
+    Ok(spawns)
 }
 
-/// The scale-out rows: each host count against the first, per level; and a note on where the CPU
-/// went.
-fn scale_rows(
-    plan: &scale::Plan,
-    measured: &[scale::Measured],
-    cores: usize,
-    report: &mut Report,
-    notes: &mut Vec<String>,
-) {
-    let hosts = |n: usize| {
-        if n == 1 {
-            "1 host".to_owned()
-        } else {
-            format!("{n} hosts")
-        }
-    };
-    let Some(base) = measured.first() else {
-        return;
-    };
+/// `1 host`, `2 hosts`.
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// The scale-out rows: each configuration against its baseline, per level (a baseline alone in
+/// its group gets a row of its own).
+fn scale_rows(plan: &scale::Plan, measured: &[scale::Measured], report: &mut Report) {
     for (l, &level) in plan.levels.iter().enumerate() {
-        let base_rate = base.levels.get(l).map(|s| s.rate).unwrap_or_default();
-        let others: Vec<&scale::Measured> = measured.iter().skip(1).collect();
-        if others.is_empty() {
+        let rate_of = |m: &scale::Measured| m.levels.get(l).map(|s| s.rate).unwrap_or_default();
+        for (i, m) in measured.iter().enumerate() {
+            let Some(base) = measured.get(m.setup.baseline) else {
+                continue;
+            };
+            let alone = !measured
+                .iter()
+                .enumerate()
+                .any(|(j, o)| j != i && o.setup.baseline == m.setup.baseline);
+            if m.setup.baseline == i && !alone {
+                continue; // the reference of the others' rows
+            }
+            let r = rate_of(m);
+            if m.setup.baseline == i {
+                report.row(format!("{}, {level} in flight", m.setup.row), rate(r), "–", "–");
+                continue;
+            }
+            let base_rate = rate_of(base);
+            let x = r / base_rate;
+            let mut ratio = format!("{x:.2}× ({} / {})", m.setup.name, base.setup.name);
+            if let Some((min, target)) = m.setup.target {
+                ratio.push_str(&format!("; {}", verdict(x >= min, target)));
+            }
             report.row(
-                format!(
-                    "`render` scale-out, {} (`Settings::hosts({})`), {level} in flight",
-                    hosts(base.hosts),
-                    base.hosts
-                ),
-                rate(base_rate),
-                "–",
-                "–",
-            );
-        }
-        for m in others {
-            let r = m.levels.get(l).map(|s| s.rate).unwrap_or_default();
-            report.row(
-                format!(
-                    "`render` scale-out, {} (`Settings::hosts({})`), {level} in flight",
-                    hosts(m.hosts),
-                    m.hosts
-                ),
+                format!("{}, {level} in flight", m.setup.row),
                 rate(r),
-                format!("{}, {level} in flight: {}", hosts(base.hosts), rate(base_rate)),
-                format!(
-                    "{:.2}× ({} / {})",
-                    r / base_rate,
-                    hosts(m.hosts),
-                    hosts(base.hosts)
-                ),
+                format!("{}, {level} in flight: {}", base.setup.name, rate(base_rate)),
+                ratio,
             );
         }
     }
+}
+
+/// How a scale-out run measured, and where the CPU went, per level and configuration.
+fn scale_method(plan: &scale::Plan, measured: &[scale::Measured], cores: usize, per: &str) -> String {
     let per_level: Vec<String> = plan
         .levels
         .iter()
@@ -1340,8 +1390,8 @@ fn scale_rows(
         .map(|(l, level)| {
             let configs: Vec<String> = measured
                 .iter()
-                .filter_map(|m| Some((m.hosts, m.levels.get(l)?)))
-                .map(|(n, m)| {
+                .filter_map(|m| Some((&m.setup.name, m.levels.get(l)?)))
+                .map(|(name, m)| {
                     let node = m.node_cpu_per_call().map(dur).unwrap_or_else(|| "?".into());
                     let split = match m.node_shares() {
                         Some(shares) if shares.len() > 1 => format!(
@@ -1359,25 +1409,30 @@ fn scale_rows(
                         .busy_cores()
                         .map(|b| format!(", {b:.2} cores busy"))
                         .unwrap_or_default();
-                    format!("{} node {node}{split} + client {client}{busy}", hosts(n))
+                    let rest = m
+                        .rest_cores()
+                        .map(|r| format!(", rest of the machine {r:.2} cores"))
+                        .unwrap_or_default();
+                    format!("{name} node {node}{split} + client {client}{busy}{rest}")
                 })
                 .collect();
             format!("{level} in flight: {}", configs.join("; "))
         })
         .collect();
-    notes.push(format!(
-        "scale-out: `render` (the bench config, whatever `--function` is) through one `JsHost` per \
-         host count, `JsHost::spawn(settings.hosts(n))`, which sends each call to the host with \
-         the fewest in flight; `buffer_unordered` over that one `JsHost`, {} calls per host count \
-         and level in {} rounds alternating between the host counts (median of the rounds); the \
-         client shares the machine's {} cores with the hosts, and one node process uses at most \
-         one. CPU per call in those runs (/proc/PID/stat; node's split between the hosts; cores \
-         busy: node + client CPU time / wall time): {}",
+    format!(
+        "`buffer_unordered` over that one `JsHost`, {} calls per {per} and level in {} rounds \
+         alternating between them (median of the rounds); the client shares the machine's {} \
+         cores with the hosts, and one node process uses at most one. CPU per call in those runs \
+         (/proc/PID/stat; node's split between its processes, a host with workers being its \
+         primary first, then each worker; cores busy: node + client CPU time / wall time; rest of \
+         the machine: wall time × cores less idle and steal time (/proc/stat) less node's and the \
+         bench's CPU time, per wall second, as in the host comparison: well above 0.1, other work \
+         competed for the cores and the ratios are disturbed): {}",
         thousands(plan.calls as f64),
         plan.rounds,
         cores,
         per_level.join(". ")
-    ));
+    )
 }
 
 /// Everything measured against the owned host. `None` in `--profile-loop` mode.
@@ -1494,7 +1549,7 @@ async fn throughput(
             match wrk::run(
                 wrk_bin,
                 &script,
-                &clients.uri().to_string(),
+                &clients.uri()?.to_string(),
                 connections.clamp(1, 2),
                 connections,
                 seconds,
@@ -1804,6 +1859,18 @@ mod tests {
         );
         let a = parse(&["--hosts", "none"]).expect("valid").expect("not help");
         assert!(a.hosts.is_empty());
+        assert_eq!(a.workers_compare, vec![1, 2]);
+        assert!(a.runs(Section::Scale));
+        let a = parse(&["--only", "scale", "--hosts", "none", "--workers-compare=1,2,3"])
+            .expect("valid")
+            .expect("not help");
+        assert_eq!(a.workers_compare, vec![1, 2, 3]);
+        assert!(a.runs(Section::Scale) && !a.runs(Section::Startup));
+        let a = parse(&["--hosts", "none", "--workers-compare", "none"])
+            .expect("valid")
+            .expect("not help");
+        assert!(!a.runs(Section::Scale));
+        assert!(parse(&["--only", "scale", "--hosts", "none", "--workers-compare", "none"]).is_err());
         assert!(parse(&["--hosts", "0,2"]).is_err());
         assert!(parse(&["--hosts", ""]).is_err());
         assert!(parse(&["--help"]).expect("valid").is_none());

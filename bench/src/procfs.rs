@@ -1,7 +1,7 @@
 //! What this process and the node processes it started cost, read from `/proc` (no `libc`, no
 //! `unsafe`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The kernel's USER_HZ: the unit of `utime` and `stime` in `/proc/self/stat`. It is 100 on every
 /// Linux architecture that matters (`getconf CLK_TCK`).
@@ -210,6 +210,56 @@ pub fn tree(pid: u32) -> Vec<Proc> {
     out
 }
 
+/// Every live process (this one excepted) with an argument that ends with `needle`, such as the
+/// path of a config file only this run uses: a managed host's manager and the hosts it started,
+/// whoever their parent is.
+pub fn with_arg(needle: &str) -> Vec<Proc> {
+    let me = std::process::id();
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(id) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if id == me {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue; // exited meanwhile
+        };
+        let matches = cmdline
+            .split(|&b| b == 0)
+            .any(|arg| arg.ends_with(needle.as_bytes()));
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        if let (true, Some((state, _, start))) = (matches, parse_identity(&stat)) {
+            if state != 'Z' {
+                out.push(Proc { pid: id, start });
+            }
+        }
+    }
+    out
+}
+
+/// Waits up to 3 s for `procs` to exit (polling); kills (SIGKILL) and returns those still there.
+pub async fn leftovers(procs: &[Proc]) -> Vec<Proc> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut left: Vec<Proc> = procs.iter().copied().filter(|p| p.alive()).collect();
+    while !left.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        left.retain(|p| p.alive());
+    }
+    for p in &left {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &p.pid.to_string()])
+            .status();
+    }
+    left
+}
+
 /// CPU time of all of `procs` so far (`None` when one of them cannot be read).
 pub fn cpu_time_of_all(procs: &[Proc]) -> Option<Cpu> {
     procs.iter().try_fold(Cpu::default(), |sum, p| {
@@ -312,6 +362,20 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
         assert!(!tree(std::process::id()).iter().any(|p| p.pid == child.id()));
+    }
+
+    #[test]
+    fn finds_processes_by_argument() {
+        let arg = format!("{}.31", 40 + std::process::id() % 50);
+        let mut child = std::process::Command::new("sleep")
+            .arg(&arg)
+            .spawn()
+            .expect("sleep runs");
+        let found = with_arg(&arg);
+        assert!(found.iter().any(|p| p.pid == child.id()), "{found:?}");
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(!with_arg(&arg).iter().any(|p| p.pid == child.id()));
     }
 
     #[test]

@@ -195,7 +195,7 @@ pub async fn run(
             outcome.problems.push(format!("stopping {}: {e}", s.host.short()));
         }
         drop(s.handle);
-        let left = leftovers(&procs).await;
+        let left = procfs::leftovers(&procs).await;
         if !left.is_empty() {
             outcome.problems.push(format!(
                 "{}: process(es) {} still ran 3 s after `JsHost::stop`; killed",
@@ -208,22 +208,6 @@ pub async fn run(
         }
     }
     result.map(|()| outcome)
-}
-
-/// Waits up to 3 s for `procs` to exit; kills (SIGKILL) and returns those still there.
-async fn leftovers(procs: &[Proc]) -> Vec<Proc> {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let mut left: Vec<Proc> = procs.iter().copied().filter(|p| p.alive()).collect();
-    while !left.is_empty() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        left.retain(|p| p.alive());
-    }
-    for p in &left {
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &p.pid.to_string()])
-            .status();
-    }
-    left
 }
 
 async fn spawn_all(root: &Path, config: &Path, spawned: &mut Vec<Spawned>) -> Result<()> {
@@ -346,7 +330,7 @@ async fn measure(
             wrk::run(
                 w,
                 &script,
-                &clients.uri().to_string(),
+                &clients.uri()?.to_string(),
                 1,
                 TARGET_LEVEL,
                 plan.warmup_seconds,
@@ -439,9 +423,16 @@ async fn measure(
                     .await
                     .map(|(calls, took)| (calls as f64 / took.as_secs_f64(), Some(calls as u64), None, None)),
                 Caller::Wrk => match wrk_bin {
-                    Some(w) => wrk::run(w, &p.script, &p.clients.uri().to_string(), 1, level, plan.seconds)
-                        .await
-                        .map(|r| (r.rate, r.requests, r.p50, r.p99)),
+                    Some(w) => wrk::run(
+                        w,
+                        &p.script,
+                        &p.clients.uri()?.to_string(),
+                        1,
+                        level,
+                        plan.seconds,
+                    )
+                    .await
+                    .map(|r| (r.rate, r.requests, r.p50, r.p99)),
                     None => continue,
                 },
             };
