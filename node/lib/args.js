@@ -17,6 +17,7 @@ const FLAGS = {
   socket: [null, true],
   watch: [null, false],
   verbose: [null, false],
+  prepare: [null, false],
 };
 const ALIASES = Object.fromEntries(
   Object.entries(FLAGS).filter(([, [a]]) => a).map(([name, [a]]) => [a, name]),
@@ -43,6 +44,9 @@ jshost-node options:
   --watch               start a new generation of workers when a loaded file changes;
                         a manager's hosts get it
   --verbose             log one line per call (errors are always logged)
+  --prepare             with --manager: start a host for the manager's own config at once,
+                        kept aside for the first /host/start of that config (killed if
+                        unused for 30 s); rejected without --manager
 
 Example:
   jshost-node host.config.js --port 0 --json`;
@@ -109,11 +113,13 @@ function finish(out) {
     socket: out.socket === undefined ? undefined : String(out.socket),
     watch: !!out.watch,
     verbose: !!out.verbose,
+    prepare: !!out.prepare,
   };
   if (opts.help || opts.version) return opts;
   if (opts.configFile === undefined) {
     throw new UsageError('Not enough non-option arguments: got 0, need at least 1');
   }
+  if (opts.prepare && !opts.manager) throw new UsageError('--prepare needs --manager');
   if (out.workers !== undefined) {
     const w = out.workers;
     if (w !== 'auto' && !(Number.isInteger(w) && w >= 1)) {

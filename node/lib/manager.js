@@ -12,7 +12,14 @@
 //   when its last host was stopped, crashed or failed to restart (a client may still want to
 //   disconnect from the crashed host or start it again).
 // Hosts get --exit-on-stdin-close: they die with the manager, even a SIGKILLed one.
+// --prepare: at start-up (before even loading its own config) the manager spawns a host for its
+// own config file, exactly as start() would, and keeps it aside; the first /host/start of that
+// config adopts it instead of spawning one (a prepared host that failed is dropped and start()
+// spawns one as usual, so the answer is today's). It is not a host until adopted: it counts
+// for nothing in the exit-when-no-host logic, and is killed when unused for
+// PREPARED_UNUSED_MS and whenever the manager exits.
 
+const fs = require('node:fs');
 const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
@@ -29,9 +36,111 @@ const { listen, describeListen } = require('./listen');
 const JSON_TYPE = 'application/json; charset=utf-8';
 const TEXT_TYPE = 'text/plain; charset=utf-8';
 const KILL_GRACE_MS = 3000;
+const PREPARED_UNUSED_MS = 30_000; // a --prepare host not adopted by then is killed
+
+/** A fresh logfile path for a host. */
+function hostLogfile() {
+  return path.join(os.tmpdir(), `jshost-node-host-${process.pid}-${crypto.randomBytes(6).toString('hex')}.log`);
+}
+
+/** The flags a manager run with `opts` passes on to its hosts: its own --workers and --watch. */
+function hostFlags(opts) {
+  const flags = [];
+  if (opts.workers !== undefined) flags.push('--workers', String(opts.workers));
+  if (opts.watch) flags.push('--watch');
+  return flags;
+}
+
+/** Spawns `jshost-node KEY --port PORT --json --logfile F --exit-on-stdin-close FLAGS`. */
+function spawnHostProcess(hostKey, port, logfile, flags) {
+  const child = spawn(
+    process.execPath,
+    [BIN, hostKey, '--port', String(port), '--json', '--logfile', logfile, '--exit-on-stdin-close', ...flags],
+    { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NODE_NO_WARNINGS: '1' } },
+  );
+  child.stdin.on('error', () => {});
+  return child;
+}
+
+/**
+ * Resolves with {line, stdout} once `child` printed its status line (lines before it are what
+ * the config printed while loading); rejects if it exits or fails to spawn first.
+ */
+function statusLine(child) {
+  return new Promise((resolve, reject) => {
+    let stdout = '';
+    let stderr = '';
+    let done = false;
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d) => {
+      if (!done && stderr.length < 65536) stderr += d;
+    });
+    let seen = 0; // stdout before this offset holds lines the config printed while loading
+    child.stdout.on('data', (d) => {
+      if (done) return;
+      stdout += d;
+      let line;
+      for (;;) {
+        const nl = stdout.indexOf('\n', seen);
+        if (nl === -1) return;
+        line = stdout.slice(seen, nl);
+        seen = nl + 1;
+        if (line.startsWith('{"type":')) break;
+      }
+      done = true;
+      resolve({ line, stdout });
+    });
+    child.once('exit', (code, signal) => {
+      if (done) return;
+      done = true;
+      const why = signal ? `signal ${signal}` : `code ${code}`;
+      reject(new Error(`Error starting child host (it exited with ${why}): ${stderr.trim() || stdout.trim() || 'no output'}`));
+    });
+    child.once('error', (err) => {
+      if (done) return;
+      done = true;
+      reject(err);
+    });
+  });
+}
+
+/**
+ * --prepare: spawns a host for the manager's own config as start() would; returns
+ * {key, logfile, child, settled, result} (`result` once `settled`: {line, stdout} or {error}),
+ * or null if it could not even be spawned.
+ */
+function prepareHost(opts, log) {
+  const key = path.resolve(opts.configFile);
+  const logfile = hostLogfile();
+  log.info(`manager: preparing a host for ${key} (port 0, logfile ${logfile})`);
+  let child;
+  try {
+    child = spawnHostProcess(key, 0, logfile, hostFlags(opts));
+  } catch (err) {
+    log.info(`manager: cannot prepare a host for ${key}: ${describe(err)}`);
+    return null;
+  }
+  const prepared = { key, logfile, child, result: null, timer: null };
+  prepared.settled = statusLine(child).then(
+    (started) => {
+      prepared.result = started;
+      log.info(`manager: the prepared host for ${key} is ready (pid ${child.pid})`);
+    },
+    (error) => {
+      prepared.result = { error };
+      log.info(`manager: the prepared host for ${key} failed to start: ${error.message.split('\n')[0]}`);
+    },
+  );
+  return prepared;
+}
+
+function exited(child) {
+  return child.exitCode !== null || child.signalCode !== null;
+}
 
 class Manager {
-  constructor(config, opts, log) {
+  constructor(config, opts, log, prepared = null) {
     this.config = config; // the effective config (js-host Manager defaults)
     this.opts = opts;
     this.log = log;
@@ -42,6 +151,8 @@ class Manager {
     this.exiting = false;
     this.idleTimer = null;
     this.hadHost = false; // it exits when its last host is gone, not before its first one
+    this.prepared = null; // --prepare: the host kept aside for the first start of its config
+    if (prepared) this.keepPrepared(prepared);
     this.server = http.createServer((req, res) => this.handle(req, res));
   }
 
@@ -124,10 +235,7 @@ class Manager {
 
   /** The flags the manager passes on to the hosts it starts: its own --workers and --watch. */
   hostFlags() {
-    const flags = [];
-    if (this.opts.workers !== undefined) flags.push('--workers', String(this.opts.workers));
-    if (this.opts.watch) flags.push('--watch');
-    return flags;
+    return hostFlags(this.opts);
   }
 
   unknown(configText) {
@@ -137,67 +245,86 @@ class Manager {
   // --- hosts ---
 
   /** Spawns a host on `port`; resolves with {child, output} once it printed its status. */
-  spawnHost(hostKey, port, logfile) {
+  async spawnHost(hostKey, port, logfile) {
     this.log.info(`manager: starting a host for ${hostKey} (port ${port}, logfile ${logfile})`);
-    const child = spawn(
-      process.execPath,
-      [BIN, hostKey, '--port', String(port), '--json', '--logfile', logfile, '--exit-on-stdin-close', ...this.hostFlags()],
-      { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NODE_NO_WARNINGS: '1' } },
-    );
-    return new Promise((resolve, reject) => {
-      let stdout = '';
-      let stderr = '';
-      let done = false;
-      child.stdout.setEncoding('utf8');
-      child.stderr.setEncoding('utf8');
-      child.stderr.on('data', (d) => {
-        if (!done && stderr.length < 65536) stderr += d;
-      });
-      let seen = 0; // stdout before this offset holds lines the config printed while loading
-      child.stdout.on('data', (d) => {
-        if (done) return;
-        stdout += d;
-        let line;
-        for (;;) {
-          const nl = stdout.indexOf('\n', seen);
-          if (nl === -1) return;
-          line = stdout.slice(seen, nl);
-          seen = nl + 1;
-          if (line.startsWith('{"type":')) break;
-        }
-        done = true;
-        let status;
-        try {
-          status = JSON.parse(line);
-        } catch {
-          child.kill();
-          return reject(new Error(`Unexpected output from child process: ${stdout}`));
-        }
-        const mine = this.status();
-        if (status.version !== mine.version || !status.config || status.config.address !== mine.config.address) {
-          child.kill();
-          return reject(new Error(`Unexpected output from child process: ${line}`));
-        }
-        resolve({ child, output: line + '\n' });
-      });
-      child.once('exit', (code, signal) => {
-        if (done) return;
-        done = true;
-        const why = signal ? `signal ${signal}` : `code ${code}`;
-        reject(new Error(`Error starting child host (it exited with ${why}): ${stderr.trim() || stdout.trim() || 'no output'}`));
-      });
-      child.once('error', (err) => {
-        if (done) return;
-        done = true;
-        reject(err);
-      });
+    const child = spawnHostProcess(hostKey, port, logfile, this.hostFlags());
+    return this.accept(child, await statusLine(child));
+  }
+
+  /** Checks the status line a host printed: {child, output}, or kills it and throws. */
+  accept(child, { line, stdout }) {
+    let status;
+    try {
+      status = JSON.parse(line);
+    } catch {
+      child.kill();
+      throw new Error(`Unexpected output from child process: ${stdout}`);
+    }
+    const mine = this.status();
+    if (status.version !== mine.version || !status.config || status.config.address !== mine.config.address) {
+      child.kill();
+      throw new Error(`Unexpected output from child process: ${line}`);
+    }
+    return { child, output: line + '\n' };
+  }
+
+  // --- the prepared host (--prepare) ---
+
+  keepPrepared(prepared) {
+    this.prepared = prepared;
+    prepared.timer = setTimeout(() => this.dropPrepared(`unused for ${PREPARED_UNUSED_MS}ms`), PREPARED_UNUSED_MS);
+    prepared.child.once('exit', (code, signal) => {
+      if (this.prepared !== prepared) return;
+      this.prepared = null;
+      clearTimeout(prepared.timer);
+      this.log.info(`manager: the prepared host for ${prepared.key} exited (${signal || code}) before it was used`);
     });
+  }
+
+  /** Takes the prepared host out of reserve if it is the one for `hostKey`. */
+  takePrepared(hostKey) {
+    const prepared = this.prepared;
+    if (!prepared || prepared.key !== hostKey) return null;
+    this.prepared = null;
+    clearTimeout(prepared.timer);
+    return prepared;
+  }
+
+  /** Kills the prepared host, if any, and removes its logfile; resolves once it exited. */
+  async dropPrepared(why) {
+    const prepared = this.prepared;
+    if (!prepared) return;
+    this.prepared = null;
+    clearTimeout(prepared.timer);
+    this.log.info(`manager: stopping the unused prepared host for ${prepared.key} (${why})`);
+    await this.kill(prepared.child);
+    fs.rmSync(prepared.logfile, { force: true });
+  }
+
+  /**
+   * Waits for the prepared host's status line: {child, output} as spawnHost() gives, or null
+   * (after killing it) if it failed to start or has exited since.
+   */
+  async adopt(prepared) {
+    this.log.info(`manager: adopting the prepared host for ${prepared.key} (pid ${prepared.child.pid}, logfile ${prepared.logfile})`);
+    await prepared.settled;
+    let error = prepared.result.error;
+    if (!error && exited(prepared.child)) error = new Error(`it exited (${prepared.child.signalCode || prepared.child.exitCode})`);
+    if (!error) {
+      try {
+        return this.accept(prepared.child, prepared.result);
+      } catch (err) {
+        error = err;
+      }
+    }
+    this.log.info(`manager: the prepared host for ${prepared.key} is not usable (${error.message.split('\n')[0]}); starting one as usual`);
+    await this.kill(prepared.child);
+    return null;
   }
 
   /** Makes `child` the running process of `record`; its exit forgets the record. */
   attach(record, child) {
     record.child = child;
-    child.stdin.on('error', () => {});
     child.once('exit', (code, signal) => {
       if (record.child !== child) return; // replaced by a restart, or stopped on purpose
       record.child = null;
@@ -231,13 +358,17 @@ class Manager {
 
   async start(hostKey, configText) {
     if (this.hosts.has(hostKey)) return [500, 'Host already running'];
-    const logfile = path.join(os.tmpdir(), `jshost-node-host-${process.pid}-${crypto.randomBytes(6).toString('hex')}.log`);
-    let started;
-    try {
-      started = await this.spawnHost(hostKey, 0, logfile);
-    } catch (err) {
-      this.log.error(`manager: error starting the host for ${hostKey}:\n${describe(err)}`);
-      return [500, describe(err)];
+    const prepared = this.takePrepared(hostKey);
+    let started = prepared && (await this.adopt(prepared));
+    let logfile = prepared && prepared.logfile;
+    if (!started) {
+      logfile = hostLogfile();
+      try {
+        started = await this.spawnHost(hostKey, 0, logfile);
+      } catch (err) {
+        this.log.error(`manager: error starting the host for ${hostKey}:\n${describe(err)}`);
+        return [500, describe(err)];
+      }
     }
     const record = { key: hostKey, config: configText, output: started.output, logfile, connections: [], stopTimer: null, child: null };
     this.hosts.set(hostKey, record);
@@ -363,12 +494,21 @@ class Manager {
       return c;
     });
     this.hosts.clear();
-    await Promise.all(children.map((c) => this.kill(c)));
+    await Promise.all([...children.map((c) => this.kill(c)), this.dropPrepared(`manager ${why}`)]);
     this.exit(0);
   }
 
   exit(code) {
     this.exiting = true;
+    const prepared = this.prepared;
+    if (prepared) {
+      // No waiting here: SIGTERM now; --exit-on-stdin-close ends it anyway once we are gone.
+      this.prepared = null;
+      clearTimeout(prepared.timer);
+      this.log.info(`manager: stopping the unused prepared host for ${prepared.key} (manager exiting)`);
+      prepared.child.kill('SIGTERM');
+      fs.rmSync(prepared.logfile, { force: true });
+    }
     this.server.close(() => process.exit(code));
     this.server.closeIdleConnections();
     setTimeout(() => process.exit(code), 1000).unref();
@@ -386,12 +526,15 @@ const ACTIONS = {
 
 async function runManager(opts) {
   const log = new Log({ logfile: opts.logfile, verbose: opts.verbose });
+  // --prepare: spawned first, so that its start-up overlaps the manager's own.
+  const prepared = opts.prepare ? prepareHost(opts, log) : null;
   let manager;
   try {
     const { config } = await loadConfig(opts.configFile);
-    manager = new Manager(effectiveConfig(config, { manager: true, port: opts.port }), opts, log);
+    manager = new Manager(effectiveConfig(config, { manager: true, port: opts.port }), opts, log, prepared);
   } catch (err) {
     log.fatal(`cannot start a manager for ${opts.configFile}:\n${describe(err)}`);
+    if (prepared) prepared.child.kill('SIGKILL');
     process.exit(1);
   }
   process.on('SIGTERM', () => manager.shutdown('SIGTERM'));
@@ -402,6 +545,7 @@ async function runManager(opts) {
     if (opts.socket === undefined && String(manager.config.port) === '0') manager.config.port = port;
   } catch (err) {
     log.fatal(`cannot listen at ${describeListen(manager.config, opts)}: ${err.message}\n${err.stack}`);
+    if (manager.prepared) manager.prepared.child.kill('SIGKILL');
     process.exit(1);
   }
   const where = opts.socket !== undefined ? opts.socket : `${manager.config.address}:${manager.config.port}`;
@@ -409,4 +553,4 @@ async function runManager(opts) {
   process.stdout.write(opts.json ? JSON.stringify(manager.status()) + '\n' : `Manager listening at ${where}\n`);
 }
 
-module.exports = { runManager, Manager };
+module.exports = { runManager, Manager, PREPARED_UNUSED_MS };
