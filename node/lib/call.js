@@ -1,12 +1,10 @@
 'use strict';
 // Calling one function: callback style `fn(data, cb)` like js-host, a returned Promise (or an
 // async function), or a returned value for functions declared with fewer than two parameters.
-// Each call runs in an AsyncLocalStorage context, so that an error thrown later in a timer or
-// I/O callback it scheduled, or a rejection it left unhandled, fails that call (see guard.js).
+// Each call runs as its own async context (context.js), so that an error thrown later in a timer
+// or I/O callback it scheduled, or a rejection it left unhandled, fails that call (see guard.js).
 
-const { AsyncLocalStorage } = require('node:async_hooks');
-
-const calls = new AsyncLocalStorage();
+const { runIn, runOutside, currentCall } = require('./context');
 
 /**
  * One call in flight. `done(status, body)` is called exactly once, with 200 and the output
@@ -20,6 +18,8 @@ class Call {
     this.name = name;
     this.done = done;
     this.settled = false;
+    this.expired = false;
+    this.marked = false; // context.js: whether it marked an async resource
   }
 
   /** js-host's callback: `cb(err)` fails, `cb(null, output)` answers. */
@@ -40,17 +40,24 @@ class Call {
     if (this.settled) return;
     this.settled = true;
     if (err) {
-      this.done(500, errorText(err));
+      this.answer(500, errorText(err));
       return;
     }
     let body;
     try {
       body = outputText(output);
     } catch (e) {
-      this.done(500, errorText(e));
+      this.answer(500, errorText(e));
       return;
     }
-    this.done(200, body);
+    this.answer(200, body);
+  }
+
+  /** Calls `done` outside the call (the host's work: context.js), and lets go of it. */
+  answer(status, body) {
+    const done = this.done;
+    this.done = null; // the call lives on while resources it marked do
+    runOutside(done, status, body);
   }
 
   /** Answers 504 now if the call has not answered (a batch item past its `timeout`). */
@@ -58,7 +65,7 @@ class Call {
     if (this.settled) return;
     this.settled = true;
     this.expired = true;
-    this.done(504, `Function "${this.name}" did not answer within its timeout of ${ms} ms`);
+    this.answer(504, `Function "${this.name}" did not answer within its timeout of ${ms} ms`);
   }
 
   fail(err) {
@@ -101,7 +108,7 @@ function safeString(v) {
 
 /** Runs `fn` for `call` (in its async context). */
 function invoke(call, fn, ctx, data) {
-  calls.run(call, run, call, fn, ctx, data);
+  runIn(call, run, call, fn, ctx, data);
 }
 
 function run(call, fn, ctx, data) {
@@ -126,11 +133,6 @@ function run(call, fn, ctx, data) {
   } else if (fn.length < 2) {
     call.settle(null, ret);
   }
-}
-
-/** The call whose async context is current, if any. */
-function currentCall() {
-  return calls.getStore();
 }
 
 module.exports = { Call, invoke, currentCall, outputText, errorText };
