@@ -13,9 +13,10 @@ use std::time::Duration;
 
 /// How long to wait, after a connection error, for an owned host's exit to be noticed.
 const CRASH_NOTICE_TIMEOUT: Duration = Duration::from_millis(500);
-/// Requests in flight per worker process of a host before calls are batched.
-const LANES_PER_WORKER: usize = 2;
-/// Requests in flight before batching, to a host reached at a root URL (see `Backend::lanes`).
+/// Batching: requests in flight per worker process of a host (batches of at least 16 calls
+/// each: the host works on one while the next is encoded, sent and read).
+const LANES_PER_WORKER: usize = 4;
+/// Batching: requests in flight to a host reached at a root URL (see `Backend::lanes`).
 const PROXIED_LANES: usize = 16;
 /// How long reading a host's capabilities may take.
 const DISCOVER_TIMEOUT: Duration = Duration::from_secs(3);
@@ -205,8 +206,8 @@ impl Backend {
         }
     }
 
-    /// Requests kept in flight before calls are batched: two per worker of the host; behind a
-    /// root URL (maybe a balancer of several hosts, which the SDK cannot see) at least
+    /// Requests the batcher keeps in flight: [`LANES_PER_WORKER`] per worker of the host; behind
+    /// a root URL (maybe a balancer of several hosts, which the SDK cannot see) at least
     /// [`PROXIED_LANES`], so that every host behind it gets work.
     fn lanes(&self, workers: usize) -> usize {
         let own = LANES_PER_WORKER * workers.max(1);

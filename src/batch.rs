@@ -1,12 +1,17 @@
-//! Automatic batching: calls that would wait for a connection to a jshost-node host leave
-//! together in one `POST /batch` request.
+//! Automatic batching: calls made while others are in flight to a jshost-node host leave
+//! together in `POST /batch` requests.
 //!
-//! Each host gets a small number of requests in flight (two per worker process: jshost-node
-//! spreads connections, not requests, over its workers). A call made while fewer are in flight
-//! goes out at once as a plain call: a lone call never waits. A call made while all are busy is
-//! queued; whenever a request finishes, the queued calls leave in one batch, up to the host's
-//! `requestDataLimit`. Every call keeps its own deadline, cancellation (dropping it), result and
-//! error; a batch that fails as a whole gives each of its calls that error.
+//! A call made when nothing is in flight or queued goes out at once as a plain call: a lone or
+//! sequential call never waits and is never wrapped. Any other call is queued. When a request
+//! slot is free (each host gets a few requests in flight: four per worker process, since
+//! jshost-node spreads connections, not requests, over its workers), a task spawned on the
+//! caller's runtime sends what queued once the calling task lets go of its thread, so calls made
+//! together (a `join_all`, a `buffer_unordered` refilling, handlers of one burst) leave together;
+//! with every slot taken, the next request to finish sends them. What is sent at once is shared
+//! out over the free slots in parts of at least 16 calls (the host works on one part while the
+//! next is sent; every worker gets a part), each within the host's `requestDataLimit`. Every call
+//! keeps its own deadline, cancellation (dropping it), result and error; a batch that fails as a
+//! whole gives each of its calls that error.
 //!
 //! A host has one batcher per runtime that calls it ([`Batchers`]): a call queues only beside
 //! calls made on its own runtime, and their batch is sent from that runtime, on its connections.
@@ -18,7 +23,7 @@ use jshost_client::HttpClient;
 use jshost_core::{Error, ErrorKind, Result};
 use serde::Deserialize;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::runtime::Handle;
@@ -27,6 +32,8 @@ use tokio::time::Instant;
 
 /// At most this many calls in one batch.
 const MAX_BATCH: usize = 256;
+/// Queued calls are shared out over several requests only in parts of at least this many.
+const MIN_SHARE: usize = 16;
 /// Idle batchers (maybe of runtimes that have ended) are forgotten past this many.
 const KEEP_BATCHERS: usize = 8;
 
@@ -92,6 +99,8 @@ impl Batchers {
 pub(crate) struct Batcher {
     queue: Mutex<VecDeque<Pending>>,
     in_flight: AtomicUsize,
+    /// A task that will flush the queue has been spawned and has not run yet.
+    flush_scheduled: AtomicBool,
     cap: usize,
     limit: usize,
     /// Where its batches are sent from: the runtime of its calls.
@@ -131,6 +140,7 @@ impl Batcher {
         Arc::new(Batcher {
             queue: Mutex::new(VecDeque::new()),
             in_flight: AtomicUsize::new(0),
+            flush_scheduled: AtomicBool::new(false),
             cap: lanes.max(1),
             limit: usize::try_from(limit).unwrap_or(usize::MAX).max(1024),
             runtime,
@@ -149,21 +159,16 @@ impl Batcher {
         }
     }
 
-    /// A slot for a plain call when fewer than the cap are in flight and nothing is queued.
+    /// A slot for a plain call when nothing is in flight or queued: a lone call goes out at
+    /// once, as itself.
     pub(crate) fn try_slot<'a>(self: &'a Arc<Self>, target: &'a Target) -> Option<Slot<'a>> {
-        let mut current = self.in_flight.load(Ordering::Acquire);
-        loop {
-            if current >= self.cap || !self.lock().is_empty() {
-                return None;
-            }
-            match self
-                .in_flight
-                .compare_exchange(current, current + 1, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return Some(Slot(self, target)),
-                Err(actual) => current = actual,
-            }
+        if self.in_flight.load(Ordering::Acquire) != 0 || !self.lock().is_empty() {
+            return None;
         }
+        self.in_flight
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| Slot(self, target))
     }
 
     /// Queues a call and waits for its result, at most until its deadline.
@@ -185,8 +190,7 @@ impl Batcher {
             span,
             reply,
         });
-        // A request may have ended between the caller's look at the slots and now.
-        self.flush(target);
+        self.flush_soon(target);
         match tokio::time::timeout_at(deadline, answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(Error::connection("the batch carrying the call was abandoned")
@@ -200,23 +204,63 @@ impl Batcher {
         }
     }
 
+    /// When a request slot is free, sends what is queued from a task of its own, which runs
+    /// once the calling task lets go of its thread: calls made together (a `join_all`, a
+    /// `buffer_unordered` refilling) queue first and leave in one batch. With every slot taken,
+    /// the next request to finish sends them.
+    fn flush_soon(self: &Arc<Self>, target: &Target) {
+        if self.in_flight.load(Ordering::Acquire) >= self.cap
+            || self.flush_scheduled.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let (batcher, target) = (self.clone(), target.clone());
+        self.runtime.spawn(async move {
+            batcher.flush_scheduled.store(false, Ordering::Release);
+            batcher.flush(&target);
+        });
+    }
+
     /// Sends what is queued as one batch when a request slot is free (and again after it).
     fn flush(self: &Arc<Self>, target: &Target) {
-        let batch = {
-            let mut queue = self.lock();
-            if queue.is_empty() || self.in_flight.load(Ordering::Acquire) >= self.cap {
-                return;
-            }
-            let batch = take_batch(&mut queue, self.limit);
+        for batch in self.next_batches() {
+            self.send_batch(batch, target);
+        }
+    }
+
+    /// The batches to send now: what is queued, shared out over the free request slots in parts
+    /// of at least [`MIN_SHARE`] calls, so that every worker of the host (every host behind a
+    /// balancer) gets a part when many calls wait, and the host works on one part while the next
+    /// is on its way.
+    /// Calls that queue later wait for the next flush: sending them in small batches of their
+    /// own as they come would take the slots that fuller batches need.
+    fn next_batches(&self) -> Vec<Vec<Pending>> {
+        let mut queue = self.lock();
+        let in_flight = self.in_flight.load(Ordering::Acquire);
+        if queue.is_empty() || in_flight >= self.cap {
+            return Vec::new();
+        }
+        let parts = (self.cap - in_flight).min(queue.len() / MIN_SHARE).max(1);
+        let share = queue.len().div_ceil(parts);
+        let mut batches = Vec::with_capacity(parts);
+        while batches.len() < parts && !queue.is_empty() {
+            let batch = take_batch(&mut queue, self.limit, share);
             if batch.is_empty() {
-                return;
+                break;
             }
-            self.in_flight.fetch_add(1, Ordering::AcqRel);
-            batch
-        };
+            batches.push(batch);
+        }
+        self.in_flight.fetch_add(batches.len(), Ordering::AcqRel);
+        batches
+    }
+
+    fn send_batch(self: &Arc<Self>, batch: Vec<Pending>, target: &Target) {
         let (batcher, target) = (self.clone(), target.clone());
         let sending = async move {
             send(&target, batch).await;
+            // The callers just answered usually call again at once: let them queue before the
+            // lane is freed, or the first of them would take it for a lone plain call.
+            tokio::task::yield_now().await;
             batcher.in_flight.fetch_sub(1, Ordering::AcqRel);
             batcher.flush(&target);
         };
@@ -226,9 +270,10 @@ impl Batcher {
     }
 }
 
-/// Takes queued calls, oldest first, while the batch stays within `limit` bytes; drops calls
-/// whose caller is gone.
-fn take_batch(queue: &mut VecDeque<Pending>, limit: usize) -> Vec<Pending> {
+/// Takes up to `count` queued calls, oldest first, while the batch stays within `limit` bytes;
+/// drops calls whose caller is gone.
+fn take_batch(queue: &mut VecDeque<Pending>, limit: usize, count: usize) -> Vec<Pending> {
+    let count = count.clamp(1, MAX_BATCH);
     let mut batch = Vec::new();
     let mut size = 2;
     while let Some(next) = queue.front() {
@@ -237,7 +282,7 @@ fn take_batch(queue: &mut VecDeque<Pending>, limit: usize) -> Vec<Pending> {
             continue;
         }
         let item = next.body.len() + next.name.len() * 2 + 32;
-        if !batch.is_empty() && (size + item > limit || batch.len() == MAX_BATCH) {
+        if !batch.is_empty() && (size + item > limit || batch.len() == count) {
             break;
         }
         size += item;
@@ -429,10 +474,10 @@ mod tests {
             answers.push(a);
         }
         drop(answers.remove(0)); // the first caller gave up
-        let batch = take_batch(&mut queue, 250);
+        let batch = take_batch(&mut queue, 250, 100);
         assert!(!batch.is_empty() && batch.len() < 9, "{}", batch.len());
         assert!(batch.iter().all(|p| !p.reply.is_closed()));
-        let rest = take_batch(&mut queue, 10_000);
+        let rest = take_batch(&mut queue, 10_000, 100);
         assert_eq!(batch.len() + rest.len(), 9);
     }
 }

@@ -50,6 +50,54 @@ async fn concurrent_calls_are_batched_and_a_lone_call_is_not() {
     );
 }
 
+/// How many HTTP requests carried `calls` calls, made with `in_flight` of them in flight at any
+/// time (`buffer_unordered`, as a worker or a busy server keeps them).
+async fn requests_carrying(host: &JsHost, calls: usize, in_flight: usize) -> usize {
+    use futures::stream::{self, StreamExt};
+    let f = host.function("request_number");
+    let numbers: HashSet<String> = stream::iter(0..calls)
+        .map(|_| {
+            let f = f.clone();
+            async move { f.call(&()).await.expect("request_number") }
+        })
+        .buffer_unordered(in_flight)
+        .collect()
+        .await;
+    numbers.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_in_flight_together_leave_in_full_batches() {
+    let fixture = Fixture::new("batch-burst", "");
+    let owned = JsHost::spawn(on_jshost_node(fixture.settings()).private_socket(false))
+        .await
+        .expect("spawn");
+    // Behind a root URL: 16 request slots (maybe a balancer in front of several hosts).
+    let host = JsHost::connect(on_jshost_node(fixture.settings()).root_url(owned.url()))
+        .await
+        .expect("connect");
+    requests_carrying(&host, 64, 64).await; // warm: the connections exist
+
+    // Calls answered together call again together: they queue before the flush runs, and leave
+    // in parts of at least 16 calls. (When a lone call could take any free slot for itself,
+    // this made a request per 4 calls.)
+    let on_worker = host.clone();
+    let requests = tokio::spawn(async move { requests_carrying(&on_worker, 1280, 64).await })
+        .await
+        .expect("task");
+    assert!(
+        requests <= 1280 / 10,
+        "1,280 calls, 64 in flight, on a worker thread, went out in {requests} requests"
+    );
+    // From `block_on` (this test's own thread) the flush may run on a worker while calls are
+    // still being made: smaller batches, still far fewer requests than calls.
+    let requests = requests_carrying(&host, 1280, 64).await;
+    assert!(
+        requests <= 1280 / 5,
+        "1,280 calls, 64 in flight, from block_on, went out in {requests} requests"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batched_calls_keep_their_own_results_errors_and_deadlines() {
     let fixture = Fixture::new("batch-mixed", "");
@@ -131,6 +179,14 @@ async fn workers_serve_calls_from_several_processes() {
     let pids = pids_answering(&host, 200).await;
     assert_eq!(pids.len(), 2, "both workers answered: {pids:?}");
     drop(host); // the last handle: the host and its workers exit
+    let batched = Fixture::new("workers-batched", "");
+    let host = JsHost::spawn(on_jshost_node(batched.settings()).workers(2))
+        .await
+        .expect("spawn");
+    pids_answering(&host, 200).await; // warm: connections to both workers
+    let pids = pids_answering(&host, 200).await;
+    assert_eq!(pids.len(), 2, "batches went to both workers: {pids:?}");
+    drop(host);
     let dir = fixture.dir().display().to_string();
     wait_for(Duration::from_secs(5), "the host and its workers to exit", || {
         let dir = dir.clone();
