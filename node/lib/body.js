@@ -72,11 +72,15 @@ function readText(req, limit, onDone) {
     const buf = chunks !== null ? Buffer.concat(chunks, size) : first;
     onDone(null, buf === null ? '' : buf.toString('utf8'));
   });
-  source.on('error', (err) => {
-    if (finished) return;
-    finished = true;
-    onDone(new HttpError(400, 'BadRequestError', err.message));
-  });
+  // A request emits 'error' only when it is aborted, and only to a listener: then nobody is
+  // left to answer. A decompressing stream emits its errors.
+  if (source !== req) {
+    source.on('error', (err) => {
+      if (finished) return;
+      finished = true;
+      onDone(new HttpError(400, 'BadRequestError', err.message));
+    });
+  }
 }
 
 function tooLarge() {
