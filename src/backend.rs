@@ -250,7 +250,7 @@ impl Backend {
         let batching = (enabled && offers("batch")).then(|| {
             let limit = endpoint.status.request_data_limit().unwrap_or(100 * 1024);
             Arc::new(Batching {
-                batchers: Batchers::new(self.lanes(workers), limit),
+                batchers: Batchers::new(self.lanes(workers), workers, limit),
                 target: Target {
                     client: client.clone(),
                     url: endpoint.url.clone(),

@@ -49,16 +49,18 @@ struct Pending {
 /// The batchers of one host, one per runtime that calls it.
 pub(crate) struct Batchers {
     lanes: usize,
+    workers: usize,
     limit: u64,
     by_runtime: RwLock<Vec<Arc<Batcher>>>,
 }
 
 impl Batchers {
-    /// Batchers keeping up to `lanes` requests in flight each, to a host whose
-    /// `requestDataLimit` is `limit` bytes.
-    pub(crate) fn new(lanes: usize, limit: u64) -> Batchers {
+    /// Batchers keeping up to `lanes` requests in flight each, to a host with `workers` worker
+    /// processes whose `requestDataLimit` is `limit` bytes.
+    pub(crate) fn new(lanes: usize, workers: usize, limit: u64) -> Batchers {
         Batchers {
             lanes,
+            workers,
             limit,
             by_runtime: RwLock::new(Vec::new()),
         }
@@ -89,7 +91,7 @@ impl Batchers {
         if all.len() >= KEEP_BATCHERS {
             all.retain(|b| !b.idle());
         }
-        let batcher = Batcher::new(self.lanes, self.limit, runtime);
+        let batcher = Batcher::new(self.lanes, self.workers, self.limit, runtime);
         all.push(batcher.clone());
         Some(batcher)
     }
@@ -102,6 +104,8 @@ pub(crate) struct Batcher {
     /// A task that will flush the queue has been spawned and has not run yet.
     flush_scheduled: AtomicBool,
     cap: usize,
+    /// What queued is shared over at least this many requests (the host's workers).
+    workers: usize,
     limit: usize,
     /// Where its batches are sent from: the runtime of its calls.
     runtime: Handle,
@@ -136,12 +140,13 @@ struct Item {
 impl Batcher {
     /// A batcher keeping up to `lanes` requests in flight to a host whose `requestDataLimit` is
     /// `limit` bytes, sending its batches from `runtime`.
-    fn new(lanes: usize, limit: u64, runtime: Handle) -> Arc<Batcher> {
+    fn new(lanes: usize, workers: usize, limit: u64, runtime: Handle) -> Arc<Batcher> {
         Arc::new(Batcher {
             queue: Mutex::new(VecDeque::new()),
             in_flight: AtomicUsize::new(0),
             flush_scheduled: AtomicBool::new(false),
             cap: lanes.max(1),
+            workers: workers.max(1),
             limit: usize::try_from(limit).unwrap_or(usize::MAX).max(1024),
             runtime,
         })
@@ -228,10 +233,10 @@ impl Batcher {
         }
     }
 
-    /// The batches to send now: what is queued, shared out over the free request slots in parts
-    /// of at least [`MIN_SHARE`] calls, so that every worker of the host (every host behind a
-    /// balancer) gets a part when many calls wait, and the host works on one part while the next
-    /// is on its way.
+    /// The batches to send now: what is queued, shared out over the free request slots, in one
+    /// part per worker of the host at least (every worker gets work, even for a few slow calls),
+    /// more when many calls wait, in parts of at least [`MIN_SHARE`] calls (so that every host
+    /// behind a balancer gets a part, and a host works on one part while the next is on its way).
     /// Calls that queue later wait for the next flush: sending them in small batches of their
     /// own as they come would take the slots that fuller batches need.
     fn next_batches(&self) -> Vec<Vec<Pending>> {
@@ -240,7 +245,8 @@ impl Batcher {
         if queue.is_empty() || in_flight >= self.cap {
             return Vec::new();
         }
-        let parts = (self.cap - in_flight).min(queue.len() / MIN_SHARE).max(1);
+        let wanted = (queue.len() / MIN_SHARE).max(self.workers).min(queue.len());
+        let parts = (self.cap - in_flight).min(wanted).max(1);
         let share = queue.len().div_ceil(parts);
         let mut batches = Vec::with_capacity(parts);
         while batches.len() < parts && !queue.is_empty() {

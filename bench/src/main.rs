@@ -1316,9 +1316,11 @@ async fn scale_out(
              `JsHost::spawn(settings.workers(n).batch(b))` of jshost-node (`path_to_bin` {JSHOST_NODE_BIN}, \
              the SDK's default; on its private Unix socket, the default), one host whose primary \
              process hands each new connection to a worker, round robin: the SDK's connections, \
-             not its calls, are spread over the workers. With automatic batching (the default) the \
-             SDK keeps at most 2 requests in flight per worker and sends the calls waiting for one \
-             together as `POST /batch`; without it, one request per call on up to 128 connections. \
+             not its calls, are spread over the workers. With automatic batching (the default) a \
+             call made when nothing is in flight goes alone; the others leave together as \
+             `POST /batch` requests, at least one per worker and at most 4 per worker in flight, \
+             the SDK's connections taken in turn; without it, one request per call on up to 128 \
+             connections. \
              {}",
             scale_method(&plan, &measured, cores, "configuration")
         ));

@@ -1,8 +1,9 @@
 //! A pool of keep-alive HTTP/1.1 connections, for the calls made on one runtime (see `local.rs`).
 //!
-//! Each connection's task runs on that runtime; a request takes an idle connection (the most
-//! recently used first, so that few stay warm) or opens one, and gives it back once its answer
-//! has been read to the end. Idle connections older than [`POOL_IDLE_TIMEOUT`] are never reused:
+//! Each connection's task runs on that runtime; a request takes an idle connection (the one idle
+//! longest first: requests rotate over the connections, and so over the worker processes of a
+//! host that hands each new connection to its next worker) or opens one, and gives it back once
+//! its answer has been read to the end. Idle connections older than [`POOL_IDLE_TIMEOUT`] are never reused:
 //! Node closes them at 5 s. Requests go out in origin form (`/path?query`) with a `Host` header.
 
 use crate::connector::{ConnectFailure, Connector};
@@ -12,6 +13,7 @@ use http::{Request, Uri};
 use http_body_util::Full;
 use hyper::client::conn::http1::{self, SendRequest};
 use jshost_core::Error;
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tower_service::Service;
@@ -51,7 +53,7 @@ struct Idle {
 
 /// One runtime's connections, by key.
 pub(crate) struct Pool {
-    idle: Mutex<Vec<(Key, Vec<Idle>)>>,
+    idle: Mutex<Vec<(Key, VecDeque<Idle>)>>,
     /// Idle connections kept per key.
     max_idle: usize,
     connector: Connector,
@@ -74,7 +76,7 @@ impl Pool {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Key, Vec<Idle>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Key, VecDeque<Idle>)>> {
         match self.idle.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -83,7 +85,7 @@ impl Pool {
 
     fn pop(&self, key: &Key) -> Option<Idle> {
         let mut idle = self.lock();
-        idle.iter_mut().find(|(k, _)| k == key)?.1.pop()
+        idle.iter_mut().find(|(k, _)| k == key)?.1.pop_front()
     }
 
     /// An open idle connection for `key`, else a new one to `uri`.
@@ -147,9 +149,9 @@ impl Pool {
         };
         let mut all = self.lock();
         match all.iter_mut().find(|(k, _)| *k == conn.key) {
-            Some((_, list)) if list.len() < self.max_idle => list.push(idle),
+            Some((_, list)) if list.len() < self.max_idle => list.push_back(idle),
             Some(_) => {} // enough idle ones: this one closes
-            None => all.push((conn.key, vec![idle])),
+            None => all.push((conn.key, VecDeque::from([idle]))),
         }
     }
 }
