@@ -19,7 +19,7 @@ class Call {
     this.done = done;
     this.settled = false;
     this.expired = false;
-    this.marked = false; // context.js: whether it marked an async resource
+    this.generation = null; // context.js: set when it marks an async resource
   }
 
   /** js-host's callback: `cb(err)` fails, `cb(null, output)` answers. */

@@ -9,9 +9,11 @@
 // call's code runs: directly, or in a callback of a resource already marked. The host's own
 // work for a call (sending its answer) runs outside it, so a call that answers synchronously
 // without scheduling anything marks nothing. Looking up the current resource (the costly part)
-// is only done while some call that marked a resource is alive: a marked resource refers to its
-// call, so once no call that marked anything is left (garbage collected, seen through a
-// FinalizationRegistry), no callback can belong to a call.
+// is only done while some call that marked a resource may be alive. Such calls join a
+// generation, an object each of them refers to (as each marked resource refers to its call);
+// a FinalizationRegistry tells when a generation is garbage collected, and with it all its
+// calls: then no callback can belong to them. (Registering every call instead made the GC keep
+// calls longer and run more major collections, which cost more than the hook saved.)
 
 const { createHook, executionAsyncResource } = require('node:async_hooks');
 
@@ -20,11 +22,28 @@ const CALL = Symbol('jshost.call');
 // The call whose synchronous code is running; null while the host works for a call (what it
 // starts belongs to no call); undefined otherwise (the current async resource decides).
 let running;
-// How many calls that marked a resource are still alive (not garbage collected).
+// How many generations are still alive (not garbage collected).
 let alive = 0;
 const collected = new FinalizationRegistry(() => {
   alive--;
 });
+const GENERATION_CALLS = 1024; // calls a generation takes
+// The generation calls join now, held weakly (it must die with its calls).
+let current = null;
+
+/** The generation a call that marks its first resource joins. */
+function generation() {
+  let g = current === null ? undefined : current.deref();
+  if (g === undefined || g.calls === GENERATION_CALLS) {
+    g = { calls: 0 };
+    current = new WeakRef(g);
+    alive++;
+    collected.register(g, undefined);
+  }
+  g.calls++;
+  return g;
+}
+
 let hook = null;
 
 function init(asyncId, type, triggerAsyncId, resource) {
@@ -37,14 +56,10 @@ function init(asyncId, type, triggerAsyncId, resource) {
     return;
   }
   resource[CALL] = call;
-  if (!call.marked) {
-    call.marked = true;
-    alive++;
-    collected.register(call, undefined);
-  }
+  if (call.generation === null) call.generation = generation();
 }
 
-/** `fn(a, b, c, d)` as code of `call`, an object with a `marked` field (initially false). */
+/** `fn(a, b, c, d)` as code of `call`, an object with a `generation` field (initially null). */
 function runIn(call, fn, a, b, c, d) {
   if (hook === null) hook = createHook({ init }).enable();
   const outer = running;
