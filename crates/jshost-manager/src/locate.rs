@@ -101,7 +101,7 @@ fn held_error(setup: &NodeSetup, expected: &Expected, url: &str, live: &Status) 
 }
 
 /// How often a starting manager is asked for its status.
-const STARTUP_POLL: Duration = Duration::from_millis(15);
+const STARTUP_POLL: Duration = Duration::from_millis(5);
 
 /// A manager process that has been started and may not be listening yet.
 ///
@@ -116,7 +116,7 @@ pub(crate) struct StartingManager {
 }
 
 impl StartingManager {
-    /// Spawns `node js-host.js CONFIG --manager --json`.
+    /// Spawns `node js-host.js CONFIG --manager --json` (and `--prepare` for jshost-node).
     ///
     /// # Errors
     /// A config error when node cannot be run; a process error when its output file cannot be
@@ -136,6 +136,11 @@ impl StartingManager {
             .and_then(|out| Ok((out.try_clone()?, out)))
             .map_err(|e| Error::process(format!("cannot create {}", output_path.display())).with_source(e))?;
         let mut args = vec!["--manager", "--json"];
+        if setup.jshost_node {
+            // Start the host for this config at once, beside the manager's own start-up: the
+            // connect that follows asks for it.
+            args.push("--prepare");
+        }
         // jshost-node's manager passes --workers/--watch on to the hosts it starts.
         args.extend(setup.host_flags.iter().map(String::as_str));
         let mut cmd = setup.command(&args);
