@@ -8,17 +8,8 @@ const fs = require('node:fs');
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { spawn, spawnSync } = require('node:child_process');
-const { tmpDir, write, spawnLine, post, waitFor, alive, stop, childPids, JSHOST_NODE, ENV } = require('../testlib/helpers');
+const { tmpDir, write, spawnLine, post, waitFor, alive, stop, childPids, JSHOST_NODE, ENV, hostConfig } = require('../testlib/helpers');
 
-const hostConfig = (extra = '') => `
-module.exports = {
-  ${extra}
-  functions: {
-    echo: function (data, cb) { cb(null, JSON.stringify(data)); },
-    pid: function (data, cb) { cb(null, String(process.pid)); }
-  }
-};
-`;
 // Loads in the manager, throws in the hosts it starts.
 const throwingConfig = (extra = '') => `
 if (!process.argv.includes('--manager')) throw new Error('this config refuses to run a host');

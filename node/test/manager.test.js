@@ -6,17 +6,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
-const { tmpDir, write, spawnLine, request, post, waitFor, alive, childPids, freePort, JS_HOST, JSHOST_NODE, ENV } = require('../testlib/helpers');
-
-const hostConfig = (extra = '') => `
-module.exports = {
-  ${extra}
-  functions: {
-    echo: function (data, cb) { cb(null, JSON.stringify(data)); },
-    pid: function (data, cb) { cb(null, String(process.pid)); }
-  }
-};
-`;
+const { tmpDir, write, spawnLine, request, post, waitFor, alive, childPids, freePort, JS_HOST, JSHOST_NODE, ENV, hostConfig } = require('../testlib/helpers');
 
 async function startManager(t, config, { bin = JSHOST_NODE } = {}) {
   let url = null;

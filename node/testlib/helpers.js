@@ -164,6 +164,17 @@ function childPids(pid) {
   return out;
 }
 
+/** A config (with `extra` config keys) serving `echo` and `pid`, for the manager's tests. */
+const hostConfig = (extra = '') => `
+module.exports = {
+  ${extra}
+  functions: {
+    echo: function (data, cb) { cb(null, JSON.stringify(data)); },
+    pid: function (data, cb) { cb(null, String(process.pid)); }
+  }
+};
+`;
+
 module.exports = {
   ROOT,
   JSHOST_NODE,
@@ -180,4 +191,5 @@ module.exports = {
   post,
   freePort,
   childPids,
+  hostConfig,
 };
