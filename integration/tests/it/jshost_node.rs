@@ -99,27 +99,39 @@ async fn calls_in_flight_together_leave_in_full_batches() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn batched_calls_keep_their_own_results_errors_and_deadlines() {
+async fn batched_calls_keep_their_own_results_errors_deadlines_and_cancellations() {
     let fixture = Fixture::new("batch-mixed", "");
     let host = JsHost::spawn(on_jshost_node(fixture.settings()))
         .await
         .expect("spawn");
     let (echo, fail) = (host.function("echo"), host.function("fail"));
     let never = host.function("never").timeout(Duration::from_millis(300));
+    let (unknown, slow) = (host.function("no_such_function"), host.function("slow"));
     let started = Instant::now();
-    let results = join_all((0..150).map(|i| {
+    // 1,000 calls at once: answers, function errors, unknown names, timeouts, and calls their
+    // callers give up on (dropped after 50 ms while the function runs for a second).
+    let results = join_all((0..1000).map(|i| {
         let (echo, fail, never) = (echo.clone(), fail.clone(), never.clone());
+        let (unknown, slow) = (unknown.clone(), slow.clone());
         async move {
-            match i % 3 {
-                0 => (i, echo.call(&json!({ "i": i })).await),
-                1 => (i, fail.call(&json!({ "message": format!("no {i}") })).await),
-                _ => (i, never.call(&json!({})).await),
-            }
+            let result = match i % 5 {
+                0 => echo.call(&json!({ "i": i })).await,
+                1 => fail.call(&json!({ "message": format!("no {i}") })).await,
+                2 => never.call(&json!({})).await,
+                3 => unknown.call(&json!({})).await,
+                _ => match tokio::time::timeout(Duration::from_millis(50), slow.call(&json!({"ms": 1000})))
+                    .await
+                {
+                    Ok(answer) => answer,
+                    Err(_) => Ok("given up".to_owned()),
+                },
+            };
+            (i, result)
         }
     }))
     .await;
     for (i, result) in results {
-        match i % 3 {
+        match i % 5 {
             0 => assert_eq!(result.expect("echo"), format!(r#"{{"i":{i}}}"#)),
             1 => {
                 let e = result.expect_err("fail");
@@ -127,7 +139,12 @@ async fn batched_calls_keep_their_own_results_errors_and_deadlines() {
                 let stack = e.js_stack().expect("stack");
                 assert!(stack.contains(&format!("boom: no {i}")), "its own error: {stack}");
             }
-            _ => assert!(result.expect_err("never").is_timeout()),
+            2 => assert!(result.expect_err("never").is_timeout()),
+            3 => {
+                let e = result.expect_err("unknown");
+                assert_eq!(e.kind(), jshost::ErrorKind::UnknownFunction, "{e:?}");
+            }
+            _ => assert_eq!(result.expect("cancelled"), "given up"),
         }
     }
     assert!(
