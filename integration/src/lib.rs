@@ -51,13 +51,27 @@ pub fn js_host_bin() -> PathBuf {
     repo_root().join("node_modules/js-host/bin/js-host.js")
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A port that was free a moment ago on 127.0.0.1, taken from 20000-31999: below the kernel's
+/// ephemeral range (32768-60999), where any connection or port-0 listener (hosts started with
+/// port 0, the managers' prepared hosts) may take a port handed out by the kernel before the
+/// test binds it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind 127.0.0.1:0")
-        .local_addr()
-        .expect("addr")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let seed = std::process::id().wrapping_mul(2_654_435_761) ^ nanos;
+    for _ in 0..2_000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let offset = seed.wrapping_add(n.wrapping_mul(7_919)) % 12_000;
+        let port = 20_000 + u16::try_from(offset).unwrap_or(0);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-31999 on 127.0.0.1");
 }
 
 /// A config file of a test's own, in a directory of its own, on a port of its own. Dropping it
@@ -78,6 +92,21 @@ impl Fixture {
         Self::with_body(name, |port, functions| {
             format!("module.exports = {{\n  port: {port},\n  {extra}\n  functions: require({functions:?})()\n}};\n")
         })
+    }
+
+    /// As [`Fixture::new`], on a port the kernel hands out (in its ephemeral range), for the
+    /// tests of what happens there.
+    pub fn on_ephemeral_port(name: &str, extra: &str) -> Fixture {
+        let mut fixture = Self::new(name, extra);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind 127.0.0.1:0")
+            .port();
+        let text = std::fs::read_to_string(&fixture.config).expect("read config");
+        let text = text.replacen(&format!("port: {},", fixture.port), &format!("port: {port},"), 1);
+        std::fs::write(&fixture.config, text).expect("write config");
+        fixture.port = port;
+        fixture
     }
 
     /// A fixture whose config file is `body(port, path of functions.js)`.

@@ -183,7 +183,7 @@ async fn concurrent_restarts_both_succeed_and_leave_nothing() {
 
 #[tokio::test]
 async fn a_manager_port_in_the_ephemeral_range_survives_cycles_of_probes_and_restarts() {
-    let fixture = fixture("ephemeral");
+    let fixture = Fixture::on_ephemeral_port("ephemeral", "disconnectTimeout: 300,");
     assert!(
         (32768..=60999).contains(&fixture.port),
         "the fixture's port is an ephemeral one: {}",
