@@ -351,7 +351,8 @@ mod tests {
     fn finds_this_process_and_its_children() {
         let me = tree(std::process::id());
         assert_eq!(me.first().map(|p| p.pid), Some(std::process::id()));
-        assert!(me.iter().all(|p| p.alive()));
+        // Only this process: the other tests' children may exit at any moment.
+        assert!(me.first().is_some_and(|p| p.alive()));
         let mut child = std::process::Command::new("sleep")
             .arg("5")
             .spawn()
