@@ -359,7 +359,12 @@ mod tests {
             .expect("sleep runs");
         let with_child = tree(std::process::id());
         assert!(with_child.iter().any(|p| p.pid == child.id()), "{with_child:?}");
-        assert!(cpu_time_of_all(&with_child).is_some());
+        let mine: Vec<Proc> = with_child
+            .iter()
+            .copied()
+            .filter(|p| p.pid == child.id() || p.pid == std::process::id())
+            .collect();
+        assert!(cpu_time_of_all(&mine).is_some());
         let _ = child.kill();
         let _ = child.wait();
         assert!(!tree(std::process::id()).iter().any(|p| p.pid == child.id()));
