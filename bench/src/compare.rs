@@ -189,6 +189,39 @@ pub fn per_wall(cpu: Option<Duration>, wall: Duration) -> Option<f64> {
     (!wall.is_zero()).then(|| cpu.map(|c| c.as_secs_f64() / wall.as_secs_f64()))?
 }
 
+/// How busy the rest of the machine was over some runs, in cores: on average, in steal time,
+/// and in the busiest run (returned with it).
+pub struct Quiet<'a, R> {
+    pub average: f64,
+    pub steal: f64,
+    pub max: f64,
+    pub busiest: &'a R,
+}
+
+/// [`Quiet`] for `runs`, given each run's wall time, other processes' CPU time and steal time;
+/// `None` when a figure is missing.
+pub fn quiet<R>(
+    runs: &[R],
+    figures: impl Fn(&R) -> (Duration, Option<Duration>, Option<Duration>),
+) -> Option<Quiet<'_, R>> {
+    let wall: Duration = runs.iter().map(|r| figures(r).0).sum();
+    let others: Option<Duration> = runs.iter().map(|r| figures(r).1).sum();
+    let steal: Option<Duration> = runs.iter().map(|r| figures(r).2).sum();
+    let (max, busiest) = runs
+        .iter()
+        .filter_map(|r| {
+            let (wall, others, _) = figures(r);
+            Some((per_wall(others, wall)?, r))
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0))?;
+    Some(Quiet {
+        average: per_wall(others, wall)?,
+        steal: per_wall(steal, wall)?,
+        max,
+        busiest,
+    })
+}
+
 /// Machine-wide CPU use around one wrk run, to tell how much of it was not the bench's.
 pub struct Others {
     machine: Option<procfs::Machine>,
@@ -950,15 +983,13 @@ pub fn rows(plan: &Plan, outcome: &Outcome, report: &mut Report, notes: &mut Vec
             plan.rounds,
             all.join("; ")
         ));
-        let wall: Duration = outcome.runs.iter().map(|r| r.wall).sum();
-        let others: Option<Duration> = outcome.runs.iter().map(|r| r.others_cpu).sum();
-        let steal: Option<Duration> = outcome.runs.iter().map(|r| r.steal).sum();
-        let busiest = outcome
-            .runs
-            .iter()
-            .filter_map(|r| Some((per_wall(r.others_cpu, r.wall)?, r)))
-            .max_by(|a, b| a.0.total_cmp(&b.0));
-        if let (Some(o), Some(s), Some((max, r))) = (per_wall(others, wall), per_wall(steal, wall), busiest) {
+        if let Some(Quiet {
+            average: o,
+            steal: s,
+            max,
+            busiest: r,
+        }) = quiet(&outcome.runs, |r| (r.wall, r.others_cpu, r.steal))
+        {
             notes.push(format!(
                 "how quiet the machine was during the host comparison: the rest of the machine \
                  (other processes, and kernel work charged to no process, such as loopback \

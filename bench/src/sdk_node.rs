@@ -642,19 +642,13 @@ pub fn rows(plan: &Plan, outcome: &Outcome, report: &mut Report, notes: &mut Vec
             plan.rounds,
             all.join("; ")
         ));
-        let wall: Duration = outcome.runs.iter().map(|r| r.wall).sum();
-        let others: Option<Duration> = outcome.runs.iter().map(|r| r.others_cpu).sum();
-        let steal: Option<Duration> = outcome.runs.iter().map(|r| r.steal).sum();
-        let busiest = outcome
-            .runs
-            .iter()
-            .filter_map(|r| Some((compare::per_wall(r.others_cpu, r.wall)?, r)))
-            .max_by(|a, b| a.0.total_cmp(&b.0));
-        if let (Some(o), Some(s), Some((max, r))) = (
-            compare::per_wall(others, wall),
-            compare::per_wall(steal, wall),
-            busiest,
-        ) {
+        if let Some(compare::Quiet {
+            average: o,
+            steal: s,
+            max,
+            busiest: r,
+        }) = compare::quiet(&outcome.runs, |r| (r.wall, r.others_cpu, r.steal))
+        {
             notes.push(format!(
                 "how quiet the machine was during sdk-node: the rest of the machine kept {o:.2} \
                  cores busy on average, at most {max:.2} during {} → {}, {}; steal time {s:.2} \
