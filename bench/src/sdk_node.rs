@@ -10,8 +10,9 @@
 //! Against each: the SDK's `Function::call` of `echo`, sequentially and at each in-flight level
 //! (`buffer_unordered` over the one `JsHost`), and `wrk -t1 -cN` posting the bytes the SDK sends
 //! (`jshost::raw::function_url` of the host's URL and the body, the same JSON body) at 1 and at
-//! each level's connection count. Every SDK run and every wrk run lasts the same time
-//! (`--compare-seconds`); rounds (`--compare-rounds`) alternate between all runs, rotating which
+//! each level's connection count; sequentially also a bare hyper-util client posting those bytes
+//! (`clients::Side::Bare`), the floor for any client on hyper. Every SDK, bare and wrk run lasts
+//! the same time (`--compare-seconds`); rounds (`--compare-rounds`) alternate between all runs, rotating which
 //! goes first, so all see the same machine; calls/s is the median of the rounds. The host's CPU
 //! time (its process and every descendant, `/proc/PID/stat`) is summed over the rounds per run
 //! and divided by the calls made; the rest of the machine's CPU use is measured as in the host
@@ -100,6 +101,19 @@ pub enum Caller {
     Sdk,
     /// `wrk -t1`, the same request bytes.
     Wrk,
+    /// A bare hyper-util client posting the same request bytes (sequential only): the floor for
+    /// any client on hyper, beside which the SDK's own cost per call shows.
+    Bare,
+}
+
+impl Caller {
+    fn label(self, in_flight: usize) -> String {
+        match self {
+            Caller::Sdk => "SDK".to_owned(),
+            Caller::Wrk => wrk_label(in_flight),
+            Caller::Bare => "bare hyper".to_owned(),
+        }
+    }
 }
 
 /// One caller against one host at one level (1: sequential / one connection), over all rounds.
@@ -350,16 +364,21 @@ async fn measure(
 
     let mut levels = vec![1];
     levels.extend(plan.levels.iter().copied().filter(|&l| l != 1));
-    let mut callers = vec![Caller::Sdk];
+    let mut callers = vec![Caller::Sdk, Caller::Bare];
     if wrk_bin.is_some() {
         callers.push(Caller::Wrk);
     }
-    // (host index, caller, level): by level, then host, then caller.
+    // (host index, caller, level): by level, then host, then caller; bare hyper sequentially only.
     let runs: Vec<(usize, Caller, usize)> = levels
         .iter()
         .flat_map(|&l| {
             let callers = &callers;
-            (0..prepared.len()).flat_map(move |h| callers.iter().map(move |&c| (h, c, l)))
+            (0..prepared.len()).flat_map(move |h| {
+                callers
+                    .iter()
+                    .filter(move |&&c| c != Caller::Bare || l == 1)
+                    .map(move |&c| (h, c, l))
+            })
         })
         .collect();
 
@@ -417,9 +436,18 @@ async fn measure(
             let host0 = procfs::cpu_time_of_all(&p.procs);
             let me0 = procfs::cpu_time();
             let measured: Result<Measured> = match caller {
-                Caller::Sdk => p
+                Caller::Sdk | Caller::Bare => p
                     .clients
-                    .for_duration(Side::Sdk, level, seconds, &mut a.sdk_latencies)
+                    .for_duration(
+                        if caller == Caller::Sdk {
+                            Side::Sdk
+                        } else {
+                            Side::Bare
+                        },
+                        level,
+                        seconds,
+                        &mut a.sdk_latencies,
+                    )
                     .await
                     .map(|(calls, took)| (calls as f64 / took.as_secs_f64(), Some(calls as u64), None, None)),
                 Caller::Wrk => match wrk_bin {
@@ -444,7 +472,7 @@ async fn measure(
                     a.rates.push(rate);
                     a.calls = a.calls.zip(calls).map(|(x, y)| x + y);
                     a.host_cpu = add(a.host_cpu, host1.zip(host0).map(|(b, e)| b.since(e)));
-                    if caller == Caller::Sdk {
+                    if caller != Caller::Wrk {
                         a.client_cpu = add(a.client_cpu, me1.zip(me0).map(|(b, e)| b.since(e)));
                     }
                     a.others = a.others.zip(other).map(|(x, y)| x + y);
@@ -458,10 +486,7 @@ async fn measure(
                     a.failed = true;
                     outcome.problems.push(format!(
                         "{} against {}, {level} in flight: {e:#}",
-                        match caller {
-                            Caller::Sdk => "the SDK",
-                            Caller::Wrk => "wrk",
-                        },
+                        caller.label(level),
                         p.spawned.host.short()
                     ));
                 }
@@ -474,7 +499,7 @@ async fn measure(
         }
         let rate = median(&mut a.rates);
         let (p50, p99) = match caller {
-            Caller::Sdk => {
+            Caller::Sdk | Caller::Bare => {
                 a.sdk_latencies.sort_unstable();
                 (percentile(&a.sdk_latencies, 50), percentile(&a.sdk_latencies, 99))
             }
@@ -494,7 +519,7 @@ async fn measure(
             p99,
             calls: a.calls,
             host_cpu: a.host_cpu,
-            client_cpu: if caller == Caller::Sdk { a.client_cpu } else { None },
+            client_cpu: if caller == Caller::Wrk { None } else { a.client_cpu },
             others_cpu: a.others,
             steal: a.steal,
             wall: a.wall,
@@ -571,6 +596,45 @@ fn vs_wrk(plan: &Plan, outcome: &Outcome, report: &mut Report, h: Owned, l: usiz
     );
 }
 
+/// Two rows on the floor of the sequential target against host `h`: the SDK beside bare hyper,
+/// and bare hyper beside wrk, all on the same host.
+fn bare_floor(plan: &Plan, outcome: &Outcome, report: &mut Report, h: Owned) {
+    let Some(b) = outcome.get(h, Caller::Bare, 1) else {
+        return;
+    };
+    let gap = |x: &Run, y: &Run| format!("{:+.1} µs per call", (1.0 / x.rate - 1.0 / y.rate) * 1e6);
+    let bare = format!(
+        "bare hyper (the same request bytes, a hyper-util `Client`), sequential, same host: {}{}",
+        rate(b.rate),
+        latencies(b.p50, b.p99)
+    );
+    if let Some(x) = outcome.get(h, Caller::Sdk, 1) {
+        report.row(
+            measurement(h, 1),
+            rate(x.rate),
+            bare.clone(),
+            format!("{} ({})", ratio(x.rate / b.rate, None), gap(x, b)),
+        );
+    }
+    if let Some(w) = outcome.get(h, Caller::Wrk, 1) {
+        report.row(
+            format!("bare hyper `echo`, sequential: {}", h.label()),
+            rate(b.rate),
+            format!(
+                "{}, {} s, same host: {}",
+                wrk_label(1),
+                plan.seconds,
+                rate(w.rate)
+            ),
+            format!(
+                "{} ({}): the floor of the SDK's ratio to `wrk -c1`",
+                ratio(b.rate / w.rate, None),
+                gap(b, w)
+            ),
+        );
+    }
+}
+
 /// The rows (in the order of the issue's targets) and notes.
 pub fn rows(plan: &Plan, outcome: &Outcome, report: &mut Report, notes: &mut Vec<String>) {
     let mut levels: Vec<usize> = plan.levels.iter().copied().filter(|&l| l != 1).collect();
@@ -587,6 +651,9 @@ pub fn rows(plan: &Plan, outcome: &Outcome, report: &mut Report, notes: &mut Vec
     }
     for h in [Owned::Node, Owned::NodeBatch, Owned::JsHost] {
         vs_wrk(plan, outcome, report, h, 1, Some(0.9));
+    }
+    for h in [Owned::Node, Owned::NodeBatch, Owned::JsHost] {
+        bare_floor(plan, outcome, report, h);
     }
     for &l in &levels {
         vs_wrk(plan, outcome, report, Owned::JsHost, l, None);
@@ -615,10 +682,7 @@ pub fn rows(plan: &Plan, outcome: &Outcome, report: &mut Report, notes: &mut Vec
                 .unwrap_or_default();
             format!(
                 "{} → {}, {}: {}{}{host_cpu}{client_cpu}{busy}{others}",
-                match r.caller {
-                    Caller::Sdk => "SDK".to_owned(),
-                    Caller::Wrk => wrk_label(r.in_flight),
-                },
+                r.caller.label(r.in_flight),
                 r.host.short(),
                 in_flight(r.in_flight),
                 rate(r.rate),
@@ -629,7 +693,8 @@ pub fn rows(plan: &Plan, outcome: &Outcome, report: &mut Report, notes: &mut Vec
     if !all.is_empty() {
         notes.push(format!(
             "sdk-node: `echo` ({} B body) through the SDK (`Function::call`, `buffer_unordered` over \
-             one `JsHost`) and with {} posting the same bytes (`jshost::raw::function_url` of the \
+             one `JsHost`), sequentially through a bare hyper-util `Client`, and with {} posting \
+             the same bytes (`jshost::raw::function_url` of the \
              host's URL, the same body and content type), against three owned hosts from \
              bench/bench.config.js on 127.0.0.1; {} s per run, {} round(s) alternating between all \
              runs (median of the rounds; SDK sequential latencies pooled over the rounds, wrk's \
@@ -653,10 +718,7 @@ pub fn rows(plan: &Plan, outcome: &Outcome, report: &mut Report, notes: &mut Vec
                 "how quiet the machine was during sdk-node: the rest of the machine kept {o:.2} \
                  cores busy on average, at most {max:.2} during {} → {}, {}; steal time {s:.2} \
                  cores (see the host comparison's note for what is normal)",
-                match r.caller {
-                    Caller::Sdk => "SDK".to_owned(),
-                    Caller::Wrk => wrk_label(r.in_flight),
-                },
+                r.caller.label(r.in_flight),
                 r.host.short(),
                 in_flight(r.in_flight)
             ));
