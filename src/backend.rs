@@ -1,6 +1,6 @@
 //! [`Backend`]: one host of a [`crate::JsHost`]: where it is, and how it is supervised.
 
-use crate::batch::{Batchers, Target};
+use crate::batch::{AnswerSizes, Batchers, Target};
 use bytes::Bytes;
 use jshost_client::HttpClient;
 use jshost_core::{Error, ErrorKind, Result, Status};
@@ -75,10 +75,11 @@ pub(crate) struct Backend {
     behind_url: std::sync::atomic::AtomicBool,
 }
 
-/// A host's batchers and where their batches go.
+/// A host's batchers, where their batches go, and which functions answer too much to batch.
 pub(crate) struct Batching {
     batchers: Batchers,
     target: Target,
+    answers: AnswerSizes,
 }
 
 impl Backend {
@@ -192,6 +193,7 @@ impl Backend {
         let batching = self.batching();
         let batcher = batching
             .as_ref()
+            .filter(|b| !b.answers.large(name))
             .and_then(|b| Some((b.batchers.current()?, &b.target)));
         let result = match &batcher {
             Some((batcher, target)) => match batcher.try_slot(target) {
@@ -200,6 +202,9 @@ impl Backend {
             },
             None => client.call_function(&endpoint.url, name, body, timeout).await,
         };
+        if let (Some(b), Ok(answer)) = (&batching, &result) {
+            b.answers.record(name, answer.len());
+        }
         match result {
             Err(e) if e.is_connection() => Err(self.explain_connection_error(e, &endpoint).await),
             result => result,
@@ -255,6 +260,7 @@ impl Backend {
                     client: client.clone(),
                     url: endpoint.url.clone(),
                 },
+                answers: AnswerSizes::default(),
             })
         });
         tracing::debug!(url = %endpoint.url, batching = batching.is_some(), workers, "host capabilities");

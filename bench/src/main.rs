@@ -1316,11 +1316,13 @@ async fn scale_out(
              `JsHost::spawn(settings.workers(n).batch(b))` of jshost-node (`path_to_bin` {JSHOST_NODE_BIN}, \
              the SDK's default; on its private Unix socket, the default), one host whose primary \
              process hands each new connection to a worker, round robin: the SDK's connections, \
-             not its calls, are spread over the workers. With automatic batching (the default) a \
-             call made when nothing is in flight goes alone; the others leave together as \
-             `POST /batch` requests, at least one per worker and at most 4 per worker in flight, \
-             the SDK's connections taken in turn; without it, one request per call on up to 128 \
-             connections. \
+             not its calls, are spread over the workers. With automatic batching (the default), \
+             calls of a function whose answers average 4 KB or more go out plain, as `render`'s \
+             (10 KB) do once its first answers are in, so its batching-on and batching-off rows \
+             measure the same path; a function with small answers has its calls made while \
+             others are in flight leave together as `POST /batch` requests, at least one per \
+             worker and at most 4 per worker in flight. Plain calls: one request per call on up \
+             to 128 connections, the SDK's connections taken in turn. \
              {}",
             scale_method(&plan, &measured, cores, "configuration")
         ));

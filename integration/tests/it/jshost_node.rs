@@ -50,6 +50,32 @@ async fn concurrent_calls_are_batched_and_a_lone_call_is_not() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_of_a_function_with_large_answers_go_out_plain() {
+    let fixture = Fixture::new("batch-large", "");
+    let host = JsHost::spawn(on_jshost_node(fixture.settings()))
+        .await
+        .expect("spawn");
+    let large = host.function("padded_query_hash");
+    let data = json!({ "pad": 8192 });
+    let first = large.call(&data).await.expect("call");
+    assert_eq!(first.len(), 40 + 8192, "a lone call goes out plain");
+    // Its answers are known to be large now: its calls are not batched, however many wait.
+    let answers = join_all((0..200).map(|_| {
+        let (large, data) = (large.clone(), &data);
+        async move { large.call(data).await.expect("call") }
+    }))
+    .await;
+    let batched = answers.iter().filter(|a| a.starts_with("undefined")).count();
+    assert_eq!(
+        batched, 0,
+        "200 concurrent calls with 8 KB answers: {batched} batched"
+    );
+    assert!(answers.iter().all(|a| a.len() == 40 + 8192));
+    // The host's functions with small answers are still batched.
+    assert!(batched_share(&host, 200).await > 0);
+}
+
 /// How many HTTP requests carried `calls` calls, made with `in_flight` of them in flight at any
 /// time (`buffer_unordered`, as a worker or a busy server keeps them).
 async fn requests_carrying(host: &JsHost, calls: usize, in_flight: usize) -> usize {
