@@ -377,7 +377,13 @@ mod tests {
             .arg(&arg)
             .spawn()
             .expect("sleep runs");
-        let found = with_arg(&arg);
+        // Until the child has exec'd, its command line is still this test's.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut found = with_arg(&arg);
+        while !found.iter().any(|p| p.pid == child.id()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            found = with_arg(&arg);
+        }
         assert!(found.iter().any(|p| p.pid == child.id()), "{found:?}");
         let _ = child.kill();
         let _ = child.wait();
