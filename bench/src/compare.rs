@@ -15,7 +15,7 @@
 //! completed.
 
 use crate::procfs::{self, Cpu, Proc};
-use crate::{dur, median, rate, thousands, verdict, wrk, Report};
+use crate::{dur, median, rate, thousands, times, verdict, wrk, Report};
 use anyhow::{bail, ensure, Context, Result};
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
@@ -865,7 +865,7 @@ pub fn rows(plan: &Plan, outcome: &Outcome, report: &mut Report, notes: &mut Vec
             rate(x.calls_rate()),
             format!("{}, {}: {}", label(b), connections(c), rate(y.calls_rate())),
             match target {
-                Some(t) => format!("{ratio:.2}×; {}", verdict(ratio >= t, &format!("≥ {t}×"))),
+                Some(t) => format!("{}; {}", times(ratio, t), verdict(ratio >= t, &format!("≥ {t}×"))),
                 None => format!("{ratio:.2}×"),
             },
         );

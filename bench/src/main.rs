@@ -761,6 +761,17 @@ fn verdict(met: bool, target: &str) -> String {
     format!("target {target}: {}", if met { "met" } else { "**MISSED**" })
 }
 
+/// `x` as a ratio (`1.23×`) to hold against `min`: with two decimals, or three where two would
+/// read as the target's own value on the wrong side of it (0.897 is "0.897×", not "0.90×").
+fn times(x: f64, min: f64) -> String {
+    let two = format!("{x:.2}");
+    if two.parse::<f64>().is_ok_and(|shown| (shown >= min) != (x >= min)) {
+        format!("{x:.3}×")
+    } else {
+        format!("{two}×")
+    }
+}
+
 fn median_duration(values: &[Duration]) -> Option<Duration> {
     let mut v = values.to_vec();
     v.sort_unstable();
@@ -1371,7 +1382,11 @@ fn scale_rows(plan: &scale::Plan, measured: &[scale::Measured], report: &mut Rep
             }
             let base_rate = rate_of(base);
             let x = r / base_rate;
-            let mut ratio = format!("{x:.2}× ({} / {})", m.setup.name, base.setup.name);
+            let shown = m
+                .setup
+                .target
+                .map_or_else(|| format!("{x:.2}×"), |(min, _)| times(x, min));
+            let mut ratio = format!("{shown} ({} / {})", m.setup.name, base.setup.name);
             if let Some((min, target)) = m.setup.target {
                 ratio.push_str(&format!("; {}", verdict(x >= min, target)));
             }
@@ -1947,6 +1962,14 @@ mod tests {
         assert!(parse(&["--only", "everything"]).is_err());
         assert!(parse(&["--soak-host", "deno"]).is_err());
         assert!(parse(&["--compare-seconds", "0"]).is_err());
+    }
+
+    #[test]
+    fn a_ratio_just_under_its_target_does_not_read_as_the_target() {
+        assert_eq!(times(0.8953, 0.9), "0.895×");
+        assert_eq!(times(0.9012, 0.9), "0.90×");
+        assert_eq!(times(1.2981, 1.3), "1.298×");
+        assert_eq!(times(1.53, 1.3), "1.53×");
     }
 
     #[test]

@@ -21,7 +21,7 @@
 use crate::clients::{Clients, Side};
 use crate::compare::{self, Others, JSHOST_NODE_BIN, JS_HOST_BIN};
 use crate::procfs::{self, Cpu, Proc};
-use crate::{dur, latencies, median, percentile, rate, verdict, wrk, Func, Report};
+use crate::{dur, latencies, median, percentile, rate, times, verdict, wrk, Func, Report};
 use anyhow::{ensure, Context, Result};
 use bytes::Bytes;
 use http::{Method, StatusCode};
@@ -546,7 +546,7 @@ fn measurement(h: Owned, l: usize) -> String {
 
 fn ratio(x: f64, target: Option<f64>) -> String {
     match target {
-        Some(t) => format!("{x:.2}×; {}", verdict(x >= t, &format!("≥ {t}×"))),
+        Some(t) => format!("{}; {}", times(x, t), verdict(x >= t, &format!("≥ {t}×"))),
         None => format!("{x:.2}×"),
     }
 }
