@@ -11,8 +11,10 @@
 //! (`buffer_unordered` over the one `JsHost`), and `wrk -t1 -cN` posting the bytes the SDK sends
 //! (`jshost::raw::function_url` of the host's URL and the body, the same JSON body) at 1 and at
 //! each level's connection count; sequentially also a bare hyper-util client posting those bytes
-//! (`clients::Side::Bare`), the floor for any client on hyper. Every SDK, bare and wrk run lasts
-//! the same time (`--compare-seconds`); rounds (`--compare-rounds`) alternate between all runs, rotating which
+//! (`clients::Side::Bare`), the floor for any client on hyper, and, against jshost-node with
+//! batching off, the SDK called from a thread blocking on its calls rather than from a task (as
+//! code in the body of `#[tokio::main]` is). Every SDK, bare and wrk run lasts the same time
+//! (`--compare-seconds`); rounds (`--compare-rounds`) alternate between all runs, rotating which
 //! goes first, so all see the same machine; calls/s is the median of the rounds. The host's CPU
 //! time (its process and every descendant, `/proc/PID/stat`) is summed over the rounds per run
 //! and divided by the calls made; the rest of the machine's CPU use is measured as in the host
@@ -104,6 +106,10 @@ pub enum Caller {
     /// A bare hyper-util client posting the same request bytes (sequential only): the floor for
     /// any client on hyper, beside which the SDK's own cost per call shows.
     Bare,
+    /// The SDK called from a thread that is not one of the runtime's workers, blocking on the
+    /// calls as the body of `#[tokio::main]` does (sequential, batching off only): each call
+    /// crosses to the worker running its connection and back.
+    SdkBlockOn,
 }
 
 impl Caller {
@@ -112,6 +118,7 @@ impl Caller {
             Caller::Sdk => "SDK".to_owned(),
             Caller::Wrk => wrk_label(in_flight),
             Caller::Bare => "bare hyper".to_owned(),
+            Caller::SdkBlockOn => "SDK from block_on".to_owned(),
         }
     }
 }
@@ -364,7 +371,7 @@ async fn measure(
 
     let mut levels = vec![1];
     levels.extend(plan.levels.iter().copied().filter(|&l| l != 1));
-    let mut callers = vec![Caller::Sdk, Caller::Bare];
+    let mut callers = vec![Caller::Sdk, Caller::Bare, Caller::SdkBlockOn];
     if wrk_bin.is_some() {
         callers.push(Caller::Wrk);
     }
@@ -372,11 +379,16 @@ async fn measure(
     let runs: Vec<(usize, Caller, usize)> = levels
         .iter()
         .flat_map(|&l| {
-            let callers = &callers;
+            let (callers, prepared) = (&callers, &prepared);
             (0..prepared.len()).flat_map(move |h| {
+                let host = prepared[h].spawned.host;
                 callers
                     .iter()
-                    .filter(move |&&c| c != Caller::Bare || l == 1)
+                    .filter(move |&&c| match c {
+                        Caller::Sdk | Caller::Wrk => true,
+                        Caller::Bare => l == 1,
+                        Caller::SdkBlockOn => l == 1 && host == Owned::Node,
+                    })
                     .map(move |&c| (h, c, l))
             })
         })
@@ -436,6 +448,17 @@ async fn measure(
             let host0 = procfs::cpu_time_of_all(&p.procs);
             let me0 = procfs::cpu_time();
             let measured: Result<Measured> = match caller {
+                // This task's worker thread stops being a worker (block_in_place) and blocks on
+                // the calls: a thread outside the runtime's workers, as `block_on` is.
+                Caller::SdkBlockOn => tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current().block_on(p.clients.for_duration(
+                        Side::Sdk,
+                        level,
+                        seconds,
+                        &mut a.sdk_latencies,
+                    ))
+                })
+                .map(|(calls, took)| (calls as f64 / took.as_secs_f64(), Some(calls as u64), None, None)),
                 Caller::Sdk | Caller::Bare => p
                     .clients
                     .for_duration(
@@ -499,7 +522,7 @@ async fn measure(
         }
         let rate = median(&mut a.rates);
         let (p50, p99) = match caller {
-            Caller::Sdk | Caller::Bare => {
+            Caller::Sdk | Caller::Bare | Caller::SdkBlockOn => {
                 a.sdk_latencies.sort_unstable();
                 (percentile(&a.sdk_latencies, 50), percentile(&a.sdk_latencies, 99))
             }
@@ -655,6 +678,25 @@ pub fn rows(plan: &Plan, outcome: &Outcome, report: &mut Report, notes: &mut Vec
     for h in [Owned::Node, Owned::NodeBatch, Owned::JsHost] {
         bare_floor(plan, outcome, report, h);
     }
+    if let (Some(b), Some(x)) = (
+        outcome.get(Owned::Node, Caller::SdkBlockOn, 1),
+        outcome.get(Owned::Node, Caller::Sdk, 1),
+    ) {
+        report.row(
+            format!(
+                "SDK `echo`, sequential, from a thread blocking on the calls (as in the body of \
+                 `#[tokio::main]`), not a worker: {}",
+                Owned::Node.label()
+            ),
+            format!("{}{}", rate(b.rate), latencies(b.p50, b.p99)),
+            format!("the same from a task on a worker thread: {}", rate(x.rate)),
+            format!(
+                "{:.2}× ({:+.1} µs per call)",
+                b.rate / x.rate,
+                (1.0 / b.rate - 1.0 / x.rate) * 1e6
+            ),
+        );
+    }
     for &l in &levels {
         vs_wrk(plan, outcome, report, Owned::JsHost, l, None);
     }
@@ -693,7 +735,9 @@ pub fn rows(plan: &Plan, outcome: &Outcome, report: &mut Report, notes: &mut Vec
     if !all.is_empty() {
         notes.push(format!(
             "sdk-node: `echo` ({} B body) through the SDK (`Function::call`, `buffer_unordered` over \
-             one `JsHost`), sequentially through a bare hyper-util `Client`, and with {} posting \
+             one `JsHost`; sequentially also from a thread blocking on the calls, through \
+             `block_in_place` + `Handle::block_on`), sequentially through a bare hyper-util \
+             `Client`, and with {} posting \
              the same bytes (`jshost::raw::function_url` of the \
              host's URL, the same body and content type), against three owned hosts from \
              bench/bench.config.js on 127.0.0.1; {} s per run, {} round(s) alternating between all \
