@@ -2,12 +2,13 @@
 //! together in `POST /batch` requests.
 //!
 //! A call made when nothing is in flight or queued goes out at once as a plain call: a lone or
-//! sequential call never waits and is never wrapped. Any other call is queued. When a request
-//! slot is free (each host gets a few requests in flight: four per worker process, since
-//! jshost-node spreads connections, not requests, over its workers), a task spawned on the
-//! caller's runtime sends what queued once the calling task lets go of its thread, so calls made
-//! together (a `join_all`, a `buffer_unordered` refilling, handlers of one burst) leave together;
-//! with every slot taken, the next request to finish sends them. What is sent at once is shared
+//! sequential call never waits and is never wrapped. Any other call (of a function with small
+//! answers: see below) is queued. When a request slot is free (each host gets a few requests in
+//! flight: four per worker process, since jshost-node spreads connections, not requests, over
+//! its workers), a task spawned on the caller's runtime sends what queued once the calling task
+//! lets go of its thread, so calls made together (a `join_all`, a `buffer_unordered` refilling,
+//! handlers of one burst) leave together; with every slot taken, the next request to finish
+//! sends them. What is sent at once is shared
 //! out over the free slots in parts of at least 16 calls (the host works on one part while the
 //! next is sent; every worker gets a part), each within the host's `requestDataLimit`. Every call
 //! keeps its own deadline, cancellation (dropping it), result and error; a batch that fails as a
@@ -23,7 +24,7 @@
 //! JSON string, which the host escapes and the client unescapes, and no caller of a batch gets
 //! its answer before the slowest of its batch-mates is done: for a page renderer (10 KB of HTML
 //! a call, a few hundred µs of JavaScript) that cost 8% of the calls per second with 64 in
-//! flight and 30–45% with 8, and the per-request cost batching saves is small beside such calls.
+//! flight and 29–46% with 8, and the per-request cost batching saves is small beside such calls.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use jshost_client::HttpClient;
@@ -44,8 +45,9 @@ const MIN_SHARE: usize = 16;
 /// Idle batchers (maybe of runtimes that have ended) are forgotten past this many.
 const KEEP_BATCHERS: usize = 8;
 /// A function whose answers average at least this many bytes is called plain, never batched.
-pub(crate) const LARGE_ANSWER: usize = 4096;
-/// Answer sizes are kept for at most this many function names per host.
+const LARGE_ANSWER: usize = 4096;
+/// Answer sizes are kept for at most this many function names per host; calls of functions
+/// beyond them are batched whatever their answers.
 const KEEP_SIZES: usize = 1024;
 
 /// The recent answer size of each function of a host (an average weighting the last answer by
@@ -75,11 +77,10 @@ impl AnswerSizes {
                 Err(p) => p.into_inner(),
             };
             if let Some(s) = sizes.get(name) {
+                // Two answers counted at once may overwrite each other's update: the average
+                // stays between the old one and the new sizes, which is all the rule needs.
                 let average = s.load(Ordering::Relaxed);
-                s.store(
-                    (average.saturating_mul(3)).saturating_add(size) / 4,
-                    Ordering::Relaxed,
-                );
+                s.store(next_average(average, size), Ordering::Relaxed);
                 return;
             }
         }
@@ -90,6 +91,17 @@ impl AnswerSizes {
         if sizes.len() < KEEP_SIZES {
             sizes.entry(name.into()).or_insert_with(|| AtomicUsize::new(size));
         }
+    }
+}
+
+/// `average` moved a quarter of the way to `size`, rounded towards `size` so that answers of
+/// one steady size bring it there exactly.
+fn next_average(average: usize, size: usize) -> usize {
+    let sum = average.saturating_mul(3).saturating_add(size);
+    if size > average {
+        sum.div_ceil(4)
+    } else {
+        sum / 4
     }
 }
 
@@ -533,17 +545,28 @@ mod tests {
         sizes.record("render", 10_000);
         sizes.record("echo", 100);
         assert!(sizes.large("render") && !sizes.large("echo"));
-        for _ in 0..3 {
-            sizes.record("render", 10);
-        }
+        sizes.record("render", 10);
         assert!(
             sizes.large("render"),
-            "one small answer does not change its kind at once"
+            "one small answer (10,000 -> 7,502) does not change its kind"
         );
         for _ in 0..10 {
             sizes.record("render", 10);
         }
         assert!(!sizes.large("render"), "answers that stay small do");
+    }
+
+    #[test]
+    fn the_average_reaches_a_steady_answer_size_from_either_side() {
+        let mut average = 100;
+        for _ in 0..100 {
+            average = next_average(average, 4096);
+        }
+        assert_eq!(average, 4096, "from below");
+        for _ in 0..100 {
+            average = next_average(average, 4000);
+        }
+        assert_eq!(average, 4000, "from above");
     }
 
     #[test]
