@@ -377,7 +377,8 @@ mod tests {
             .arg(&arg)
             .spawn()
             .expect("sleep runs");
-        // Until the child has exec'd, its command line is still this test's.
+        // Seen once under a loaded parallel run: the child not yet listed with its argument right
+        // after spawn returned. Look again until a deadline.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let mut found = with_arg(&arg);
         while !found.iter().any(|p| p.pid == child.id()) && std::time::Instant::now() < deadline {

@@ -11,7 +11,7 @@
 //! (`buffer_unordered` over the one `JsHost`), and `wrk -t1 -cN` posting the bytes the SDK sends
 //! (`jshost::raw::function_url` of the host's URL and the body, the same JSON body) at 1 and at
 //! each level's connection count; sequentially also a bare hyper-util client posting those bytes
-//! (`clients::Side::Bare`), the floor for any client on hyper, and, against jshost-node with
+//! (`clients::Side::Bare`), the best any client on hyper can expect, and, against jshost-node with
 //! batching off, the SDK called from a thread blocking on its calls rather than from a task (as
 //! code in the body of `#[tokio::main]` is). Every SDK, bare and wrk run lasts the same time
 //! (`--compare-seconds`); rounds (`--compare-rounds`) alternate between all runs, rotating which
@@ -103,8 +103,8 @@ pub enum Caller {
     Sdk,
     /// `wrk -t1`, the same request bytes.
     Wrk,
-    /// A bare hyper-util client posting the same request bytes (sequential only): the floor for
-    /// any client on hyper, beside which the SDK's own cost per call shows.
+    /// A bare hyper-util client posting the same request bytes (sequential only): about the best
+    /// any client on hyper can do, beside which the SDK's own cost per call shows.
     Bare,
     /// The SDK called from a thread that is not one of the runtime's workers, blocking on the
     /// calls as the body of `#[tokio::main]` does (sequential, batching off only): each call
@@ -619,9 +619,9 @@ fn vs_wrk(plan: &Plan, outcome: &Outcome, report: &mut Report, h: Owned, l: usiz
     );
 }
 
-/// Two rows on the floor of the sequential target against host `h`: the SDK beside bare hyper,
+/// Two rows on the ceiling of the sequential target against host `h`: the SDK beside bare hyper,
 /// and bare hyper beside wrk, all on the same host.
-fn bare_floor(plan: &Plan, outcome: &Outcome, report: &mut Report, h: Owned) {
+fn bare_ceiling(plan: &Plan, outcome: &Outcome, report: &mut Report, h: Owned) {
     let Some(b) = outcome.get(h, Caller::Bare, 1) else {
         return;
     };
@@ -633,7 +633,7 @@ fn bare_floor(plan: &Plan, outcome: &Outcome, report: &mut Report, h: Owned) {
     );
     if let Some(x) = outcome.get(h, Caller::Sdk, 1) {
         report.row(
-            measurement(h, 1),
+            format!("{} (beside bare hyper)", measurement(h, 1)),
             rate(x.rate),
             bare.clone(),
             format!("{} ({})", ratio(x.rate / b.rate, None), gap(x, b)),
@@ -650,7 +650,7 @@ fn bare_floor(plan: &Plan, outcome: &Outcome, report: &mut Report, h: Owned) {
                 rate(w.rate)
             ),
             format!(
-                "{} ({}): the floor of the SDK's ratio to `wrk -c1`",
+                "{} ({}): about the best the SDK's ratio to `wrk -c1` can be",
                 ratio(b.rate / w.rate, None),
                 gap(b, w)
             ),
@@ -676,7 +676,7 @@ pub fn rows(plan: &Plan, outcome: &Outcome, report: &mut Report, notes: &mut Vec
         vs_wrk(plan, outcome, report, h, 1, Some(0.9));
     }
     for h in [Owned::Node, Owned::NodeBatch, Owned::JsHost] {
-        bare_floor(plan, outcome, report, h);
+        bare_ceiling(plan, outcome, report, h);
     }
     if let (Some(b), Some(x)) = (
         outcome.get(Owned::Node, Caller::SdkBlockOn, 1),
