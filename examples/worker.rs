@@ -78,7 +78,13 @@ async fn main() -> Result<(), jshost::Error> {
             shutdown.cancel();
         }
     });
-    let done = run(host.clone(), rx, shutdown).await?;
+    // The job loop runs as a task, on the runtime's worker threads beside the connections its
+    // calls use: from `main`'s own thread each call would cross to a worker and back (see the
+    // README's Runtimes section).
+    let done = match tokio::spawn(run(host.clone(), rx, shutdown)).await {
+        Ok(done) => done?,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
     let _ = producer.await;
     println!("rendered {done} pages");
     host.disconnect().await
