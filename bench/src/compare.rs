@@ -387,17 +387,8 @@ impl Server {
             let _ = self.child.start_kill();
             let _ = tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await;
         }
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        let mut left: Vec<Proc> = procs.iter().copied().filter(|p| p.alive()).collect();
-        while !left.is_empty() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            left.retain(|p| p.alive());
-        }
-        for p in &left {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &p.pid.to_string()])
-                .status();
-        }
+        // Waits up to 3 s (STOP_TIMEOUT) for them, then kills those still there.
+        let left = procfs::leftovers(&procs).await;
         ensure!(
             clean && left.is_empty(),
             "{} ({}) did not exit within {STOP_TIMEOUT:?} of its stdin closing; killed{}",
