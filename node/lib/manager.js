@@ -233,11 +233,6 @@ class Manager {
     return { output: record.output, logfile: record.logfile, config: record.config, connections: record.connections };
   }
 
-  /** The flags the manager passes on to the hosts it starts: its own --workers and --watch. */
-  hostFlags() {
-    return hostFlags(this.opts);
-  }
-
   unknown(configText) {
     return [500, `No known host with config: ${configText}`];
   }
@@ -247,7 +242,7 @@ class Manager {
   /** Spawns a host on `port`; resolves with {child, output} once it printed its status. */
   async spawnHost(hostKey, port, logfile) {
     this.log.info(`manager: starting a host for ${hostKey} (port ${port}, logfile ${logfile})`);
-    const child = spawnHostProcess(hostKey, port, logfile, this.hostFlags());
+    const child = spawnHostProcess(hostKey, port, logfile, hostFlags(this.opts));
     return this.accept(child, await statusLine(child));
   }
 
@@ -275,27 +270,30 @@ class Manager {
     prepared.timer = setTimeout(() => this.dropPrepared(`unused for ${PREPARED_UNUSED_MS}ms`), PREPARED_UNUSED_MS);
     prepared.child.once('exit', (code, signal) => {
       if (this.prepared !== prepared) return;
-      this.prepared = null;
-      clearTimeout(prepared.timer);
+      this.releasePrepared();
       this.log.info(`manager: the prepared host for ${prepared.key} exited (${signal || code}) before it was used`);
     });
   }
 
+  /** Takes the prepared host, if any, out of reserve (and stops its unused timer). */
+  releasePrepared() {
+    const prepared = this.prepared;
+    if (prepared) {
+      this.prepared = null;
+      clearTimeout(prepared.timer);
+    }
+    return prepared;
+  }
+
   /** Takes the prepared host out of reserve if it is the one for `hostKey`. */
   takePrepared(hostKey) {
-    const prepared = this.prepared;
-    if (!prepared || prepared.key !== hostKey) return null;
-    this.prepared = null;
-    clearTimeout(prepared.timer);
-    return prepared;
+    return this.prepared && this.prepared.key === hostKey ? this.releasePrepared() : null;
   }
 
   /** Kills the prepared host, if any, and removes its logfile; resolves once it exited. */
   async dropPrepared(why) {
-    const prepared = this.prepared;
+    const prepared = this.releasePrepared();
     if (!prepared) return;
-    this.prepared = null;
-    clearTimeout(prepared.timer);
     this.log.info(`manager: stopping the unused prepared host for ${prepared.key} (${why})`);
     await this.kill(prepared.child);
     fs.rmSync(prepared.logfile, { force: true });
@@ -500,11 +498,9 @@ class Manager {
 
   exit(code) {
     this.exiting = true;
-    const prepared = this.prepared;
+    const prepared = this.releasePrepared();
     if (prepared) {
       // No waiting here: SIGTERM now; --exit-on-stdin-close ends it anyway once we are gone.
-      this.prepared = null;
-      clearTimeout(prepared.timer);
       this.log.info(`manager: stopping the unused prepared host for ${prepared.key} (manager exiting)`);
       prepared.child.kill('SIGTERM');
       fs.rmSync(prepared.logfile, { force: true });
