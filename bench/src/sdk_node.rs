@@ -448,31 +448,25 @@ async fn measure(
             let host0 = procfs::cpu_time_of_all(&p.procs);
             let me0 = procfs::cpu_time();
             let measured: Result<Measured> = match caller {
-                // This task's worker thread stops being a worker (block_in_place) and blocks on
-                // the calls: a thread outside the runtime's workers, as `block_on` is.
-                Caller::SdkBlockOn => tokio::task::block_in_place(|| {
-                    tokio::runtime::Handle::current().block_on(p.clients.for_duration(
-                        Side::Sdk,
-                        level,
-                        seconds,
-                        &mut a.sdk_latencies,
-                    ))
-                })
-                .map(|(calls, took)| (calls as f64 / took.as_secs_f64(), Some(calls as u64), None, None)),
-                Caller::Sdk | Caller::Bare => p
-                    .clients
-                    .for_duration(
-                        if caller == Caller::Sdk {
-                            Side::Sdk
-                        } else {
-                            Side::Bare
-                        },
-                        level,
-                        seconds,
-                        &mut a.sdk_latencies,
-                    )
-                    .await
-                    .map(|(calls, took)| (calls as f64 / took.as_secs_f64(), Some(calls as u64), None, None)),
+                Caller::Sdk | Caller::Bare | Caller::SdkBlockOn => {
+                    let side = if caller == Caller::Bare {
+                        Side::Bare
+                    } else {
+                        Side::Sdk
+                    };
+                    let calls = p.clients.for_duration(side, level, seconds, &mut a.sdk_latencies);
+                    let ran = if caller == Caller::SdkBlockOn {
+                        // This task's worker thread stops being a worker (block_in_place) and
+                        // blocks on the calls: a thread outside the runtime's workers, as
+                        // `block_on` is.
+                        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(calls))
+                    } else {
+                        calls.await
+                    };
+                    ran.map(|(calls, took)| {
+                        (calls as f64 / took.as_secs_f64(), Some(calls as u64), None, None)
+                    })
+                }
                 Caller::Wrk => match wrk_bin {
                     Some(w) => wrk::run(
                         w,
