@@ -177,8 +177,11 @@ impl Backend {
         timeout: Duration,
     ) -> Result<String> {
         let mut endpoint = self.endpoint();
+        // The rare paths' futures are boxed: inline, they made this call's state machine 12.6 KB
+        // (the status probe's TLS-capable connection), held by every call in flight and copied
+        // as the layers above built and boxed it; it is now 2 KB (balance.rs tests the bound).
         if !endpoint.functions.contains(name) {
-            endpoint = self.refresh_for(client, origin, name).await?;
+            endpoint = Box::pin(self.refresh_for(client, origin, name)).await?;
         }
         if let Supervision::Owned(o) = &self.supervision {
             if let Some(exit) = o.exited() {
@@ -206,7 +209,7 @@ impl Backend {
             b.answers.record(name, answer.len());
         }
         match result {
-            Err(e) if e.is_connection() => Err(self.explain_connection_error(e, &endpoint).await),
+            Err(e) if e.is_connection() => Err(Box::pin(self.explain_connection_error(e, &endpoint)).await),
             result => result,
         }
     }

@@ -95,3 +95,47 @@ pub(crate) fn reset(backends: &[Arc<Backend>]) {
         b.down_until_ms.store(0, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jshost_manager::NodeSetup;
+
+    /// Every call in flight holds this state machine, and it is moved (copied) into its box once
+    /// per call: the rarely taken paths (re-reading a host's functions, explaining a connection
+    /// error, running outside any runtime) are boxed so that their futures, up to 12 KB with the
+    /// status probe's TLS-capable connection, do not make every call that large.
+    #[test]
+    fn a_calls_state_machine_stays_small() {
+        let status = jshost_core::Status::parse(
+            r#"{"type":"Host","version":"0.12.0","config":{"address":"127.0.0.1","port":9}}"#,
+        )
+        .expect("valid status");
+        let backends = vec![Backend::external("http://127.0.0.1:9".into(), status, false)];
+        let origin = Origin {
+            setup: NodeSetup {
+                node: "node".into(),
+                bin: "bin.js".into(),
+                config: "host.config.js".into(),
+                cwd: ".".into(),
+                jshost_node: true,
+                host_flags: Vec::new(),
+            },
+            startup_timeout: Duration::from_secs(1),
+            batch: true,
+        };
+        let (next, client) = (AtomicUsize::new(0), HttpClient::new());
+        let name = "f";
+        let call = call(
+            &backends,
+            &next,
+            &client,
+            &origin,
+            name,
+            Bytes::new(),
+            Duration::from_secs(1),
+        );
+        let size = std::mem::size_of_val(&call);
+        assert!(size <= 4096, "a call's future is {size} bytes");
+    }
+}

@@ -290,10 +290,11 @@ impl HttpClient {
         }
         let client = self.clone();
         let url = url.to_owned();
-        driver::run(async move {
+        // Boxed: inline, this rare path would add its 3 KB to every request's state machine.
+        Box::pin(driver::run(async move {
             let runtime = tokio::runtime::Handle::current().id();
             client.timed(method, uri, body, timeout, &url, runtime).await
-        })
+        }))
         .await
     }
 

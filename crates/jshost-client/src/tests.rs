@@ -300,3 +300,13 @@ async fn https_without_the_tls_feature_is_a_config_error() {
         assert!(e.is_config() && e.to_string().contains("`tls` feature"), "{e}");
     }
 }
+
+/// A request's state machine is held by every call in flight: the path taken outside any runtime
+/// (spawned on the SDK's own) is boxed so that it does not add its size to every request.
+#[test]
+fn a_requests_state_machine_stays_small() {
+    let client = HttpClient::new();
+    let call = client.call_function("http://127.0.0.1:9", "f", Bytes::new(), Duration::from_secs(1));
+    let size = std::mem::size_of_val(&call);
+    assert!(size <= 2048, "a request's future is {size} bytes");
+}
