@@ -21,6 +21,22 @@ use jshost::Function;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
+/// Idle connections of a bare client are not reused after this long, as the SDK's pool does
+/// (jshost-client's `DEFAULT_POOL_IDLE_TIMEOUT`): Node closes them at 5 s, and a request sent as
+/// it does fails with a reset (the bench's bare connections sit idle while the SDK, wrk or the
+/// other hosts' runs take their turn).
+const BARE_POOL_IDLE_TIMEOUT: Duration = Duration::from_millis(3_500);
+
+/// A bare hyper-util client set up as the SDK's pool is: `TCP_NODELAY` (small requests must not
+/// wait for Nagle) and idle connections dropped before Node closes them.
+pub fn bare_client() -> Client<HttpConnector, Full<Bytes>> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(BARE_POOL_IDLE_TIMEOUT)
+        .build(connector)
+}
+
 /// Which client a loop drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -65,10 +81,7 @@ impl Clients {
         } else {
             Some(url.parse::<Uri>().with_context(|| format!("invalid URL {url}"))?)
         };
-        let mut connector = HttpConnector::new();
-        // As the SDK does: small requests must not wait for Nagle.
-        connector.set_nodelay(true);
-        let bare = Client::builder(TokioExecutor::new()).build(connector);
+        let bare = bare_client();
         Ok(Clients {
             function,
             data,

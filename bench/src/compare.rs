@@ -23,7 +23,6 @@ use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -661,9 +660,7 @@ async fn measure(
     servers: &[Server],
     outcome: &mut Outcome,
 ) -> Result<()> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build(connector);
+    let client: HttpClient = crate::clients::bare_client();
     let mut prepared = Vec::new();
     for &target in &plan.targets {
         let Some(server) = servers.iter().position(|s| s.kind == target.server()) else {

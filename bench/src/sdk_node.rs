@@ -29,7 +29,6 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::rt::TokioExecutor;
 use jshost::{JsHost, Settings};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -315,9 +314,7 @@ async fn measure(
     outcome: &mut Outcome,
 ) -> Result<()> {
     let data = Func::Echo.data();
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let http = HyperClient::builder(TokioExecutor::new()).build(connector);
+    let http = crate::clients::bare_client();
     let warmup = Duration::from_secs(plan.warmup_seconds);
     let mut prepared = Vec::new();
     for s in spawned {
