@@ -125,17 +125,17 @@ impl Backend {
     }
 
     pub(crate) fn endpoint(&self) -> Arc<Endpoint> {
-        match self.endpoint.read() {
-            Ok(e) => e.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.endpoint
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     fn set_endpoint(&self, endpoint: Arc<Endpoint>) {
-        match self.endpoint.write() {
-            Ok(mut e) => *e = endpoint,
-            Err(poisoned) => *poisoned.into_inner() = endpoint,
-        }
+        *self
+            .endpoint
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = endpoint;
     }
 
     /// Takes the backend out of rotation until [`Backend::put_in_rotation`].
@@ -227,10 +227,10 @@ impl Backend {
     }
 
     fn batching(&self) -> Option<Arc<Batching>> {
-        match self.batching.read() {
-            Ok(b) => b.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.batching
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Reads what the host offers (`GET /jshost/info`, jshost-node only) and turns batching on
@@ -267,10 +267,10 @@ impl Backend {
             })
         });
         tracing::debug!(url = %endpoint.url, batching = batching.is_some(), workers, "host capabilities");
-        match self.batching.write() {
-            Ok(mut b) => *b = batching,
-            Err(poisoned) => *poisoned.into_inner() = batching,
-        }
+        *self
+            .batching
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = batching;
     }
 
     /// For a function this handle does not know: re-reads the host's status (at most once a

@@ -60,10 +60,10 @@ pub(crate) struct AnswerSizes {
 impl AnswerSizes {
     /// Whether `name`'s answers are large: its calls go out plain. Unknown until it answered.
     pub(crate) fn large(&self, name: &str) -> bool {
-        let sizes = match self.by_name.read() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let sizes = self
+            .by_name
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         sizes
             .get(name)
             .is_some_and(|s| s.load(Ordering::Relaxed) >= LARGE_ANSWER)
@@ -72,10 +72,10 @@ impl AnswerSizes {
     /// Counts an answer of `size` bytes from `name`.
     pub(crate) fn record(&self, name: &str, size: usize) {
         {
-            let sizes = match self.by_name.read() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
+            let sizes = self
+                .by_name
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(s) = sizes.get(name) {
                 // Two answers counted at once may overwrite each other's update: the average
                 // stays between the old one and the new sizes, which is all the rule needs.
@@ -84,10 +84,10 @@ impl AnswerSizes {
                 return;
             }
         }
-        let mut sizes = match self.by_name.write() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut sizes = self
+            .by_name
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if sizes.len() < KEEP_SIZES {
             sizes.entry(name.into()).or_insert_with(|| AtomicUsize::new(size));
         }
@@ -140,18 +140,18 @@ impl Batchers {
         let runtime = Handle::try_current().ok()?;
         let id = runtime.id();
         {
-            let all = match self.by_runtime.read() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
+            let all = self
+                .by_runtime
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(b) = all.iter().find(|b| b.runtime.id() == id) {
                 return Some(b.clone());
             }
         }
-        let mut all = match self.by_runtime.write() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut all = self
+            .by_runtime
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(b) = all.iter().find(|b| b.runtime.id() == id) {
             return Some(b.clone());
         }
@@ -226,10 +226,9 @@ impl Batcher {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Pending>> {
-        match self.queue.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A slot for a plain call when nothing is in flight or queued: a lone call goes out at

@@ -145,10 +145,9 @@ pub async fn configure(settings: Settings) -> Result<JsHost> {
 
 /// Makes `host` the process-wide default host.
 pub fn set_default_host(host: JsHost) {
-    let mut slot = match DEFAULT_HOST.write() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    };
+    let mut slot = DEFAULT_HOST
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     *slot = Some(host);
 }
 
@@ -157,10 +156,9 @@ pub fn set_default_host(host: JsHost) {
 /// # Errors
 /// A config error when [`configure`] has not been called.
 pub fn default_host() -> Result<JsHost> {
-    let slot = match DEFAULT_HOST.read() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    };
+    let slot = DEFAULT_HOST
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     slot.clone().ok_or_else(|| {
         Error::config(
             "no default host: call `jshost::configure(settings).await` first, or use `host.function(name)`",

@@ -80,10 +80,7 @@ pub(crate) fn pool(owner: &Arc<()>, max_idle: usize, connector: &Connector, runt
 /// The runtime's pool for `owner` from the process-wide map, created when missing.
 fn shared_pool(owner: &Arc<()>, runtime: Id, max_idle: usize, connector: &Connector) -> Pool {
     let key = (Arc::as_ptr(owner) as usize, runtime);
-    let mut pools = match POOLS.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
-    };
+    let mut pools = POOLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let pools = pools.get_or_insert_with(HashMap::new);
     if let Some(pool) = pools.get(&key).filter(|p| p.usable()) {
         return pool.clone();

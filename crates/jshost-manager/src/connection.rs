@@ -116,18 +116,18 @@ impl ManagedConnection {
 
     fn set_host_url(&self, info: &HostInfo) -> Result<()> {
         let url = status_url(&info.status)?;
-        match self.host_url.lock() {
-            Ok(mut u) => *u = url,
-            Err(poisoned) => *poisoned.into_inner() = url,
-        }
+        *self
+            .host_url
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = url;
         Ok(())
     }
 
     fn host_url(&self) -> String {
-        match self.host_url.lock() {
-            Ok(u) => u.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.host_url
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The manager this connection goes through.
@@ -142,17 +142,17 @@ impl ManagedConnection {
 
     /// The connection id the manager knows this connection by (`None` once closed).
     pub fn id(&self) -> Option<String> {
-        match self.visible_id.lock() {
-            Ok(id) => id.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.visible_id
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     fn show_id(&self, id: Option<String>) {
-        match self.visible_id.lock() {
-            Ok(mut v) => *v = id,
-            Err(poisoned) => *poisoned.into_inner() = id,
-        }
+        *self
+            .visible_id
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = id;
     }
 
     /// Closes the connection (the manager stops the host `disconnectTimeout` after its last

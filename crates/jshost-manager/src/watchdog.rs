@@ -58,10 +58,7 @@ struct Watchdog {
 static WATCHDOG: Mutex<Option<Watchdog>> = Mutex::new(None);
 
 fn send(node: &Path, line: &str, start_if_missing: bool) {
-    let mut guard = match WATCHDOG.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
-    };
+    let mut guard = WATCHDOG.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if guard.is_none() && start_if_missing {
         match start(node) {
             Ok(w) => *guard = Some(w),

@@ -27,10 +27,7 @@ struct Tail(Arc<Mutex<VecDeque<String>>>);
 
 impl Tail {
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<String>> {
-        match self.0.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn push(&self, line: String) {

@@ -158,10 +158,9 @@ impl OwnedHost {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Running> {
-        match self.running.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// How the host exited, if it has.
