@@ -74,6 +74,16 @@ pub fn free_port() -> u16 {
     panic!("no free port in 20000-31999 on 127.0.0.1");
 }
 
+/// The config body of [`Fixture::new`]: `integration/fixtures/functions.js`'s functions, the
+/// port, and `extra` JS object entries.
+fn functions_config(extra: &str) -> impl FnOnce(u16, &str) -> String + '_ {
+    move |port, functions| {
+        format!(
+            "module.exports = {{\n  port: {port},\n  {extra}\n  functions: require({functions:?})()\n}};\n"
+        )
+    }
+}
+
 /// A config file of a test's own, in a directory of its own, on a port of its own. Dropping it
 /// kills every process whose command line names the directory (hosts and managers started for
 /// it) and removes the directory.
@@ -89,35 +99,32 @@ impl Fixture {
     /// A fixture serving `integration/fixtures/functions.js` with `extra` JS object entries
     /// (for example `"disconnectTimeout: 200,"`).
     pub fn new(name: &str, extra: &str) -> Fixture {
-        Self::with_body(name, |port, functions| {
-            format!("module.exports = {{\n  port: {port},\n  {extra}\n  functions: require({functions:?})()\n}};\n")
-        })
+        Self::with_body(name, functions_config(extra))
     }
 
     /// As [`Fixture::new`], on a port the kernel hands out (in its ephemeral range), for the
     /// tests of what happens there.
     pub fn on_ephemeral_port(name: &str, extra: &str) -> Fixture {
-        let mut fixture = Self::new(name, extra);
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("bind 127.0.0.1:0")
             .port();
-        let text = std::fs::read_to_string(&fixture.config).expect("read config");
-        let text = text.replacen(&format!("port: {},", fixture.port), &format!("port: {port},"), 1);
-        std::fs::write(&fixture.config, text).expect("write config");
-        fixture.port = port;
-        fixture
+        Self::at(name, port, functions_config(extra))
     }
 
     /// A fixture whose config file is `body(port, path of functions.js)`.
     pub fn with_body(name: &str, body: impl FnOnce(u16, &str) -> String) -> Fixture {
+        Self::at(name, free_port(), body)
+    }
+
+    /// A fixture on `port` whose config file is `body(port, path of functions.js)`.
+    fn at(name: &str, port: u16, body: impl FnOnce(u16, &str) -> String) -> Fixture {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
         let dir = repo_root()
             .join("target/jshost-fixtures")
             .join(format!("{name}-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create fixture dir");
-        let port = free_port();
         let functions = repo_root().join("integration/fixtures/functions.js");
         let config = dir.join("host.config.js");
         std::fs::write(&config, body(port, functions.to_str().expect("utf-8 path"))).expect("write config");
