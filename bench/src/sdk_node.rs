@@ -598,7 +598,7 @@ fn vs_wrk(plan: &Plan, outcome: &Outcome, report: &mut Report, h: Owned, l: usiz
         return;
     };
     let extra = if l == 1 {
-        format!(" ({:+.1} µs per call)", (1.0 / x.rate - 1.0 / w.rate) * 1e6)
+        format!(" ({})", gap(x, w))
     } else {
         String::new()
     };
@@ -610,13 +610,17 @@ fn vs_wrk(plan: &Plan, outcome: &Outcome, report: &mut Report, h: Owned, l: usiz
     );
 }
 
+/// How much longer a call of run `x` takes than one of run `y` (sequential runs): `+7.7 µs per call`.
+fn gap(x: &Run, y: &Run) -> String {
+    format!("{:+.1} µs per call", (1.0 / x.rate - 1.0 / y.rate) * 1e6)
+}
+
 /// Two rows on the ceiling of the sequential target against host `h`: the SDK beside bare hyper,
 /// and bare hyper beside wrk, all on the same host.
 fn bare_ceiling(plan: &Plan, outcome: &Outcome, report: &mut Report, h: Owned) {
     let Some(b) = outcome.get(h, Caller::Bare, 1) else {
         return;
     };
-    let gap = |x: &Run, y: &Run| format!("{:+.1} µs per call", (1.0 / x.rate - 1.0 / y.rate) * 1e6);
     let bare = format!(
         "bare hyper (the same request bytes, a hyper-util `Client`), sequential, same host: {}{}",
         rate(b.rate),
@@ -681,11 +685,7 @@ pub fn rows(plan: &Plan, outcome: &Outcome, report: &mut Report, notes: &mut Vec
             ),
             format!("{}{}", rate(b.rate), latencies(b.p50, b.p99)),
             format!("the same from a task on a worker thread: {}", rate(x.rate)),
-            format!(
-                "{:.2}× ({:+.1} µs per call)",
-                b.rate / x.rate,
-                (1.0 / b.rate - 1.0 / x.rate) * 1e6
-            ),
+            format!("{:.2}× ({})", b.rate / x.rate, gap(b, x)),
         );
     }
     for &l in &levels {
