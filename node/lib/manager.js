@@ -11,7 +11,15 @@
 //   disconnect timeout (as js-host does), and after `disconnectTimeout` ms without any host
 //   when its last host was stopped, crashed or failed to restart (a client may still want to
 //   disconnect from the crashed host or start it again).
-// Hosts get --exit-on-stdin-close: they die with the manager, even a SIGKILLed one.
+// - a host's start is bounded (START_TIMEOUT_MS, or the request's `startTimeout`): a host that
+//   has not printed its status by then (a config whose load hangs) is killed and the request
+//   answered 500, naming the config and the logfile; /host/status and /host/disconnect never
+//   wait for the config's lock, so they answer at once even during a start;
+// - SIGTERM/SIGINT (and /manager/stop) stop every host gracefully (SIGTERM, then SIGKILL to its
+//   process group after KILL_GRACE_MS), those still starting and the prepared one included.
+// Hosts get --exit-on-stdin-close on a pipe the manager holds: they die with the manager, even
+// a SIGKILLed one. Each host runs in a process group of its own, so that a host killed by force
+// takes its workers with it.
 // --prepare: at start-up (before even loading its own config) the manager spawns a host for its
 // own config file, exactly as start() would, and keeps it aside; the first /host/start of that
 // config adopts it instead of spawning one (a prepared host that failed is dropped and start()
@@ -35,7 +43,10 @@ const { listen, describeListen } = require('./listen');
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 const TEXT_TYPE = 'text/plain; charset=utf-8';
-const KILL_GRACE_MS = 3000;
+// A host drains its calls in flight on SIGTERM for up to its --grace (10 s by default).
+const KILL_GRACE_MS = 12_000;
+const START_TIMEOUT_MS = 30_000;
+const MAX_TIMER_MS = 2147483647; // Node's timers fire at once for longer delays
 const PREPARED_UNUSED_MS = 30_000; // a --prepare host not adopted by then is killed
 
 /** A fresh logfile path for a host. */
@@ -56,16 +67,46 @@ function hostFlags(opts) {
   return flags;
 }
 
-/** Spawns `jshost-node KEY --port PORT --json --logfile F --exit-on-stdin-close FLAGS`. */
+/**
+ * Spawns `jshost-node KEY --port PORT --json --logfile F --exit-on-stdin-close FLAGS` in a
+ * process group of its own (`detached`); once it exits, whatever is left in that group (a
+ * worker stuck in a loop) is killed.
+ */
 function spawnHostProcess(hostKey, port, logfile, flags) {
   const child = spawn(
     process.execPath,
     [BIN, hostKey, '--port', String(port), '--json', '--logfile', logfile, '--exit-on-stdin-close', ...flags],
-    { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NODE_NO_WARNINGS: '1' } },
+    { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NODE_NO_WARNINGS: '1' }, detached: true },
   );
   child.stdin.on('error', () => {});
+  child.once('exit', () => killGroup(child));
   return child;
 }
+
+function killGroup(child) {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    // ESRCH: the group is empty.
+  }
+}
+
+/** Stops a host process: SIGTERM, then after `grace` ms SIGKILL to its group; resolves once it exited. */
+function kill(child, grace = KILL_GRACE_MS) {
+  if (!child || exited(child)) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = grace > 0 ? setTimeout(() => killGroup(child), grace) : null;
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    if (grace > 0) child.kill('SIGTERM');
+    else killGroup(child);
+  });
+}
+
+class StartTimeout extends Error {}
 
 /**
  * Resolves with {line, stdout} once `child` printed its status line (lines before it are what
@@ -153,6 +194,7 @@ class Manager {
     this.identity = `${VERSION}; features=${features(opts).join(',')}`;
     this.hosts = new Map(); // absolute config path -> record
     this.locks = new Map(); // absolute config path -> tail of its operation queue
+    this.starting = new Map(); // host process still starting -> its absolute config path
     this.exiting = false;
     this.idleTimer = null;
     this.hadHost = false; // it exits when its last host is gone, not before its first one
@@ -197,6 +239,7 @@ class Manager {
         if (err instanceof HttpError) return this.send(res, err.status, err.body, TEXT_TYPE);
         return this.send(res, 500, describe(err), TEXT_TYPE);
       }
+      if (this.exiting) return this.send(res, 503, 'the manager is stopping', TEXT_TYPE);
       this.route(req, res, method, key, rawPath, body).catch((e) => {
         this.log.error(`manager: ${method} ${rawPath} failed:\n${describe(e)}`);
         if (!res.headersSent) this.send(res, 500, describe(e));
@@ -217,7 +260,10 @@ class Manager {
     if (action === 'disconnect' && !body.connection) return this.send(res, 500, 'No `connection` data provided');
     const configText = String(config);
     const hostKey = path.resolve(configText);
-    const [status, answer] = await this.locked(hostKey, () => handler.call(this, hostKey, configText, body));
+    const run = () => handler.call(this, hostKey, configText, body);
+    // Status and disconnect only read or note something: never queued behind a start.
+    const [status, answer] = await (action === 'status' || action === 'disconnect' ? run() : this.locked(hostKey, run));
+    if (status === 400) return this.send(res, status, answer, TEXT_TYPE);
     if (typeof answer === 'string') this.send(res, status, answer);
     else this.json(res, answer);
     this.exitIfIdle();
@@ -248,11 +294,38 @@ class Manager {
 
   // --- hosts ---
 
-  /** Spawns a host on `port`; resolves with {child, output} once it printed its status. */
-  async spawnHost(hostKey, port, logfile) {
+  /**
+   * Spawns a host on `port`; resolves with {child, output} once it printed its status, or
+   * throws (the process gone) if it failed or did not within `timeout` ms.
+   */
+  async spawnHost(hostKey, port, logfile, timeout) {
+    if (this.exiting) throw new Error('the manager is stopping');
     this.log.info(`manager: starting a host for ${hostKey} (port ${port}, logfile ${logfile})`);
     const child = spawnHostProcess(hostKey, port, logfile, hostFlags(this.opts));
-    return this.accept(child, await statusLine(child));
+    return this.started(child, hostKey, logfile, statusLine(child), timeout);
+  }
+
+  /**
+   * Waits (at most `timeout` ms) for `pending`, the status line of `child` starting for
+   * `hostKey`: {child, output}; otherwise kills it (at once if it timed out: it never served a
+   * call) and throws.
+   */
+  async started(child, hostKey, logfile, pending, timeout) {
+    this.starting.set(child, hostKey);
+    let timer;
+    const timedOut = new Promise((resolve, reject) => {
+      const why = `the host for ${hostKey} did not start within ${timeout} ms (is its config's load hanging?); it was killed. Its logfile: ${logfile}`;
+      timer = setTimeout(() => reject(new StartTimeout(why)), timeout);
+    });
+    try {
+      return this.accept(child, await Promise.race([pending, timedOut]));
+    } catch (err) {
+      await kill(child, err instanceof StartTimeout ? 0 : KILL_GRACE_MS);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      this.starting.delete(child);
+    }
   }
 
   /** Checks the status line a host printed: {child, output}, or kills it and throws. */
@@ -304,29 +377,30 @@ class Manager {
     const prepared = this.releasePrepared();
     if (!prepared) return;
     this.log.info(`manager: stopping the unused prepared host for ${prepared.key} (${why})`);
-    await this.kill(prepared.child);
+    await kill(prepared.child);
     fs.rmSync(prepared.logfile, { force: true });
   }
 
   /**
-   * Waits for the prepared host's status line: {child, output} as spawnHost() gives, or null
-   * (after killing it) if it failed to start or has exited since.
+   * Waits (at most `timeout` ms) for the prepared host's status line: {child, output} as
+   * spawnHost() gives, or null (after killing it) if it failed to start or has exited since;
+   * throws if it timed out.
    */
-  async adopt(prepared) {
-    this.log.info(`manager: adopting the prepared host for ${prepared.key} (pid ${prepared.child.pid}, logfile ${prepared.logfile})`);
-    await prepared.settled;
-    let error = prepared.result.error;
-    if (!error && exited(prepared.child)) error = new Error(`it exited (${prepared.child.signalCode || prepared.child.exitCode})`);
-    if (!error) {
-      try {
-        return this.accept(prepared.child, prepared.result);
-      } catch (err) {
-        error = err;
-      }
+  async adopt(prepared, timeout) {
+    const { child, key, logfile } = prepared;
+    this.log.info(`manager: adopting the prepared host for ${key} (pid ${child.pid}, logfile ${logfile})`);
+    const pending = prepared.settled.then(() => {
+      if (prepared.result.error) throw prepared.result.error;
+      if (exited(child)) throw new Error(`it exited (${child.signalCode || child.exitCode})`);
+      return prepared.result;
+    });
+    try {
+      return await this.started(child, key, logfile, pending, timeout);
+    } catch (err) {
+      if (err instanceof StartTimeout) throw err;
+      this.log.info(`manager: the prepared host for ${key} is not usable (${err.message.split('\n')[0]}); starting one as usual`);
+      return null;
     }
-    this.log.info(`manager: the prepared host for ${prepared.key} is not usable (${error.message.split('\n')[0]}); starting one as usual`);
-    await this.kill(prepared.child);
-    return null;
   }
 
   /** Makes `child` the running process of `record`; its exit forgets the record. */
@@ -350,32 +424,25 @@ class Manager {
     this.log.info(`manager: removed the record of the host for ${record.key}`);
   }
 
-  /** Stops a host process: SIGTERM, SIGKILL after a grace period; resolves once it exited. */
-  kill(child) {
-    if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
-      child.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      child.kill('SIGTERM');
-    });
-  }
-
-  async start(hostKey, configText) {
+  async start(hostKey, configText, body) {
     if (this.hosts.has(hostKey)) return [500, 'Host already running'];
+    const timeout = startTimeout(body);
+    if (typeof timeout === 'string') return [400, timeout];
     const prepared = this.takePrepared(hostKey);
-    let started = prepared && (await this.adopt(prepared));
-    let logfile = prepared && prepared.logfile;
-    if (!started) {
-      logfile = hostLogfile();
-      try {
-        started = await this.spawnHost(hostKey, 0, logfile);
-      } catch (err) {
-        this.log.error(`manager: error starting the host for ${hostKey}:\n${describe(err)}`);
-        return [500, describe(err)];
+    let started = null;
+    let logfile = null;
+    try {
+      if (prepared) {
+        logfile = prepared.logfile;
+        started = await this.adopt(prepared, timeout);
       }
+      if (!started) {
+        logfile = hostLogfile();
+        started = await this.spawnHost(hostKey, 0, logfile, timeout);
+      }
+    } catch (err) {
+      this.log.error(`manager: error starting the host for ${hostKey}:\n${describe(err)}`);
+      return [500, err instanceof StartTimeout ? err.message : describe(err)];
     }
     const record = { key: hostKey, config: configText, output: started.output, logfile, connections: [], stopTimer: null, child: null };
     this.hosts.set(hostKey, record);
@@ -391,25 +458,27 @@ class Manager {
     const child = record.child;
     record.child = null;
     this.forget(record);
-    await this.kill(child);
+    await kill(child);
     this.log.info(`manager: stopped the host for ${hostKey}`);
     return [200, answer];
   }
 
-  async restart(hostKey, configText) {
+  async restart(hostKey, configText, body) {
     const record = this.hosts.get(hostKey);
     if (!record) return this.unknown(configText);
+    const timeout = startTimeout(body);
+    if (typeof timeout === 'string') return [400, timeout];
     const old = record.child;
     record.child = null;
-    await this.kill(old);
+    await kill(old);
     const port = JSON.parse(record.output).config.port;
     let started;
     try {
-      started = await this.spawnHost(hostKey, port, record.logfile);
+      started = await this.spawnHost(hostKey, port, record.logfile, timeout);
     } catch (err) {
       this.log.error(`manager: error restarting the host for ${hostKey}:\n${describe(err)}`);
       this.forget(record);
-      return [500, describe(err)];
+      return [500, err instanceof StartTimeout ? err.message : describe(err)];
     }
     record.output = started.output;
     this.attach(record, started.child);
@@ -418,7 +487,7 @@ class Manager {
 
   async hostStatus(hostKey) {
     const record = this.hosts.get(hostKey);
-    if (!record) return [200, { started: false }];
+    if (!record) return [200, [...this.starting.values()].includes(hostKey) ? { started: false, starting: true } : { started: false }];
     return [200, { started: true, host: this.describe(record) }];
   }
 
@@ -478,7 +547,7 @@ class Manager {
         this.log.info('manager: its last host is stopping; shutting down');
         this.stopListening();
       }
-      await this.kill(child);
+      await kill(child);
       this.log.info(`manager: stopped the host for ${record.key} (no connections)`);
       if (last) this.exit(0);
     }).then(() => this.exitIfIdle(false));
@@ -518,7 +587,9 @@ class Manager {
       return c;
     });
     this.hosts.clear();
-    await Promise.all([...children.map((c) => this.kill(c)), this.dropPrepared(`manager ${why}`)]);
+    // Hosts still starting are stopped too (their start then answers 500).
+    children.push(...this.starting.keys());
+    await Promise.all([...children.map((c) => kill(c)), this.dropPrepared(`manager ${why}`)]);
     this.exit(0);
   }
 
@@ -537,6 +608,14 @@ class Manager {
   }
 }
 
+/** The start-up timeout a /host/start or /host/restart asks for (`startTimeout`, ms), or a 400 message. */
+function startTimeout(body) {
+  const ms = body.startTimeout;
+  if (ms === undefined || ms === null) return START_TIMEOUT_MS;
+  if (!Number.isInteger(ms) || ms < 1 || ms > MAX_TIMER_MS) return `"startTimeout" takes a whole number of milliseconds (1 to ${MAX_TIMER_MS}), not ${JSON.stringify(ms)}`;
+  return ms;
+}
+
 const ACTIONS = {
   start: Manager.prototype.start,
   stop: Manager.prototype.stop,
@@ -551,23 +630,29 @@ async function runManager(opts) {
   // --prepare: spawned first, so that its start-up overlaps the manager's own.
   const prepared = opts.prepare ? prepareHost(opts, log) : null;
   let manager;
+  const onSignal = (signal) => {
+    if (manager) return manager.shutdown(signal);
+    // Still loading its own config: nothing but the prepared host to stop.
+    log.info(`manager: stopping (${signal}) while loading its config`);
+    kill(prepared && prepared.child).then(() => process.exit(0));
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   try {
     const { config } = await loadConfig(opts.configFile);
     manager = new Manager(effectiveConfig(config, { manager: true, port: opts.port }), opts, log, prepared);
   } catch (err) {
     log.fatal(`cannot start a manager for ${opts.configFile}:\n${describe(err)}`);
-    if (prepared) prepared.child.kill('SIGKILL');
+    if (prepared) killGroup(prepared.child);
     process.exit(1);
   }
-  process.on('SIGTERM', () => manager.shutdown('SIGTERM'));
-  process.on('SIGINT', () => manager.shutdown('SIGINT'));
   try {
     listenPort(manager.config.port);
     const port = await listen(manager.server, manager.config, opts);
     if (opts.socket === undefined && String(manager.config.port) === '0') manager.config.port = port;
   } catch (err) {
     log.fatal(`cannot listen at ${describeListen(manager.config, opts)}: ${err.message}\n${err.stack}`);
-    if (manager.prepared) manager.prepared.child.kill('SIGKILL');
+    if (manager.prepared) killGroup(manager.prepared.child);
     process.exit(1);
   }
   const where = opts.socket !== undefined ? opts.socket : `${manager.config.address}:${manager.config.port}`;

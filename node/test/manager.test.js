@@ -135,7 +135,9 @@ test('a crashed host is forgotten with its stop timer; no orphan', async (t) => 
     const s = json(await api(m, '/host/status', { config }));
     if (!s.started) return null;
     const url = `http://127.0.0.1:${JSON.parse(s.host.output).config.port}`;
-    return Number((await post(`${url}/function/pid`, {})).body);
+    // The host process is the manager's child; its functions run in a worker of it.
+    const worker = Number((await post(`${url}/function/pid`, {})).body);
+    return childPids(m.pid).find((pid) => childPids(pid).includes(worker)) ?? null;
   };
 
   // 1. disconnect (stop timer pending), crash, start again: the old timer must not stop the new host.
