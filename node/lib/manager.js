@@ -17,6 +17,11 @@
 //   wait for the config's lock, so they answer at once even during a start;
 // - SIGTERM/SIGINT (and /manager/stop) stop every host gracefully (SIGTERM, then SIGKILL to its
 //   process group after KILL_GRACE_MS), those still starting and the prepared one included.
+// - it runs only its own user's code: the file a host would load for the config asked for must
+//   be a regular file owned by the manager's uid and not writable by group or others (403
+//   otherwise, saying which file, owner and mode);
+// - it answers only requests whose Host header is a loopback name or address or its configured
+//   address (403 otherwise): a web page cannot drive it through DNS rebinding.
 // Hosts get --exit-on-stdin-close on a pipe the manager holds: they die with the manager, even
 // a SIGKILLed one. Each host runs in a process group of its own, so that a host killed by force
 // takes its workers with it.
@@ -107,6 +112,63 @@ function kill(child, grace = KILL_GRACE_MS) {
 }
 
 class StartTimeout extends Error {}
+
+/**
+ * Why the manager refuses to run the config at `hostKey`, or null: the file a host would load
+ * (Node's resolution of the path, then its real path) must be a regular file owned by the
+ * manager's uid, not writable by group or others; a symbolic link asked for must be the
+ * manager's user's too. A path that leads to no file is left to the host, which answers as
+ * js-host does ("Cannot find module").
+ */
+function refusal(hostKey) {
+  const uid = process.getuid();
+  let file;
+  try {
+    file = fs.realpathSync(require.resolve(hostKey));
+  } catch {
+    return null;
+  }
+  const named = file === hostKey ? file : `${hostKey} (${file})`;
+  const link = fs.lstatSync(hostKey, { throwIfNoEntry: false });
+  if (link && link.isSymbolicLink() && link.uid !== uid) {
+    return `refusing to run ${named}: the symbolic link ${hostKey} is owned by ${owner(link.uid)}, not by ${owner(uid)} who runs this manager`;
+  }
+  const st = fs.statSync(file);
+  if (!st.isFile()) return `refusing to run ${named}: it is not a regular file`;
+  if (st.uid !== uid) return `refusing to run ${named}: it is owned by ${owner(st.uid)}, not by ${owner(uid)} who runs this manager`;
+  if (st.mode & 0o022) {
+    const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
+    return `refusing to run ${named}: it is writable by ${st.mode & 0o002 ? 'others' : 'its group'} (mode ${mode}); make it yours alone (chmod go-w ${file})`;
+  }
+  return null;
+}
+
+/** "uid N (name)", the name from /etc/passwd when it is there. */
+function owner(uid) {
+  try {
+    const entry = fs.readFileSync('/etc/passwd', 'utf8').split('\n').find((line) => line.split(':')[2] === String(uid));
+    if (entry) return `uid ${uid} (${entry.split(':')[0]})`;
+  } catch {}
+  return `uid ${uid}`;
+}
+
+/**
+ * Whether a Host header names a manager configured with `address`: a loopback name or address
+ * (localhost, 127.0.0.0/8, [::1]) or `address` itself. No header: not a browser, allowed.
+ */
+function hostAllowed(header, address) {
+  if (header === undefined) return true;
+  if (!/^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?$/i.test(header)) return false;
+  let name;
+  try {
+    name = new URL(`http://${header}`).hostname; // canonical: IPv4 forms, IPv6 zeros, case
+  } catch {
+    return false;
+  }
+  if (name === 'localhost' || name === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(name)) return true;
+  const own = String(address).toLowerCase();
+  return name === own || name === `[${own}]`;
+}
 
 /**
  * Resolves with {line, stdout} once `child` printed its status line (lines before it are what
@@ -224,6 +286,9 @@ class Manager {
     let key = rawPath.toLowerCase();
     if (key.length > 1 && key.endsWith('/')) key = key.slice(0, -1);
     const method = req.method;
+    if (this.opts.socket === undefined && !hostAllowed(req.headers.host, this.config.address)) {
+      return this.send(res, 403, `Host ${JSON.stringify(req.headers.host)} is not allowed`, TEXT_TYPE);
+    }
     if (this.exiting) {
       res.setHeader('Connection', 'close');
       return this.send(res, 503, 'the manager is stopping', TEXT_TYPE);
@@ -263,7 +328,7 @@ class Manager {
     const run = () => handler.call(this, hostKey, configText, body);
     // Status and disconnect only read or note something: never queued behind a start.
     const [status, answer] = await (action === 'status' || action === 'disconnect' ? run() : this.locked(hostKey, run));
-    if (status === 400) return this.send(res, status, answer, TEXT_TYPE);
+    if (status === 400 || status === 403) return this.send(res, status, answer, TEXT_TYPE);
     if (typeof answer === 'string') this.send(res, status, answer);
     else this.json(res, answer);
     this.exitIfIdle();
@@ -282,6 +347,14 @@ class Manager {
       if (this.locks.get(key) === tail) this.locks.delete(key);
     });
     return run;
+  }
+
+  /** [403, why] if the manager must not run the config at `hostKey` (see refusal()), else null. */
+  refuse(hostKey) {
+    const why = refusal(hostKey);
+    if (!why) return null;
+    this.log.error(`manager: ${why}`);
+    return [403, why];
   }
 
   describe(record) {
@@ -428,6 +501,8 @@ class Manager {
     if (this.hosts.has(hostKey)) return [500, 'Host already running'];
     const timeout = startTimeout(body);
     if (typeof timeout === 'string') return [400, timeout];
+    const refused = this.refuse(hostKey);
+    if (refused) return refused;
     const prepared = this.takePrepared(hostKey);
     let started = null;
     let logfile = null;
@@ -468,6 +543,8 @@ class Manager {
     if (!record) return this.unknown(configText);
     const timeout = startTimeout(body);
     if (typeof timeout === 'string') return [400, timeout];
+    const refused = this.refuse(hostKey);
+    if (refused) return refused;
     const old = record.child;
     record.child = null;
     await kill(old);
