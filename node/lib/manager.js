@@ -22,6 +22,12 @@
 //   otherwise, saying which file, owner and mode);
 // - it answers only requests whose Host header is a loopback name or address or its configured
 //   address (403 otherwise): a web page cannot drive it through DNS rebinding.
+// - a /host/start or /host/restart may carry `options` (jshost-node's extension: HOST_OPTIONS);
+//   the keys it names override the manager's own --watch/--workers (a start) or the host's
+//   current options (a restart). A /host/start for a running host whose options differ in a
+//   named key restarts it with them (same port, logfile and connections) and answers 200 with
+//   `restarted: true`; otherwise it answers js-host's 500 "Host already running". Every host
+//   description carries the `options` it runs with, after js-host's keys.
 // Hosts get --exit-on-stdin-close on a pipe the manager holds: they die with the manager, even
 // a SIGKILLed one. Each host runs in a process group of its own, so that a host killed by force
 // takes its workers with it.
@@ -49,7 +55,8 @@ const { listen, describeListen } = require('./listen');
 const JSON_TYPE = 'application/json; charset=utf-8';
 const TEXT_TYPE = 'text/plain; charset=utf-8';
 // A host drains its calls in flight on SIGTERM for up to its --grace (10 s by default).
-const KILL_GRACE_MS = 12_000;
+const DEFAULT_GRACE_S = 10;
+const KILL_GRACE_MS = (DEFAULT_GRACE_S + 2) * 1000;
 const START_TIMEOUT_MS = 30_000;
 const MAX_TIMER_MS = 2147483647; // Node's timers fire at once for longer delays
 const PREPARED_UNUSED_MS = 30_000; // a --prepare host not adopted by then is killed
@@ -60,16 +67,62 @@ function hostLogfile() {
 }
 
 /**
- * The flags a manager run with `opts` passes on to its hosts: its own --workers and --watch, and
- * always --verbose: managed hosts are development hosts, and a developer tailing a managed host's
- * logfile expects a line per request (js-host's hosts log every request); production hosts are
- * run directly and stay quiet unless asked.
+ * The options a host can be asked to run with: name -> [flag, what it takes, accepts(value)].
+ * null (or false for watch) leaves the flag out.
  */
-function hostFlags(opts) {
+const HOST_OPTIONS = {
+  watch: ['--watch', 'true or false', (v) => typeof v === 'boolean'],
+  workers: ['--workers', 'a whole number of workers (1 or more) or "auto"', (v) => v === 'auto' || (Number.isInteger(v) && v >= 1)],
+  callTimeout: ['--call-timeout', `a whole number of milliseconds (1 to ${MAX_TIMER_MS})`, (v) => Number.isInteger(v) && v >= 1 && v <= MAX_TIMER_MS],
+  maxMemory: ['--max-memory', 'a number of megabytes above 0', (v) => typeof v === 'number' && v > 0 && Number.isFinite(v)],
+  maxCalls: ['--max-calls', 'a whole number of calls (1 or more)', (v) => Number.isInteger(v) && v >= 1],
+  grace: ['--grace', 'a number of seconds (0 or more)', (v) => typeof v === 'number' && v >= 0 && v <= MAX_TIMER_MS / 1000],
+};
+
+/** The options of a host nobody asked anything of: the manager's own --watch and --workers. */
+function defaultOptions(opts) {
+  return { watch: !!opts.watch, workers: opts.workers ?? null, callTimeout: null, maxMemory: null, maxCalls: null, grace: null };
+}
+
+/** The options a request names (`body.options`): {name: value} for those keys, or a 400 message. */
+function askedOptions(body) {
+  const asked = body.options;
+  if (asked === undefined || asked === null) return {};
+  if (typeof asked !== 'object' || Array.isArray(asked)) return `"options" takes an object, not ${JSON.stringify(asked)}`;
+  const out = {};
+  for (const [name, value] of Object.entries(asked)) {
+    const spec = HOST_OPTIONS[name];
+    if (!spec) return `unknown option "${name}" (known: ${Object.keys(HOST_OPTIONS).join(', ')})`;
+    if (value !== null && !spec[2](value)) return `option "${name}" takes ${spec[1]} or null, not ${JSON.stringify(value)}`;
+    out[name] = name === 'watch' ? !!value : value;
+  }
+  return out;
+}
+
+/** The names of the options `asked` gives a value other than `current`'s. */
+function changedOptions(asked, current) {
+  return Object.keys(asked).filter((name) => asked[name] !== current[name]);
+}
+
+/**
+ * The flags of a host run with `options`, and always --verbose: managed hosts are development
+ * hosts, and a developer tailing a managed host's logfile expects a line per request (js-host's
+ * hosts log every request); production hosts are run directly and stay quiet unless asked.
+ */
+function hostFlags(options) {
   const flags = ['--verbose'];
-  if (opts.workers !== undefined) flags.push('--workers', String(opts.workers));
-  if (opts.watch) flags.push('--watch');
+  for (const [name, [flag]] of Object.entries(HOST_OPTIONS)) {
+    const value = options[name];
+    if (value === null || value === false) continue;
+    flags.push(flag);
+    if (value !== true) flags.push(String(value));
+  }
   return flags;
+}
+
+/** How long a host run with `options` may take to exit on SIGTERM: its grace period, and 2 s. */
+function killGrace(options) {
+  return ((options && options.grace) ?? DEFAULT_GRACE_S) * 1000 + 2000;
 }
 
 /**
@@ -224,7 +277,7 @@ function prepareHost(opts, log) {
   log.info(`manager: preparing a host for ${key} (port 0, logfile ${logfile})`);
   let child;
   try {
-    child = spawnHostProcess(key, 0, logfile, hostFlags(opts));
+    child = spawnHostProcess(key, 0, logfile, hostFlags(defaultOptions(opts)));
   } catch (err) {
     log.info(`manager: cannot prepare a host for ${key}: ${describe(err)}`);
     return null;
@@ -358,7 +411,7 @@ class Manager {
   }
 
   describe(record) {
-    return { output: record.output, logfile: record.logfile, config: record.config, connections: record.connections };
+    return { output: record.output, logfile: record.logfile, config: record.config, connections: record.connections, options: record.options };
   }
 
   unknown(configText) {
@@ -371,10 +424,11 @@ class Manager {
    * Spawns a host on `port`; resolves with {child, output} once it printed its status, or
    * throws (the process gone) if it failed or did not within `timeout` ms.
    */
-  async spawnHost(hostKey, port, logfile, timeout) {
+  async spawnHost(hostKey, port, logfile, options, timeout) {
     if (this.exiting) throw new Error('the manager is stopping');
-    this.log.info(`manager: starting a host for ${hostKey} (port ${port}, logfile ${logfile})`);
-    const child = spawnHostProcess(hostKey, port, logfile, hostFlags(this.opts));
+    const flags = hostFlags(options);
+    this.log.info(`manager: starting a host for ${hostKey} (port ${port}, logfile ${logfile}, ${flags.join(' ')})`);
+    const child = spawnHostProcess(hostKey, port, logfile, flags);
     return this.started(child, hostKey, logfile, statusLine(child), timeout);
   }
 
@@ -498,11 +552,26 @@ class Manager {
   }
 
   async start(hostKey, configText, body) {
-    if (this.hosts.has(hostKey)) return [500, 'Host already running'];
+    const asked = askedOptions(body);
+    if (typeof asked === 'string') return [400, asked];
     const timeout = startTimeout(body);
     if (typeof timeout === 'string') return [400, timeout];
+    const running = this.hosts.get(hostKey);
+    if (running) {
+      const changed = changedOptions(asked, running.options);
+      if (changed.length === 0) return [500, 'Host already running'];
+      const was = changed.map((name) => `${name}: ${JSON.stringify(running.options[name])} -> ${JSON.stringify(asked[name])}`).join(', ');
+      this.log.info(`manager: /host/start asks the host for ${hostKey} for other options (${was}); restarting it`);
+      const [status, answer] = await this.relaunch(running, { ...running.options, ...asked }, timeout);
+      return status === 200 ? [200, { ...answer, restarted: true }] : [status, answer];
+    }
     const refused = this.refuse(hostKey);
     if (refused) return refused;
+    const options = { ...defaultOptions(this.opts), ...asked };
+    // The prepared host runs with the manager's own options: of no use for others.
+    if (changedOptions(options, defaultOptions(this.opts)).length && this.prepared && this.prepared.key === hostKey) {
+      await this.dropPrepared('asked for other options');
+    }
     const prepared = this.takePrepared(hostKey);
     let started = null;
     let logfile = null;
@@ -513,13 +582,13 @@ class Manager {
       }
       if (!started) {
         logfile = hostLogfile();
-        started = await this.spawnHost(hostKey, 0, logfile, timeout);
+        started = await this.spawnHost(hostKey, 0, logfile, options, timeout);
       }
     } catch (err) {
       this.log.error(`manager: error starting the host for ${hostKey}:\n${describe(err)}`);
       return [500, err instanceof StartTimeout ? err.message : describe(err)];
     }
-    const record = { key: hostKey, config: configText, output: started.output, logfile, connections: [], stopTimer: null, child: null };
+    const record = { key: hostKey, config: configText, output: started.output, logfile, options, connections: [], stopTimer: null, child: null };
     this.hosts.set(hostKey, record);
     this.hadHost = true;
     this.attach(record, started.child);
@@ -533,7 +602,7 @@ class Manager {
     const child = record.child;
     record.child = null;
     this.forget(record);
-    await kill(child);
+    await kill(child, killGrace(record.options));
     this.log.info(`manager: stopped the host for ${hostKey}`);
     return [200, answer];
   }
@@ -541,23 +610,35 @@ class Manager {
   async restart(hostKey, configText, body) {
     const record = this.hosts.get(hostKey);
     if (!record) return this.unknown(configText);
+    const asked = askedOptions(body);
+    if (typeof asked === 'string') return [400, asked];
     const timeout = startTimeout(body);
     if (typeof timeout === 'string') return [400, timeout];
+    return this.relaunch(record, { ...record.options, ...asked }, timeout);
+  }
+
+  /**
+   * Replaces the process of `record` by one run with `options`, on the same port and logfile,
+   * keeping its connections; if that one fails to start, the record is forgotten.
+   */
+  async relaunch(record, options, timeout) {
+    const hostKey = record.key;
     const refused = this.refuse(hostKey);
     if (refused) return refused;
     const old = record.child;
     record.child = null;
-    await kill(old);
+    await kill(old, killGrace(record.options));
     const port = JSON.parse(record.output).config.port;
     let started;
     try {
-      started = await this.spawnHost(hostKey, port, record.logfile, timeout);
+      started = await this.spawnHost(hostKey, port, record.logfile, options, timeout);
     } catch (err) {
       this.log.error(`manager: error restarting the host for ${hostKey}:\n${describe(err)}`);
       this.forget(record);
       return [500, err instanceof StartTimeout ? err.message : describe(err)];
     }
     record.output = started.output;
+    record.options = options;
     this.attach(record, started.child);
     return [200, this.describe(record)];
   }
@@ -624,7 +705,7 @@ class Manager {
         this.log.info('manager: its last host is stopping; shutting down');
         this.stopListening();
       }
-      await kill(child);
+      await kill(child, killGrace(record.options));
       this.log.info(`manager: stopped the host for ${record.key} (no connections)`);
       if (last) this.exit(0);
     }).then(() => this.exitIfIdle(false));
@@ -657,16 +738,16 @@ class Manager {
     if (this.exiting) return;
     this.log.info(`manager: stopping (${why}) with ${this.hosts.size} host(s)`);
     this.stopListening();
-    const children = [...this.hosts.values()].map((r) => {
+    const stopping = [...this.hosts.values()].map((r) => {
       const c = r.child;
       r.child = null;
       clearTimeout(r.stopTimer);
-      return c;
+      return kill(c, killGrace(r.options));
     });
     this.hosts.clear();
     // Hosts still starting are stopped too (their start then answers 500).
-    children.push(...this.starting.keys());
-    await Promise.all([...children.map((c) => kill(c)), this.dropPrepared(`manager ${why}`)]);
+    for (const child of this.starting.keys()) stopping.push(kill(child));
+    await Promise.all([...stopping, this.dropPrepared(`manager ${why}`)]);
     this.exit(0);
   }
 

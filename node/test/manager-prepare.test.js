@@ -87,7 +87,7 @@ test('/host/start adopts the prepared host: the same answer as start(), a workin
   const r = await api(m, '/host/start', { config });
   assert.equal(r.status, 200, r.body);
   const answer = json(r);
-  assert.deepEqual(Object.keys(answer), ['output', 'logfile', 'config', 'connections']);
+  assert.deepEqual(Object.keys(answer), ['output', 'logfile', 'config', 'connections', 'options']);
   assert.deepEqual(Object.keys(answer), Object.keys(json(o)));
   assert.equal(answer.config, config);
   assert.deepEqual(answer.connections, []);
