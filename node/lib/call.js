@@ -59,7 +59,7 @@ class Call {
     try {
       body = outputText(output);
     } catch (e) {
-      this.answer(500, errorText(e));
+      this.answer(500, errorText(e instanceof RangeError ? new Error(`function "${this.name}": its output cannot be encoded as JSON (${e})`) : e));
       return;
     }
     this.answer(200, body);

@@ -10,6 +10,8 @@ const { installQuery } = require('./query');
 
 const FUNCTION_PREFIX = '/function/';
 const JSON_TYPE = 'application/json; charset=utf-8';
+// Answers longer than this (characters) are streamed rather than built as one string.
+const STREAM_ABOVE = 1 << 20;
 
 /**
  * host: {functions, limit, api (the `this.host` of calls), statusJson(), infoJson()}
@@ -27,6 +29,35 @@ function createHandler(host, { identity, log, verbose, state = { closing: false 
     if (state.closing) headers.push('Connection', 'close');
     res.writeHead(status, headers);
     res.end(body);
+  }
+
+  /**
+   * Sends an answer given as pieces (an iterator of strings). A short answer goes out as one
+   * string with its Content-Length; a longer one is streamed (chunked) piece by piece, waiting
+   * for the socket to drain, so that no string ever holds it whole.
+   */
+  function sendPieces(res, status, pieces, type) {
+    let head = '';
+    for (;;) {
+      const next = pieces.next();
+      if (next.done) return send(res, status, head, type);
+      head += next.value;
+      if (head.length > STREAM_ABOVE) break;
+    }
+    const headers = ['X-Jshost-Node', identity, 'Content-Type', type];
+    if (state.closing) headers.push('Connection', 'close');
+    res.writeHead(status, headers);
+    res.write(head);
+    head = '';
+    const pump = () => {
+      for (;;) {
+        if (res.destroyed) return;
+        const next = pieces.next();
+        if (next.done) return void res.end();
+        if (!res.write(next.value)) return void res.once('drain', pump);
+      }
+    };
+    pump();
   }
 
   function context(name, req, res) {
@@ -123,7 +154,7 @@ function createHandler(host, { identity, log, verbose, state = { closing: false 
               done(status, body);
             }),
           (results) => {
-            if (!res.headersSent && !res.destroyed) send(res, 200, JSON.stringify(results), JSON_TYPE);
+            if (!res.headersSent && !res.destroyed) sendPieces(res, 200, batch.answerPieces(items, results), JSON_TYPE);
           },
           (name) => logItem(name, 404),
         );
