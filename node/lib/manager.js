@@ -15,7 +15,7 @@
 //   has not printed its status by then (a config whose load hangs) is killed and the request
 //   answered 500, naming the config and the logfile; /host/status and /host/disconnect never
 //   wait for the config's lock, so they answer at once even during a start;
-// - SIGTERM/SIGINT (and /manager/stop) stop every host gracefully (SIGTERM, then SIGKILL to its
+// - SIGTERM/SIGINT/SIGHUP (and /manager/stop) stop every host gracefully (SIGTERM, then SIGKILL to its
 //   process group after KILL_GRACE_MS), those still starting and the prepared one included.
 // - it runs only its own user's code: the file a host would load for the config asked for must
 //   be a regular file owned by the manager's uid and not writable by group or others (403
@@ -61,9 +61,35 @@ const START_TIMEOUT_MS = 30_000;
 const MAX_TIMER_MS = 2147483647; // Node's timers fire at once for longer delays
 const PREPARED_UNUSED_MS = 30_000; // a --prepare host not adopted by then is killed
 
-/** A fresh logfile path for a host. */
+/**
+ * The user's private directory ($XDG_RUNTIME_DIR/jshost, else $TMPDIR/jshost-UID), created
+ * 0700; throws unless it is a directory of the user's that no one else may enter (another user
+ * may have created it first in a shared /tmp).
+ */
+function privateDir() {
+  const uid = process.getuid();
+  const dir = process.env.XDG_RUNTIME_DIR ? path.join(process.env.XDG_RUNTIME_DIR, 'jshost') : path.join(os.tmpdir(), `jshost-${uid}`);
+  try {
+    fs.mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    if (err.code !== 'EEXIST') throw err;
+  }
+  const st = fs.lstatSync(dir);
+  if (!st.isDirectory() || st.uid !== uid || st.mode & 0o077) {
+    const what = st.isDirectory() ? `owned by ${owner(st.uid)}, mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}` : 'not a directory';
+    throw new Error(`the private directory ${dir} is not ${owner(uid)}'s alone (${what}); remove it`);
+  }
+  return dir;
+}
+
+/**
+ * A new logfile for a host, created empty and 0600 in the user's private directory: it will
+ * hold call data and stack traces.
+ */
 function hostLogfile() {
-  return path.join(os.tmpdir(), `jshost-node-host-${process.pid}-${crypto.randomBytes(6).toString('hex')}.log`);
+  const file = path.join(privateDir(), `jshost-node-host-${process.pid}-${crypto.randomBytes(6).toString('hex')}.log`);
+  fs.closeSync(fs.openSync(file, 'wx', 0o600));
+  return file;
 }
 
 /**
@@ -273,10 +299,11 @@ function statusLine(child) {
  */
 function prepareHost(opts, log) {
   const key = path.resolve(opts.configFile);
-  const logfile = hostLogfile();
-  log.info(`manager: preparing a host for ${key} (port 0, logfile ${logfile})`);
   let child;
+  let logfile;
   try {
+    logfile = hostLogfile();
+    log.info(`manager: preparing a host for ${key} (port 0, logfile ${logfile})`);
     child = spawnHostProcess(key, 0, logfile, hostFlags(defaultOptions(opts)));
   } catch (err) {
     log.info(`manager: cannot prepare a host for ${key}: ${describe(err)}`);
@@ -794,8 +821,7 @@ async function runManager(opts) {
     log.info(`manager: stopping (${signal}) while loading its config`);
     kill(prepared && prepared.child).then(() => process.exit(0));
   };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, onSignal);
   try {
     const { config } = await loadConfig(opts.configFile);
     manager = new Manager(effectiveConfig(config, { manager: true, port: opts.port }), opts, log, prepared);
