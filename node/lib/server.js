@@ -7,9 +7,11 @@ const { readJson, HttpError } = require('./body');
 const { Call, invoke, timerMs, sooner, plainExpired } = require('./call');
 const batch = require('./batch');
 const { installQuery } = require('./query');
+const { describe } = require('./log');
 
 const FUNCTION_PREFIX = '/function/';
 const JSON_TYPE = 'application/json; charset=utf-8';
+const TEXT_TYPE = 'text/plain; charset=utf-8';
 // Answers longer than this (characters) are streamed rather than built as one string.
 const STREAM_ABOVE = 1 << 20;
 
@@ -32,6 +34,22 @@ function createHandler(host, { identity, log, verbose, state = { closing: false 
   }
 
   /**
+   * Runs `answer()`, the steps that send a call's answer; if one throws, the call gets a 500
+   * (or, with its answer already begun, loses its connection) and the host serves on.
+   */
+  function answering(res, what, answer) {
+    try {
+      answer();
+    } catch (err) {
+      log.error(`cannot send the answer of ${what}:\n${describe(err)}`);
+      try {
+        if (!res.headersSent) return void send(res, 500, `Error: cannot send the answer of ${what}: ${describe(err)}`, TEXT_TYPE);
+      } catch {}
+      res.destroy();
+    }
+  }
+
+  /**
    * Sends an answer given as pieces (an iterator of strings). A short answer goes out as one
    * string with its Content-Length; a longer one is streamed (chunked) piece by piece, waiting
    * for the socket to drain, so that no string ever holds it whole.
@@ -49,14 +67,15 @@ function createHandler(host, { identity, log, verbose, state = { closing: false 
     res.writeHead(status, headers);
     res.write(head);
     head = '';
-    const pump = () => {
-      for (;;) {
-        if (res.destroyed) return;
-        const next = pieces.next();
-        if (next.done) return void res.end();
-        if (!res.write(next.value)) return void res.once('drain', pump);
-      }
-    };
+    const pump = () =>
+      answering(res, 'a batch', () => {
+        for (;;) {
+          if (res.destroyed) return;
+          const next = pieces.next();
+          if (next.done) return void res.end();
+          if (!res.write(next.value)) return void res.once('drain', pump);
+        }
+      });
     pump();
   }
 
@@ -77,11 +96,13 @@ function createHandler(host, { identity, log, verbose, state = { closing: false 
   function callFunction(req, res, name, fn, data) {
     const start = verbose ? process.hrtime.bigint() : 0n;
     const ms = timerMs(req.headers['x-jshost-timeout']);
-    startCall(req, res, name, fn, data, ms, plainExpired, (status, body) => {
-      if (status !== 200) log.error(`function ${name} produced an error:\n${body}`);
-      if (verbose) logCall(name, status, start);
-      if (!res.headersSent && !res.destroyed) send(res, status, body);
-    });
+    startCall(req, res, name, fn, data, ms, plainExpired, (status, body) =>
+      answering(res, `function "${name}"`, () => {
+        if (status !== 200) log.error(`function ${name} produced an error:\n${body}`);
+        if (verbose) logCall(name, status, start);
+        if (!res.headersSent && !res.destroyed) send(res, status, body);
+      }),
+    );
   }
 
   function logCall(name, status, start) {
@@ -91,15 +112,15 @@ function createHandler(host, { identity, log, verbose, state = { closing: false 
 
   function fail(res, err) {
     if (err instanceof HttpError) {
-      send(res, err.status, err.body, 'text/plain; charset=utf-8');
+      send(res, err.status, err.body, TEXT_TYPE);
     } else {
       log.error(`request failed:\n${err && err.stack}`);
-      send(res, 500, String(err && err.stack), 'text/plain; charset=utf-8');
+      send(res, 500, String(err && err.stack), TEXT_TYPE);
     }
   }
 
   function notFound(req, res, path) {
-    send(res, 404, `Cannot ${req.method} ${path}`, 'text/plain; charset=utf-8');
+    send(res, 404, `Cannot ${req.method} ${path}`, TEXT_TYPE);
   }
 
   // POST /function/NAME: the body is read (and may fail) before the name is looked up, as in
@@ -153,9 +174,10 @@ function createHandler(host, { identity, log, verbose, state = { closing: false 
               logItem(name, status);
               done(status, body);
             }),
-          (results) => {
-            if (!res.headersSent && !res.destroyed) sendPieces(res, 200, batch.answerPieces(items, results), JSON_TYPE);
-          },
+          (results) =>
+            answering(res, 'a batch', () => {
+              if (!res.headersSent && !res.destroyed) sendPieces(res, 200, batch.answerPieces(items, results), JSON_TYPE);
+            }),
           (name) => logItem(name, 404),
         );
       },
