@@ -40,7 +40,13 @@ async function runWorker(setup) {
       process.exit(0);
     });
   };
-  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, () => drain(signal, false));
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
+    process.on(signal, () => {
+      // Sent to this worker alone (not with the primary): have a successor take over.
+      if (connections !== null && process.connected) process.send({ type: 'recycle', why: signal });
+      drain(signal, false);
+    });
+  }
   let secrets;
   const gotSecrets = new Promise((resolve) => (secrets = resolve));
   const early = (msg) => {
