@@ -65,7 +65,9 @@ async function runWorker(setup) {
   const setupMsg = await gotSecrets;
 
   const metrics = new Metrics();
-  let watchdog = null; // started once serving (its thread would only slow the start down)
+  // Started with the first call: its thread would only slow the start down (and a process that
+  // never gets a call needs none).
+  let watchdog = null;
   let calls = 0;
   let recycling = false;
   const recycle = (why) => {
@@ -76,11 +78,12 @@ async function runWorker(setup) {
   };
   const hooks = {
     start(name, timeoutMs) {
+      if (watchdog === null) watchdog = new Watchdog({ logfile: log.file, prefix: `${log.name}[${process.pid}]` });
       const token = metrics.start(name);
       // The sooner of the call's own deadline and --call-timeout (as server.js times calls).
       const own = timeoutMs > 0 && timeoutMs <= 2147483647 ? timeoutMs : undefined;
       const timeout = own === undefined ? opts.callTimeout : opts.callTimeout === undefined ? own : Math.min(own, opts.callTimeout);
-      token.watch = timeout > 0 && watchdog !== null ? watchdog.start(name, timeout) : null;
+      token.watch = timeout > 0 ? watchdog.start(name, timeout) : null;
       if (opts.maxCalls !== undefined && ++calls >= opts.maxCalls) recycle(`${calls} calls, --max-calls ${opts.maxCalls}`);
       return token;
     },
@@ -125,7 +128,6 @@ async function runWorker(setup) {
     } else if (msg.type === 'start') {
       host.setListeningPort(msg.port);
       tell({ type: 'ready', status: host.statusJson() });
-      watchdog = new Watchdog({ logfile: log.file, prefix: `${log.name}[${process.pid}]` });
       beat();
     } else if (msg.type === 'drain') {
       drain(msg.why, msg.handBack);
