@@ -257,7 +257,9 @@ class Primary {
       // A successor that died before it was ready: the worker it was for keeps serving and
       // may ask again.
       s.successor = null;
-      if (!this.stopping) this.log.error(`the successor of worker ${s.worker.process.pid} exited (${signal || code}) before it was ready`);
+      if (this.stopping) return;
+      this.log.error(`the successor of worker ${s.worker.process.pid} exited (${signal || code}) before it was ready; it keeps serving`);
+      if (s.worker.isConnected()) s.worker.send({ type: 'recycle-failed' });
       return;
     }
     if (s.worker !== worker) return;

@@ -112,3 +112,19 @@ test('--max-memory: a worker that grows past it is recycled; no call fails', asy
   assert.deepEqual(r.failed, []);
   assert.match(fs.readFileSync(logfile, 'utf8'), /recycling worker \d+ \(generation 1\): resident memory \d+ MB, --max-memory 150/);
 });
+
+test('a recycle whose successor cannot start leaves the worker serving', async (t) => {
+  const dir = tmpDir(t);
+  const config = write(dir, 'host.config.js', CONFIG('v'));
+  const logfile = path.join(dir, 'host.log');
+  const host = await startHost(t, config, ['--max-calls', '3', '--logfile', logfile]);
+  const workers = trackWorkers(t, host.child.pid);
+  const [worker] = workers();
+  fs.writeFileSync(config, 'syntax error here');
+  const calls = load(t, host.url, 2, 'pid');
+  await waitFor(() => /the successor of worker \d+ exited \(1\) before it was ready; it keeps serving/.test(fs.readFileSync(logfile, 'utf8')), { timeout: 10000, what: 'the failed successor' });
+  await waitFor(() => calls.result.ok > 20, { what: 'more calls' });
+  const r = await calls.stop();
+  assert.deepEqual(r.failed, []);
+  assert.deepEqual([...r.pids], [`v ${worker}`]);
+});
