@@ -25,7 +25,6 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { Log } = require('./log');
-const { listen, describeListen } = require('./listen');
 const { Watcher } = require('./watch');
 const { addFunctions } = require('./metrics');
 const { readSecrets, SecretError } = require('./secrets');
@@ -189,6 +188,8 @@ class Primary {
 
   ensureListening(where) {
     if (!this.listening) {
+      // Loaded here, not at the top: the primary's start-up, before it forks, stays short.
+      const { listen, describeListen } = require('./listen');
       const config = { address: where.address, port: where.port };
       this.server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.dispatch(socket));
       this.listening = listen(this.server, config, this.opts).then(
