@@ -103,6 +103,9 @@ class Primary {
     // Connections handed to this worker that it has not taken yet (id -> socket).
     worker.jshostPending = new Map();
     worker.jshostBeat = { at: Date.now(), metrics: null };
+    // A message sent to a worker that just died fails with EPIPE, as an 'error' event: never
+    // let that take the primary down (its exit is handled below).
+    worker.on('error', (err) => this.log.info(`worker ${worker.process.pid}: ${err.message}`));
     worker.on('message', (msg) => this.onMessage(gen, slot, worker, msg));
     worker.on('exit', (code, signal) => this.onExit(gen, slot, worker, code, signal));
     // Once its channel is closed, every message it sent has arrived: what it did not take
@@ -164,11 +167,19 @@ class Primary {
     const now = Date.now();
     let stuck = 0;
     const workers = [];
-    for (const w of this.serving()) {
+    const serving = this.serving();
+    for (const w of serving) {
       if (now - w.jshostBeat.at > STUCK_MS) stuck++;
       if (w.jshostBeat.metrics) workers.push(w.jshostBeat.metrics);
     }
-    return { type: 'cluster', stuck, stopping: this.stopping, metrics: { workers, gone: this.gone, ...this.counts } };
+    // Workers still draining (or starting) count towards the totals, so that they never go down.
+    let gone = this.gone;
+    for (const w of Object.values(cluster.workers)) {
+      if (!w || w.isDead() || serving.includes(w) || !w.jshostBeat || !w.jshostBeat.metrics) continue;
+      if (gone === this.gone) gone = addFunctions({}, this.gone);
+      addFunctions(gone, w.jshostBeat.metrics.functions);
+    }
+    return { type: 'cluster', stuck, stopping: this.stopping, metrics: { workers, gone, ...this.counts } };
   }
 
   /** The ready workers of the current generation. */
