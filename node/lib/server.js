@@ -255,6 +255,8 @@ function createHandler(
     }
     if (state.draining) return afterBody(req, res, notRun);
     if (method === 'GET' || method === 'HEAD') {
+      // --verbose logs every request a client makes, as js-host logs each one (`Host: GET /status`).
+      if (verbose) log.info(`${method} ${path}`);
       if (key === '/status') return send(res, 200, host.statusJson(), JSON_TYPE);
       if (key === '/jshost/info') return send(res, 200, host.infoJson(), JSON_TYPE);
     }
