@@ -1,5 +1,7 @@
-//! The root `examples/` exercised against real js-host: each example's logic is a function that
-//! these tests call with an owned host serving the repository's `host.config.js`.
+//! The examples in `examples/` exercised against real js-host: each example's logic is a function
+//! that these tests call with an owned host serving the repository's `host.config.js`. The quick
+//! start's examples (hello_world, batch, worker) belong to the root package; axum_ssr and
+//! actix_ssr to the package in `examples/web/`, so that the quick start builds no web framework.
 
 #[allow(dead_code)]
 #[path = "../../../examples/axum_ssr.rs"]
@@ -94,4 +96,47 @@ async fn worker_stops_cleanly_when_cancelled() {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     drop(tx);
     assert_eq!(worker::run(host, rx, CancellationToken::new()).await.unwrap(), 0);
+}
+
+/// The packages `cargo tree` lists for `package` with its dev-dependencies (what building one of
+/// its examples compiles), one name per line.
+fn dependencies_of(package: &str) -> Vec<String> {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["tree", "--prefix", "none", "-e", "normal,build,dev"])
+        .args(["-p", package])
+        .arg("--manifest-path")
+        .arg(repo_root().join("Cargo.toml"))
+        .output()
+        .expect("run cargo tree");
+    assert!(
+        out.status.success(),
+        "cargo tree -p {package}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_quick_start_builds_no_web_framework() {
+    let quick_start = dependencies_of("jshost");
+    assert!(
+        quick_start.iter().any(|p| p == "tokio"),
+        "the tree lists dependencies: {quick_start:?}"
+    );
+    let web = dependencies_of("jshost-web-examples");
+    for framework in ["axum", "actix-web"] {
+        assert!(
+            !quick_start.iter().any(|p| p == framework),
+            "`cargo run --example hello_world` would build {framework}"
+        );
+        assert!(
+            web.iter().any(|p| p == framework),
+            "the web examples' package has {framework}: {web:?}"
+        );
+    }
 }
