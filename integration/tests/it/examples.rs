@@ -140,3 +140,40 @@ fn the_quick_start_builds_no_web_framework() {
         );
     }
 }
+
+#[tokio::test]
+async fn hello_world_answers_through_an_owned_host() {
+    // The quick start's own binary (its managed mode would take port 9009, shared by everything
+    // on the machine; `--owned` runs the same calls on a host of its own).
+    let root = repo_root();
+    let built = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-q", "--example", "hello_world", "--manifest-path"])
+        .arg(root.join("Cargo.toml"))
+        .status()
+        .expect("run cargo build");
+    assert!(built.success(), "cargo build --example hello_world: {built}");
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    };
+    let out = tokio::process::Command::new(target.join("debug/examples/hello_world"))
+        .arg("--owned")
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .expect("hello_world ends within 60 s")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Hello, World!\nHello, Foo!\n",
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("start-up (owned host: connect, first answer): "),
+        "{stderr}"
+    );
+}
