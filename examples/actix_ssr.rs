@@ -1,7 +1,7 @@
 //! Server-side rendering from an actix-web handler, the same page as `axum_ssr`:
-//! `npm ci && cargo run --example actix_ssr`, then `curl 'http://127.0.0.1:3000/?title=Shop'`.
-//! It belongs to the package in `examples/web/`, which holds the web frameworks, so that the
-//! quick start builds none.
+//! `npm ci && cargo run -p jshost-web-examples --example actix_ssr`, then
+//! `curl 'http://127.0.0.1:3000/?title=Shop'`. It belongs to the package in `examples/web/`, which
+//! holds the web frameworks, so that the quick start builds none.
 //!
 //! actix-web runs each worker on a thread of its own with a current-thread runtime. Each worker's
 //! app gets a clone of the `JsHost` (a cheap handle: no `Arc` needed), and its calls run on that

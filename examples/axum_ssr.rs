@@ -1,7 +1,7 @@
 //! Server-side rendering from an axum handler:
-//! `npm ci && cargo run --example axum_ssr`, then `curl 'http://127.0.0.1:3000/?title=Shop'`.
-//! It belongs to the package in `examples/web/`, which holds the web frameworks, so that the
-//! quick start builds none.
+//! `npm ci && cargo run -p jshost-web-examples --example axum_ssr`, then
+//! `curl 'http://127.0.0.1:3000/?title=Shop'`. It belongs to the package in `examples/web/`, which
+//! holds the web frameworks, so that the quick start builds none.
 //!
 //! The `JsHost` lives in the router state (it is a cheap handle: no `Arc` needed). Each request
 //! `.await`s the `render` function of `host.config.js`; a JavaScript error becomes a 500 page

@@ -8,15 +8,20 @@
 
 use jshost::{JsHost, Settings};
 use serde_json::json;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::prelude::*;
 
 #[tokio::main]
 async fn main() -> Result<(), jshost::Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "jshost=info,jshost_manager=info".into()),
-        )
-        .with_writer(std::io::stderr)
+    // What jshost does, on stderr: `info` events by default, or as RUST_LOG says
+    // (`RUST_LOG=jshost=debug` shows every call).
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_target("jshost", tracing::Level::INFO));
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(filter)
         .init();
 
     let owned = std::env::args().any(|arg| arg == "--owned");
