@@ -23,6 +23,7 @@ mod lock;
 mod manager;
 mod node;
 mod owned;
+mod private;
 mod watchdog;
 
 pub use connection::{Connected, ManagedConnection};
@@ -40,3 +41,4 @@ pub use manager::{probe_status, probe_status_with};
 pub use node::{NodeSetup, StatusCache};
 #[doc(hidden)]
 pub use owned::GUARD_JS;
+pub use private::dir as private_dir;

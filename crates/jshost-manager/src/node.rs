@@ -214,24 +214,23 @@ pub(crate) fn tail(text: &str, max: usize) -> String {
 ///
 /// Entries are keyed by the config file's absolute path, size and modification time, the node
 /// and js-host paths and the js-host version. A cached status only ever proposes: callers must
-/// still compare it with the live host's status, and recompute it on a mismatch.
+/// still compare it with the live host's status, and recompute it on a mismatch. The entries
+/// live in this user's private directory (`status-HASH.json`): another user can neither read
+/// nor plant them, and an entry that is not a regular file of this user's is ignored.
 #[derive(Debug, Clone)]
 pub struct StatusCache {
     dir: PathBuf,
 }
 
-impl Default for StatusCache {
-    fn default() -> Self {
-        StatusCache {
-            dir: std::env::temp_dir().join("jshost-status-cache"),
-        }
-    }
-}
-
 impl StatusCache {
-    /// A cache in `dir`.
-    pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
-        StatusCache { dir: dir.into() }
+    /// The cache in this user's private directory.
+    ///
+    /// # Errors
+    /// A config error naming the directory when it is refused (see `private_dir`).
+    pub fn private() -> Result<Self> {
+        Ok(StatusCache {
+            dir: crate::private::dir()?,
+        })
     }
 
     fn entry(&self, setup: &NodeSetup) -> Option<PathBuf> {
@@ -246,25 +245,20 @@ impl StatusCache {
             setup.bin.display(),
             setup.js_host_version().unwrap_or_default()
         );
-        Some(self.dir.join(format!("{}.json", jshost_core::hash(key))))
+        Some(self.dir.join(format!("status-{}.json", jshost_core::hash(key))))
     }
 
     /// The cached status for this setup, if any.
     pub fn get(&self, setup: &NodeSetup) -> Option<Status> {
-        let text = std::fs::read_to_string(self.entry(setup)?).ok()?;
+        let text = crate::private::read_trusted(&self.entry(setup)?)?;
         Status::parse(&text).ok()
     }
 
     /// Stores `status` (best effort: a cache that cannot be written is only logged).
     pub fn put(&self, setup: &NodeSetup, status: &Status) {
         let Some(path) = self.entry(setup) else { return };
-        let result = std::fs::create_dir_all(&self.dir).and_then(|()| {
-            let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-            std::fs::write(&tmp, status.to_string())?;
-            std::fs::rename(&tmp, &path)
-        });
-        if let Err(e) = result {
-            tracing::debug!(error = %e, path = %path.display(), "cannot write the status cache");
+        if let Err(e) = crate::private::write_atomic(&path, status.to_string().as_bytes()) {
+            tracing::debug!(error = %e, "cannot write the status cache");
         }
     }
 }

@@ -364,8 +364,8 @@ async fn a_stale_status_cache_never_wins() {
         .clone();
     wrong["config"]["functions"] = serde_json::json!(["stale_function"]);
     let wrong = jshost::Status::from_value(wrong).unwrap();
-    StatusCache::default().put(&setup, &wrong);
-    assert_eq!(StatusCache::default().get(&setup), Some(wrong));
+    StatusCache::private().unwrap().put(&setup, &wrong);
+    assert_eq!(StatusCache::private().unwrap().get(&setup), Some(wrong));
 
     // Cold start with the stale entry: the manager is judged by the fresh status.
     let host = JsHost::connect(settings.clone()).await.unwrap();
@@ -376,7 +376,7 @@ async fn a_stale_status_cache_never_wins() {
         "Hello, World!"
     );
     assert_eq!(
-        StatusCache::default().get(&setup),
+        StatusCache::private().unwrap().get(&setup),
         Some(fresh),
         "the cache was corrected"
     );

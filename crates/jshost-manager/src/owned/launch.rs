@@ -6,7 +6,6 @@ use jshost_core::{Error, ErrorKind, Result, Status};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
@@ -245,20 +244,14 @@ fn supervise(
     }
 }
 
-/// Writes the guard script once per content (atomically: tests in one process may race).
+/// Writes the guard script once per content, in this user's private directory (atomically:
+/// tests in one process may race). Only this user can write there, so the file node loads is
+/// the one checked here.
 fn guard_script() -> Result<PathBuf> {
-    let path = std::env::temp_dir().join(format!("jshost-guard-{}.js", jshost_core::hash(GUARD_JS)));
-    if std::fs::read_to_string(&path)
-        .map(|s| s == GUARD_JS)
-        .unwrap_or(false)
-    {
+    let path = crate::private::dir()?.join(format!("guard-{}.js", jshost_core::hash(GUARD_JS)));
+    if crate::private::read_trusted(&path).as_deref() == Some(GUARD_JS) {
         return Ok(path);
     }
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    let tmp = path.with_extension(format!("{}-{n}.tmp", std::process::id()));
-    std::fs::write(&tmp, GUARD_JS)
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|e| Error::process(format!("cannot write {}", path.display())).with_source(e))?;
+    crate::private::write_atomic(&path, GUARD_JS.as_bytes())?;
     Ok(path)
 }
