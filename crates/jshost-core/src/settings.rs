@@ -32,7 +32,11 @@ pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 ///     .function_timeout(Duration::from_secs(5));
 /// assert_eq!(settings.config_path(), std::path::Path::new("/srv/app/host.config.js"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` output shows header names but never their values (every value is `<redacted>`:
+/// which headers carry secrets, `authorization`, cookies, API keys under any name, cannot be told
+/// reliably), so settings can be logged with `{:?}`.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Settings {
     /// Directory holding `node_modules` and, by default, the config file. `None`: the current
@@ -69,10 +73,59 @@ pub struct Settings {
     pub batch: bool,
     /// Owned jshost-node hosts listen on a private Unix socket instead of a TCP port.
     pub private_socket: bool,
-    /// Headers sent with every request (a bearer token for an authenticating proxy...).
+    /// Headers sent with every request (a bearer token for a remote host or an authenticating
+    /// proxy...). Their values are redacted in `Debug` output.
     pub headers: Vec<(String, String)>,
     /// An extra CA certificate (PEM) trusted for `https://` root URLs, beside the system's roots.
     pub ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured so that a new field cannot be added without deciding how it is shown.
+        let Settings {
+            source_root,
+            config_file,
+            use_manager,
+            path_to_node,
+            path_to_bin,
+            function_timeout,
+            root_urls,
+            hosts,
+            startup_timeout,
+            status_cache,
+            log_file,
+            workers,
+            watch,
+            batch,
+            private_socket,
+            headers,
+            ca_file,
+        } = self;
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(name, _)| (name.as_str(), "<redacted>"))
+            .collect();
+        f.debug_struct("Settings")
+            .field("source_root", source_root)
+            .field("config_file", config_file)
+            .field("use_manager", use_manager)
+            .field("path_to_node", path_to_node)
+            .field("path_to_bin", path_to_bin)
+            .field("function_timeout", function_timeout)
+            .field("root_urls", root_urls)
+            .field("hosts", hosts)
+            .field("startup_timeout", startup_timeout)
+            .field("status_cache", status_cache)
+            .field("log_file", log_file)
+            .field("workers", workers)
+            .field("watch", watch)
+            .field("batch", batch)
+            .field("private_socket", private_socket)
+            .field("headers", &headers)
+            .field("ca_file", ca_file)
+            .finish()
+    }
 }
 
 impl Default for Settings {
@@ -524,6 +577,26 @@ mod tests {
             .validate()
             .expect_err("manager");
         assert!(e.to_string().contains("use_manager"), "{e}");
+    }
+
+    #[test]
+    fn debug_shows_header_names_but_never_their_values() {
+        let s = Settings::default()
+            .header("authorization", "Bearer s3cr3t-token")
+            .header("x-custom", "plain-looking-value");
+        let shown = format!("{s:?} {s:#?}");
+        assert!(
+            shown.contains("authorization") && shown.contains("x-custom"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("plain-looking"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("<redacted>") && shown.contains("function_timeout"),
+            "{shown}"
+        );
     }
 
     #[test]

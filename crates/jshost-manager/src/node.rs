@@ -44,6 +44,7 @@ impl NodeSetup {
                 config.display()
             )));
         }
+        check_config_owner(&config, crate::private::uid())?;
         let bin = settings.bin_path();
         if !bin.is_file() {
             return Err(Error::config(format!(
@@ -171,6 +172,36 @@ impl NodeSetup {
         let value: serde_json::Value = serde_json::from_str(&text).ok()?;
         value["version"].as_str().map(str::to_owned)
     }
+}
+
+/// A config is code that runs as this user: it must be a regular file owned by this user that
+/// no one else may write (else another local user could run code as us by writing it).
+///
+/// # Errors
+/// A config error naming the file and what is wrong with it.
+pub(crate) fn check_config_owner(config: &std::path::Path, uid: u32) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(config).map_err(|e| {
+        Error::config(format!("cannot inspect the config file {}", config.display())).with_source(e)
+    })?;
+    let why = if !meta.is_file() {
+        "it is not a regular file".to_owned()
+    } else if meta.uid() != uid {
+        format!("it is owned by uid {}, not by this user (uid {uid})", meta.uid())
+    } else if meta.permissions().mode() & 0o022 != 0 {
+        format!(
+            "other users may write it (mode {:o}; run `chmod go-w {}`)",
+            meta.permissions().mode() & 0o777,
+            config.display()
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Error::config(format!(
+        "jshost refuses to run the config file {}: {why}. A config is code that runs as you, so \
+         it must be a regular file of yours that no one else can write",
+        config.display()
+    )))
 }
 
 /// The `name` in the `package.json` of the package whose `bin/` holds `bin`.
@@ -305,6 +336,29 @@ pub(crate) fn strip_ansi(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configs_of_other_users_or_writable_by_others_are_refused() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let path = std::env::temp_dir().join(format!("jshost-config-owner-{}.js", std::process::id()));
+        std::fs::write(&path, "module.exports = {};").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let uid = std::fs::metadata(&path).expect("meta").uid();
+        check_config_owner(&path, uid).expect("own file, 0644");
+        let e = check_config_owner(&path, uid + 1)
+            .expect_err("other owner")
+            .to_string();
+        assert!(
+            e.contains("owned by uid") && e.contains(&path.display().to_string()),
+            "{e}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).expect("chmod");
+        let e = check_config_owner(&path, uid)
+            .expect_err("group-writable")
+            .to_string();
+        assert!(e.contains("chmod go-w"), "{e}");
+        std::fs::remove_file(&path).expect("cleanup");
+    }
 
     #[test]
     fn tail_keeps_the_end() {
