@@ -43,9 +43,14 @@ function hostLogfile() {
   return path.join(os.tmpdir(), `jshost-node-host-${process.pid}-${crypto.randomBytes(6).toString('hex')}.log`);
 }
 
-/** The flags a manager run with `opts` passes on to its hosts: its own --workers and --watch. */
+/**
+ * The flags a manager run with `opts` passes on to its hosts: its own --workers and --watch, and
+ * always --verbose: managed hosts are development hosts, and a developer tailing a managed host's
+ * logfile expects a line per request (js-host's hosts log every request); production hosts are
+ * run directly and stay quiet unless asked.
+ */
 function hostFlags(opts) {
-  const flags = [];
+  const flags = ['--verbose'];
   if (opts.workers !== undefined) flags.push('--workers', String(opts.workers));
   if (opts.watch) flags.push('--watch');
   return flags;
@@ -177,6 +182,10 @@ class Manager {
     let key = rawPath.toLowerCase();
     if (key.length > 1 && key.endsWith('/')) key = key.slice(0, -1);
     const method = req.method;
+    if (this.exiting) {
+      res.setHeader('Connection', 'close');
+      return this.send(res, 503, 'the manager is stopping', TEXT_TYPE);
+    }
     if ((method === 'GET' || method === 'HEAD') && key === '/status') {
       return this.json(res, this.status());
     }
@@ -452,15 +461,26 @@ class Manager {
     return [200, answer];
   }
 
-  /** The disconnect timeout of `record` ran out: stop it if it is still that host and unused. */
+  /**
+   * The disconnect timeout of `record` ran out: stop it if it is still that host and unused. When
+   * it is the manager's last host and nothing else is in progress, the manager is gone at once
+   * (it stops listening before the host has exited), as js-host's is: clients check that the
+   * manager stopped right after the disconnect timeout.
+   */
   stopIdle(record) {
     this.locked(record.key, async () => {
       if (this.hosts.get(record.key) !== record || record.connections.length !== 0) return;
       const child = record.child;
       record.child = null;
       this.forget(record);
+      const last = this.config.stopManagerIfNoConnections && this.hosts.size === 0 && this.locks.size === 1;
+      if (last) {
+        this.log.info('manager: its last host is stopping; shutting down');
+        this.stopListening();
+      }
       await this.kill(child);
       this.log.info(`manager: stopped the host for ${record.key} (no connections)`);
+      if (last) this.exit(0);
     }).then(() => this.exitIfIdle(false));
   }
 
@@ -480,11 +500,17 @@ class Manager {
     else setImmediate(check);
   }
 
+  /** From now on the manager is exiting: no new connection, requests on open ones get a 503. */
+  stopListening() {
+    this.exiting = true;
+    this.server.close();
+    this.server.closeIdleConnections();
+  }
+
   async shutdown(why) {
     if (this.exiting) return;
-    this.exiting = true;
     this.log.info(`manager: stopping (${why}) with ${this.hosts.size} host(s)`);
-    this.server.close();
+    this.stopListening();
     const children = [...this.hosts.values()].map((r) => {
       const c = r.child;
       r.child = null;

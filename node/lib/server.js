@@ -4,7 +4,7 @@
 // identity header. The hot path (POST /function/NAME) avoids URL objects and extra work.
 
 const { readJson, HttpError } = require('./body');
-const { Call, invoke } = require('./call');
+const { Call, invoke, timerMs, sooner, plainExpired } = require('./call');
 const batch = require('./batch');
 const { installQuery } = require('./query');
 
@@ -13,12 +13,13 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 
 /**
  * host: {functions, limit, api (the `this.host` of calls), statusJson(), infoJson()}
- * options: {identity (header value), log, verbose, state: {closing}}
+ * options: {identity (header value), log, verbose, state: {closing}, callTimeout (ms)}
  */
-function createHandler(host, { identity, log, verbose, state = { closing: false } }) {
+function createHandler(host, { identity, log, verbose, state = { closing: false }, callTimeout }) {
   installQuery();
   const functions = host.functions;
   const limit = host.limit;
+  const defaultMs = timerMs(callTimeout);
 
   function send(res, status, body, type) {
     const headers = ['X-Jshost-Node', identity, 'Content-Length', Buffer.byteLength(body)];
@@ -32,14 +33,24 @@ function createHandler(host, { identity, log, verbose, state = { closing: false 
     return { name, host: host.api, req, res };
   }
 
+  /**
+   * Runs one call (a plain call or a batch item): `ms` is the client's timer (timerMs), the
+   * host-wide callTimeout applies too (the sooner wins); `done(status, body)` once.
+   */
+  function startCall(req, res, name, fn, data, ms, expired, done) {
+    const call = new Call(name, done);
+    call.limit(sooner(ms, defaultMs), expired);
+    invoke(call, fn, context(name, req, res), data);
+  }
+
   function callFunction(req, res, name, fn, data) {
     const start = verbose ? process.hrtime.bigint() : 0n;
-    const call = new Call(name, (status, body) => {
+    const ms = timerMs(req.headers['x-jshost-timeout']);
+    startCall(req, res, name, fn, data, ms, plainExpired, (status, body) => {
       if (status !== 200) log.error(`function ${name} produced an error:\n${body}`);
       if (verbose) logCall(name, status, start);
       if (!res.headersSent && !res.destroyed) send(res, status, body);
     });
-    invoke(call, fn, context(name, req, res), data);
   }
 
   function logCall(name, status, start) {
@@ -100,15 +111,21 @@ function createHandler(host, { identity, log, verbose, state = { closing: false 
         } catch (e) {
           return fail(res, e);
         }
-        const onItem = verbose ? (name, status) => log.info(`POST /batch ${name} ${status}`) : undefined;
+        const logItem = (name, status) => {
+          if (verbose) log.info(`POST /batch ${name} ${status}`);
+        };
         batch.runBatch(
           items,
           functions,
-          (name) => context(name, req, res),
+          (name, fn, data, ms, expired, done) =>
+            startCall(req, res, name, fn, data, ms, expired, (status, body) => {
+              logItem(name, status);
+              done(status, body);
+            }),
           (results) => {
             if (!res.headersSent && !res.destroyed) send(res, 200, JSON.stringify(results), JSON_TYPE);
           },
-          onItem,
+          (name) => logItem(name, 404),
         );
       },
       true,
