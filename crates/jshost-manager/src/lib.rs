@@ -22,6 +22,7 @@ mod locate;
 mod lock;
 mod manager;
 mod node;
+mod output;
 mod owned;
 mod private;
 mod watchdog;

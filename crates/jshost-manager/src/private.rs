@@ -152,11 +152,18 @@ pub(crate) fn open_shared(path: &Path) -> Result<File> {
 /// The contents of `path` when it is a regular file owned by this user (never through a
 /// symlink); `None` when it is missing, unreadable or not trusted.
 pub(crate) fn read_trusted(path: &Path) -> Option<String> {
-    let mut file = options().read(true).open(path).ok()?;
-    trusted(path, &file).ok()?;
+    let mut file = open_trusted(path)?;
     let mut text = String::new();
     file.read_to_string(&mut text).ok()?;
     Some(text)
+}
+
+/// `path` opened for reading when it is a regular file owned by this user (never through a
+/// symlink).
+pub(crate) fn open_trusted(path: &Path) -> Option<File> {
+    let file = options().read(true).open(path).ok()?;
+    trusted(path, &file).ok()?;
+    Some(file)
 }
 
 /// Checks an opened file: a regular file owned by this user that nobody else may write.

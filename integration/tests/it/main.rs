@@ -14,6 +14,7 @@ mod direct;
 mod examples;
 mod jshost_node;
 mod managed;
+mod output;
 mod owned;
 mod reliability;
 mod runtimes;

@@ -2,7 +2,7 @@
 //! `use_manager(true)`; connections, graceful drop, crash reports, restart and stop.
 
 use jshost::{JsHost, Manager};
-use jshost_integration::{kill9, processes_mentioning, wait_for, Fixture};
+use jshost_integration::{host_process_of, kill9, processes_mentioning, wait_for, Fixture};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -223,7 +223,8 @@ async fn a_crashed_host_is_a_process_error_naming_its_logfile() {
     let fixture = fixture("crash");
     let host = managed(&fixture).await;
     let pid: u32 = host.function("pid").call(&()).await.unwrap().parse().unwrap();
-    kill9(pid);
+    // The host itself (a jshost-node primary replaces a worker that dies).
+    kill9(host_process_of(pid));
     let started = Instant::now();
     let e = wait_for(Duration::from_secs(5), "calls to fail after the kill", || {
         let host = host.clone();
