@@ -26,7 +26,6 @@ const os = require('node:os');
 const path = require('node:path');
 const { Log } = require('./log');
 const { listen, describeListen } = require('./listen');
-const { announce } = require('./host');
 const { Watcher } = require('./watch');
 const { addFunctions } = require('./metrics');
 const { readSecrets, SecretError } = require('./secrets');
@@ -212,8 +211,7 @@ class Primary {
   activate(gen, statusJson) {
     gen.ready = true;
     if (gen.id === 1) {
-      const statusConfig = JSON.parse(statusJson).config;
-      announce({ config: statusConfig }, this.opts, this.log, statusJson);
+      announce(JSON.parse(statusJson).config, this.opts, this.log, statusJson);
     } else {
       const old = this.current;
       this.pending = null;
@@ -361,6 +359,13 @@ class Primary {
   exitNow(code) {
     process.exit(code);
   }
+}
+
+/** What js-host prints once listening: the status line with --json, else "Host listening at ...". */
+function announce(config, opts, log, statusJson) {
+  const where = opts.socket !== undefined ? opts.socket : `${config.address}:${config.port}`;
+  log.info(`Host listening at ${where}`);
+  process.stdout.write(opts.json ? statusJson + '\n' : `Host listening at ${where}\n`);
 }
 
 function runPrimary(opts) {

@@ -3,7 +3,6 @@
 // workers and `--config`.
 
 const http = require('node:http');
-const https = require('node:https');
 const { effectiveConfig, statusOf, functionTable, addFunction, loadConfig } = require('./config');
 const { requireLimit } = require('./limit');
 const { createHandler } = require('./server');
@@ -86,14 +85,8 @@ function newServer(host, opts, log, state, extra = {}) {
     allowedHosts: opts.allowedHosts,
     authToken: extra.authToken || null,
   });
-  return extra.tls ? https.createServer({ cert: extra.tls.cert, key: extra.tls.key }, handler) : http.createServer(handler);
+  // node:https (and TLS) is loaded only when used: it adds to every host's start-up.
+  return extra.tls ? require('node:https').createServer({ cert: extra.tls.cert, key: extra.tls.key }, handler) : http.createServer(handler);
 }
 
-/** What js-host prints once listening: the status line with --json, else "Host listening at ...". */
-function announce(host, opts, log, statusJson = host.statusJson()) {
-  const where = opts.socket !== undefined ? opts.socket : `${host.config.address}:${host.config.port}`;
-  log.info(`Host listening at ${where}`);
-  process.stdout.write(opts.json ? statusJson + '\n' : `Host listening at ${where}\n`);
-}
-
-module.exports = { buildHost, loadHost, newServer, announce, identityHeader };
+module.exports = { buildHost, loadHost, newServer, identityHeader };

@@ -54,7 +54,7 @@ async function runWorker(setup) {
   const setupMsg = await gotSecrets;
 
   const metrics = new Metrics();
-  const watchdog = new Watchdog({ logfile: log.file, prefix: `${log.name}[${process.pid}]` });
+  let watchdog = null; // started once serving (its thread would only slow the start down)
   let calls = 0;
   let recycling = false;
   const recycle = (why) => {
@@ -69,7 +69,7 @@ async function runWorker(setup) {
       // The sooner of the call's own deadline and --call-timeout (as server.js times calls).
       const own = timeoutMs > 0 && timeoutMs <= 2147483647 ? timeoutMs : undefined;
       const timeout = own === undefined ? opts.callTimeout : opts.callTimeout === undefined ? own : Math.min(own, opts.callTimeout);
-      token.watch = timeout > 0 ? watchdog.start(name, timeout) : null;
+      token.watch = timeout > 0 && watchdog !== null ? watchdog.start(name, timeout) : null;
       if (opts.maxCalls !== undefined && ++calls >= opts.maxCalls) recycle(`${calls} calls, --max-calls ${opts.maxCalls}`);
       return token;
     },
@@ -114,6 +114,7 @@ async function runWorker(setup) {
     } else if (msg.type === 'start') {
       host.setListeningPort(msg.port);
       process.send({ type: 'ready', status: host.statusJson() });
+      watchdog = new Watchdog({ logfile: log.file, prefix: `${log.name}[${process.pid}]` });
       beat();
     } else if (msg.type === 'drain') {
       drain(msg.why, msg.handBack);

@@ -4,6 +4,7 @@
 // hosts it starts log a line per request in their logfile.
 
 const fs = require('node:fs');
+const path = require('node:path');
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { tmpDir, write, spawnLine, post, request, waitFor, alive, childPids, JSHOST_NODE, hostConfig } = require('../testlib/helpers');
@@ -22,24 +23,27 @@ const refused = (url) => request(`${url}/status`, { method: 'GET', timeout: 1000
 
 test('the manager stops listening when the disconnect timeout stops its last host, before that host has exited', async (t) => {
   const dir = tmpDir(t);
-  // A host that takes long to exit: its first SIGTERM listener blocks its event loop until the
-  // manager's SIGKILL (3 s after its SIGTERM).
-  const config = write(
-    dir,
-    'host.config.js',
-    `if (!process.argv.includes('--manager')) process.prependListener('SIGTERM', () => { for (;;); });\n${hostConfig('disconnectTimeout: 200,')}`,
-  );
+  // A host that takes long to exit: a call in flight that never answers keeps it draining for
+  // its grace period (10 s), until the test kills it.
+  const mark = path.join(dir, 'called');
+  const hang = `hang: () => { require('fs').writeFileSync(${JSON.stringify(mark)}, ''); return new Promise(() => {}); },`;
+  const config = write(dir, 'host.config.js', hostConfig('disconnectTimeout: 200,').replace('functions: {', `functions: { ${hang}`));
   const m = await startManager(t, config);
-  assert.equal((await api(m, '/host/start', { config })).status, 200);
+  const started = json(await api(m, '/host/start', { config }));
   const [hostPid] = childPids(m.pid);
   t.after(() => alive(hostPid) && process.kill(hostPid, 'SIGKILL'));
+  const hostUrl = `http://127.0.0.1:${JSON.parse(started.output).config.port}`;
+  const call = post(`${hostUrl}/function/hang`, {}).catch(() => 'cut');
+  await waitFor(() => fs.existsSync(mark), { what: 'the call to run' });
   const { connection } = json(await api(m, '/host/connect', { config }));
   assert.equal(json(await api(m, '/host/disconnect', { config, connection })).stopTimeout, 200);
   await waitFor(() => refused(m.url), { what: 'the manager to stop listening' });
-  assert.ok(alive(hostPid), 'the host is still exiting while the manager already refuses connections');
-  await waitFor(() => m.child.exitCode !== null, { timeout: 8000, what: 'the manager to exit' });
+  assert.ok(alive(hostPid), 'the host is still draining while the manager already refuses connections');
+  assert.equal(m.child.exitCode, null, 'the manager waits for its host to exit');
+  process.kill(hostPid, 'SIGKILL');
+  await call;
+  await waitFor(() => m.child.exitCode !== null, { what: 'the manager to exit' });
   assert.equal(m.child.exitCode, 0);
-  assert.ok(!alive(hostPid), 'the manager exits only once its host is gone');
 });
 
 test('a managed host logs a line per call in its logfile', async (t) => {
