@@ -65,4 +65,30 @@ function runBatch(items, functions, startCall, onDone, onUnknown) {
   }
 }
 
-module.exports = { validate, runBatch };
+/**
+ * The answer to a batch, in pieces: '[', each result's JSON (after a ',' from the second on),
+ * ']'. Each result is encoded as its piece is asked for, and let go of, so that neither the
+ * whole answer nor all encoded outputs are ever held at once. A result that cannot be encoded
+ * (an output longer, escaped, than V8's longest string) becomes a 500 naming the reason.
+ */
+function* answerPieces(items, results) {
+  yield '[';
+  for (let i = 0; i < results.length; i++) {
+    const result = results[i];
+    results[i] = undefined;
+    yield (i === 0 ? '' : ',') + encode(items[i].function, result);
+  }
+  yield ']';
+}
+
+function encode(name, result) {
+  try {
+    return JSON.stringify(result);
+  } catch (err) {
+    const text = result.status === 200 ? result.output : result.error;
+    const error = new Error(`function "${name}": its answer (${text.length} characters) is too long for a batch answer (${err}); call it alone`);
+    return JSON.stringify({ status: 500, error: error.stack });
+  }
+}
+
+module.exports = { validate, runBatch, answerPieces };

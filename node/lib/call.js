@@ -59,7 +59,7 @@ class Call {
     try {
       body = outputText(output);
     } catch (e) {
-      this.answer(500, errorText(e));
+      this.answer(500, errorText(isRangeError(e) ? new Error(`function "${this.name}": its output cannot be encoded as JSON (${e})`) : e));
       return;
     }
     this.answer(200, body);
@@ -125,15 +125,29 @@ function outputText(output) {
 
 /** js-host's error body: the stack, after wrapping a non-Error (`cb('text')`) in an Error. */
 function errorText(err) {
-  let e = err;
-  if (!(e instanceof Error)) {
-    try {
-      e = new Error(e);
-    } catch {
-      e = new Error(safeString(err));
+  try {
+    let e = err;
+    if (!(e instanceof Error)) {
+      try {
+        e = new Error(e);
+      } catch {
+        e = new Error(safeString(err));
+      }
     }
+    const stack = e.stack;
+    return typeof stack === 'string' ? stack : safeString(e);
+  } catch {
+    // A Proxy or an object whose getters throw: the failure itself cannot be described.
+    return new Error('the function failed with a value that cannot be described').stack;
   }
-  return typeof e.stack === 'string' ? e.stack : safeString(e);
+}
+
+function isRangeError(e) {
+  try {
+    return e instanceof RangeError;
+  } catch {
+    return false;
+  }
 }
 
 function safeString(v) {
@@ -149,28 +163,35 @@ function invoke(call, fn, ctx, data) {
   runIn(call, run, call, fn, ctx, data);
 }
 
+// Everything that touches the function's value (its `then`, even a getter that throws) runs
+// inside the call's error handling: it fails the call, never the host.
 function run(call, fn, ctx, data) {
   let ret;
+  let direct;
   try {
+    direct = fn.length < 2;
     ret = fn.call(ctx, data, call.callback());
+    if (call.settled) return;
+    if (ret !== null && (typeof ret === 'object' || typeof ret === 'function')) {
+      const then = ret.then;
+      if (typeof then === 'function') {
+        then.call(
+          ret,
+          (value) => {
+            // A callback-style async function resolves with undefined and calls cb later.
+            if (value === undefined && !direct) return;
+            call.settle(null, value);
+          },
+          (err) => call.fail(err),
+        );
+        return;
+      }
+    }
   } catch (err) {
     call.fail(err);
     return;
   }
-  if (call.settled) return;
-  if (ret !== null && (typeof ret === 'object' || typeof ret === 'function') && typeof ret.then === 'function') {
-    const direct = fn.length < 2;
-    ret.then(
-      (value) => {
-        // A callback-style async function resolves with undefined and calls cb later.
-        if (value === undefined && !direct) return;
-        call.settle(null, value);
-      },
-      (err) => call.fail(err),
-    );
-  } else if (fn.length < 2) {
-    call.settle(null, ret);
-  }
+  if (direct) call.settle(null, ret);
 }
 
 module.exports = { Call, invoke, currentCall, outputText, errorText, timerMs, sooner, plainExpired, MAX_TIMER_MS };

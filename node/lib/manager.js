@@ -1,35 +1,37 @@
 'use strict';
 // The manager (--manager): js-host 0.12's /manager/stop and /host/* endpoints, starting
-// jshost-node hosts keyed by absolute config path, without js-host's races:
-// - every operation on one config runs after the previous one finished (a lock per config),
-//   so concurrent /host/start requests start one host: the first starts it, the others then
-//   answer like js-host does for a running host (500 "Host already running");
+// jshost-node hosts keyed by absolute config path (one manager serves all of a user's projects),
+// without js-host's races:
+// - every start, stop, restart and connect of one config runs after the previous one finished
+//   (a lock per config), so concurrent /host/start requests start one host: the first starts
+//   it, the others then answer like js-host does for a running host (500 "Host already
+//   running"); /host/status and /host/disconnect only read or note something and never wait;
+// - a host's start is bounded (START_TIMEOUT_MS, or the request's `startTimeout`): a host that
+//   has not printed its status by then (a config whose load hangs) is killed and the request
+//   answered 500, naming the config and the logfile;
 // - a host that exits is forgotten together with its stop timer, and a timer only ever acts
 //   on the host record that set it (never on a successor's);
 // - the manager exits once it has no host left, unless the config sets
-//   stopManagerIfNoConnections: false: right away when its last host was stopped by the
-//   disconnect timeout (as js-host does), and after `disconnectTimeout` ms without any host
-//   when its last host was stopped, crashed or failed to restart (a client may still want to
-//   disconnect from the crashed host or start it again).
-// - a host's start is bounded (START_TIMEOUT_MS, or the request's `startTimeout`): a host that
-//   has not printed its status by then (a config whose load hangs) is killed and the request
-//   answered 500, naming the config and the logfile; /host/status and /host/disconnect never
-//   wait for the config's lock, so they answer at once even during a start;
-// - SIGTERM/SIGINT (and /manager/stop) stop every host gracefully (SIGTERM, then SIGKILL to its
-//   process group after KILL_GRACE_MS), those still starting and the prepared one included.
-// - it runs only its own user's code: the file a host would load for the config asked for must
-//   be a regular file owned by the manager's uid and not writable by group or others (403
-//   otherwise, saying which file, owner and mode);
-// - it answers only requests whose Host header is a loopback name or address or its configured
-//   address (403 otherwise): a web page cannot drive it through DNS rebinding.
-// - a /host/start or /host/restart may carry `options` (jshost-node's extension: HOST_OPTIONS);
-//   the keys it names override the manager's own --watch/--workers (a start) or the host's
-//   current options (a restart). A /host/start for a running host whose options differ in a
-//   named key restarts it with them (same port, logfile and connections) and answers 200 with
-//   `restarted: true`; otherwise it answers js-host's 500 "Host already running". Every host
-//   description carries the `options` it runs with, after js-host's keys.
+//   stopManagerIfNoConnections: false: at once when the disconnect timeout stopped its last
+//   host (it stops listening before that host has finished exiting, as clients expect of
+//   js-host), and after `disconnectTimeout` ms without any host when its last host was
+//   stopped, crashed or failed to restart (a client may still want to disconnect from the
+//   crashed host or start it again);
+// - SIGTERM, SIGINT, SIGHUP and /manager/stop stop every host gracefully (SIGTERM, then SIGKILL
+//   to its process group once its grace period is over), those still starting and the
+//   prepared one included.
+// Trust (issue 21): it runs only its own user's code (see refusal(): 403 otherwise, naming the
+// file, owner and mode), answers only requests whose Host header is a loopback name or address
+// or its configured address (403: a web page cannot drive it through DNS rebinding), and keeps
+// its hosts' logfiles 0600 in the user's private directory.
+// Options (jshost-node's extension, HOST_OPTIONS): a /host/start or /host/restart may carry
+// `options`; the keys it names override the manager's own --watch/--workers (a start) or the
+// host's current options (a restart). A /host/start for a running host whose options differ in
+// a named key restarts it with them (same port, logfile and connections) and answers 200 with
+// `restarted: true`; otherwise js-host's 500 "Host already running". Every host description
+// carries the `options` it runs with, after js-host's keys.
 // Hosts get --exit-on-stdin-close on a pipe the manager holds: they die with the manager, even
-// a SIGKILLed one. Each host runs in a process group of its own, so that a host killed by force
+// a SIGKILLed one. Each runs in a process group of its own, so that a host killed by force
 // takes its workers with it.
 // --prepare: at start-up (before even loading its own config) the manager spawns a host for its
 // own config file, exactly as start() would, and keeps it aside; the first /host/start of that
@@ -61,9 +63,35 @@ const START_TIMEOUT_MS = 30_000;
 const MAX_TIMER_MS = 2147483647; // Node's timers fire at once for longer delays
 const PREPARED_UNUSED_MS = 30_000; // a --prepare host not adopted by then is killed
 
-/** A fresh logfile path for a host. */
+/**
+ * The user's private directory ($XDG_RUNTIME_DIR/jshost, else $TMPDIR/jshost-UID), created
+ * 0700; throws unless it is a directory of the user's that no one else may enter (another user
+ * may have created it first in a shared /tmp).
+ */
+function privateDir() {
+  const uid = process.getuid();
+  const dir = process.env.XDG_RUNTIME_DIR ? path.join(process.env.XDG_RUNTIME_DIR, 'jshost') : path.join(os.tmpdir(), `jshost-${uid}`);
+  try {
+    fs.mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    if (err.code !== 'EEXIST') throw err;
+  }
+  const st = fs.lstatSync(dir);
+  if (!st.isDirectory() || st.uid !== uid || st.mode & 0o077) {
+    const what = st.isDirectory() ? `owned by ${owner(st.uid)}, mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}` : 'not a directory';
+    throw new Error(`the private directory ${dir} is not ${owner(uid)}'s alone (${what}); remove it`);
+  }
+  return dir;
+}
+
+/**
+ * A new logfile for a host, created empty and 0600 in the user's private directory: it will
+ * hold call data and stack traces.
+ */
 function hostLogfile() {
-  return path.join(os.tmpdir(), `jshost-node-host-${process.pid}-${crypto.randomBytes(6).toString('hex')}.log`);
+  const file = path.join(privateDir(), `jshost-node-host-${process.pid}-${crypto.randomBytes(6).toString('hex')}.log`);
+  fs.closeSync(fs.openSync(file, 'wx', 0o600));
+  return file;
 }
 
 /**
@@ -152,7 +180,7 @@ function killGroup(child) {
 
 /** Stops a host process: SIGTERM, then after `grace` ms SIGKILL to its group; resolves once it exited. */
 function kill(child, grace = KILL_GRACE_MS) {
-  if (!child || exited(child)) return Promise.resolve();
+  if (!child || child.pid === undefined || exited(child)) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = grace > 0 ? setTimeout(() => killGroup(child), grace) : null;
     child.once('exit', () => {
@@ -273,10 +301,11 @@ function statusLine(child) {
  */
 function prepareHost(opts, log) {
   const key = path.resolve(opts.configFile);
-  const logfile = hostLogfile();
-  log.info(`manager: preparing a host for ${key} (port 0, logfile ${logfile})`);
   let child;
+  let logfile;
   try {
+    logfile = hostLogfile();
+    log.info(`manager: preparing a host for ${key} (port 0, logfile ${logfile})`);
     child = spawnHostProcess(key, 0, logfile, hostFlags(defaultOptions(opts)));
   } catch (err) {
     log.info(`manager: cannot prepare a host for ${key}: ${describe(err)}`);
@@ -342,10 +371,7 @@ class Manager {
     if (this.opts.socket === undefined && !hostAllowed(req.headers.host, this.config.address)) {
       return this.send(res, 403, `Host ${JSON.stringify(req.headers.host)} is not allowed`, TEXT_TYPE);
     }
-    if (this.exiting) {
-      res.setHeader('Connection', 'close');
-      return this.send(res, 503, 'the manager is stopping', TEXT_TYPE);
-    }
+    if (this.exiting) return this.stopping(res);
     if ((method === 'GET' || method === 'HEAD') && key === '/status') {
       return this.json(res, this.status());
     }
@@ -357,12 +383,18 @@ class Manager {
         if (err instanceof HttpError) return this.send(res, err.status, err.body, TEXT_TYPE);
         return this.send(res, 500, describe(err), TEXT_TYPE);
       }
-      if (this.exiting) return this.send(res, 503, 'the manager is stopping', TEXT_TYPE);
+      if (this.exiting) return this.stopping(res);
       this.route(req, res, method, key, rawPath, body).catch((e) => {
         this.log.error(`manager: ${method} ${rawPath} failed:\n${describe(e)}`);
         if (!res.headersSent) this.send(res, 500, describe(e));
       });
     });
+  }
+
+  /** The answer to a request that reaches a manager on its way out: nothing was done. */
+  stopping(res) {
+    res.setHeader('Connection', 'close');
+    this.send(res, 503, 'the manager is stopping', TEXT_TYPE);
   }
 
   async route(req, res, method, key, rawPath, body) {
@@ -381,8 +413,8 @@ class Manager {
     const run = () => handler.call(this, hostKey, configText, body);
     // Status and disconnect only read or note something: never queued behind a start.
     const [status, answer] = await (action === 'status' || action === 'disconnect' ? run() : this.locked(hostKey, run));
-    if (status === 400 || status === 403) return this.send(res, status, answer, TEXT_TYPE);
-    if (typeof answer === 'string') this.send(res, status, answer);
+    if (status === 400 || status === 403) this.send(res, status, answer, TEXT_TYPE);
+    else if (typeof answer === 'string') this.send(res, status, answer);
     else this.json(res, answer);
     this.exitIfIdle();
   }
@@ -794,8 +826,7 @@ async function runManager(opts) {
     log.info(`manager: stopping (${signal}) while loading its config`);
     kill(prepared && prepared.child).then(() => process.exit(0));
   };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, onSignal);
   try {
     const { config } = await loadConfig(opts.configFile);
     manager = new Manager(effectiveConfig(config, { manager: true, port: opts.port }), opts, log, prepared);

@@ -2,6 +2,8 @@
 // The manager runs only its own user's code and answers only requests meant for it:
 // - a config that another user owns, or that group or others may write (so another user could
 //   put code in it), is refused with a 403 that names the file, its owner and mode, and never runs;
+// - the logfiles of its hosts (call data, stack traces) are 0600 in the user's private directory,
+//   which must be the user's alone;
 // - a request whose Host header is not a loopback name or address (DNS rebinding: a web page whose
 //   name now points at 127.0.0.1) gets a 403 and changes nothing.
 // The "another user" cases hand files to `nobody`, which needs root (CI runs as root): skipped,
@@ -12,15 +14,15 @@ const path = require('node:path');
 const http = require('node:http');
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { tmpDir, write, spawnLine, post, request, childPids, JSHOST_NODE, hostConfig } = require('../testlib/helpers');
+const { tmpDir, write, spawnLine, post, request, childPids, JSHOST_NODE, ENV, hostConfig } = require('../testlib/helpers');
 
 const NOBODY = 65534;
 const notRoot = process.getuid() === 0 ? false : 'handing a file to another user (nobody) needs root';
 
-async function startManager(t, config) {
+async function startManager(t, config, { env = ENV } = {}) {
   let url = null;
   const beforeStop = () => (url ? post(`${url}/manager/stop`, {}, undefined, { timeout: 2000 }) : Promise.resolve());
-  const m = await spawnLine(t, JSHOST_NODE, [config, '--manager', '--port', '0', '--json'], { beforeStop });
+  const m = await spawnLine(t, JSHOST_NODE, [config, '--manager', '--port', '0', '--json'], { beforeStop, env });
   const port = JSON.parse(m.line).config.port;
   url = `http://127.0.0.1:${port}`;
   return { ...m, url, port, pid: m.child.pid };
@@ -146,4 +148,42 @@ test('requests for another Host (DNS rebinding) get a 403 and change nothing', a
   for (const host of ['localhost.attacker.example', '127.0.0.1.nip.io', 'evil@localhost', '10.0.0.1', '[::2]', `attacker.example:${m.port}`]) {
     assert.equal(await statusWithHost(m, host), 403, `Host ${host}`);
   }
+});
+
+test("hosts' logfiles are 0600 in a private directory; a directory others may enter is refused", async (t) => {
+  const dir = tmpDir(t);
+  const tmp = path.join(dir, 'tmp');
+  fs.mkdirSync(tmp);
+  const env = { ...ENV, TMPDIR: tmp };
+  delete env.XDG_RUNTIME_DIR;
+  const managerConfig = write(dir, 'manager.config.js', hostConfig());
+  const config = write(dir, 'host.config.js', hostConfig());
+  const m = await startManager(t, managerConfig, { env });
+  const started = json(await api(m, '/host/start', { config }));
+  const mine = path.join(tmp, `jshost-${process.getuid()}`);
+  assert.equal(path.dirname(started.logfile), mine);
+  assert.equal(fs.statSync(mine).mode & 0o777, 0o700);
+  assert.equal(fs.statSync(started.logfile).mode & 0o777, 0o600);
+  const hostUrl = `http://127.0.0.1:${JSON.parse(started.output).config.port}`;
+  assert.equal((await post(`${hostUrl}/function/echo`, { a: 1 })).status, 200);
+  assert.match(fs.readFileSync(started.logfile, 'utf8'), /POST \/function\/echo 200/);
+  assert.equal(fs.statSync(started.logfile).mode & 0o777, 0o600, 'still 0600 once the host wrote to it');
+  await api(m, '/host/stop', { config });
+
+  // Another user could enter it (as if they had created it first): no host starts.
+  fs.chmodSync(mine, 0o777);
+  const open = await api(m, '/host/start', { config });
+  assert.equal(open.status, 500);
+  assert.ok(open.body.includes(`the private directory ${mine} is not uid ${process.getuid()}`), open.body);
+  assert.match(open.body, /mode 0777\); remove it/);
+  assert.deepEqual(childPids(m.pid), []);
+  if (process.getuid() === 0) {
+    fs.chmodSync(mine, 0o700);
+    fs.chownSync(mine, NOBODY, NOBODY);
+    const theirs = await api(m, '/host/start', { config });
+    assert.equal(theirs.status, 500);
+    assert.match(theirs.body, /owned by uid 65534 \(nobody\), mode 0700/);
+  }
+  fs.chmodSync(mine, 0o700);
+  fs.chownSync(mine, process.getuid(), process.getgid());
 });
