@@ -216,6 +216,11 @@ impl HostProcess {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Whether it has exited (reaped if so).
+    pub fn try_wait(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
 }
 
 impl Drop for HostProcess {
@@ -372,7 +377,14 @@ pub fn host_process_of(pid: u32) -> u32 {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let parent = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|stat| stat.rsplit(')').next()?.split_whitespace().nth(1)?.parse::<u32>().ok());
+        .and_then(|stat| {
+            stat.rsplit(')')
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<u32>()
+                .ok()
+        });
     match parent {
         Some(ppid) if String::from_utf8_lossy(&cmdline).contains("worker-main.js") => ppid,
         _ => pid,

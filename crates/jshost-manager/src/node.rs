@@ -24,8 +24,8 @@ pub struct NodeSetup {
     pub cwd: PathBuf,
     /// Whether `bin` is jshost-node's (its `package.json` says so), not js-host's.
     pub jshost_node: bool,
-    /// jshost-node flags for the hosts jshost starts (`--workers N`, `--watch`); empty for
-    /// js-host, which has none.
+    /// jshost-node flags for the hosts jshost starts (`--workers N`, `--watch`, `--call-timeout
+    /// MS`, `--max-memory MB`, `--max-calls N`); empty for js-host, which has none.
     pub host_flags: Vec<String>,
 }
 
@@ -61,6 +61,17 @@ impl NodeSetup {
         if jshost_node && settings.watch {
             host_flags.push("--watch".to_owned());
         }
+        if jshost_node {
+            if let Some(timeout) = settings.host_call_timeout {
+                host_flags.extend(["--call-timeout".to_owned(), timeout.as_millis().to_string()]);
+            }
+            if let Some(mb) = settings.max_memory_mb {
+                host_flags.extend(["--max-memory".to_owned(), mb.to_string()]);
+            }
+            if let Some(n) = settings.max_calls {
+                host_flags.extend(["--max-calls".to_owned(), n.to_string()]);
+            }
+        }
         Ok(NodeSetup {
             node: settings.path_to_node.clone(),
             bin,
@@ -69,6 +80,35 @@ impl NodeSetup {
             jshost_node,
             host_flags,
         })
+    }
+
+    /// The host flags as jshost-node's manager takes them with `/host/start` (`{"watch": false,
+    /// "workers": null, "callTimeout": 700, ...}`; `null` leaves a flag out); `None` for js-host.
+    pub fn host_options(&self) -> Option<serde_json::Value> {
+        if !self.jshost_node {
+            return None;
+        }
+        let mut options = serde_json::json!({
+            "watch": false, "workers": null, "callTimeout": null, "maxMemory": null, "maxCalls": null,
+        });
+        let mut flags = self.host_flags.iter();
+        while let Some(flag) = flags.next() {
+            let key = match flag.as_str() {
+                "--watch" => {
+                    options["watch"] = true.into();
+                    continue;
+                }
+                "--workers" => "workers",
+                "--call-timeout" => "callTimeout",
+                "--max-memory" => "maxMemory",
+                "--max-calls" => "maxCalls",
+                _ => continue,
+            };
+            if let Some(n) = flags.next().and_then(|v| v.parse::<u64>().ok()) {
+                options[key] = n.into();
+            }
+        }
+        Some(options)
     }
 
     /// `node BIN CONFIG ARGS...` in the source root, with warnings silenced and no stdin.

@@ -16,6 +16,7 @@ mod jshost_node;
 mod managed;
 mod output;
 mod owned;
+mod production;
 mod reliability;
 mod runtimes;
 mod scale_out;
