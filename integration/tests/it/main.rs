@@ -20,5 +20,6 @@ mod production;
 mod reliability;
 mod runtimes;
 mod scale_out;
+mod security;
 mod soak;
 mod tls;
