@@ -6,7 +6,8 @@
 // call's name); the thread checks a few times a second and, when the loop has not turned since
 // before that deadline and the deadline is past by more than MARGIN_MS, logs
 // `function "NAME" ran away: ...` and SIGKILLs the process. The cluster primary replaces it;
-// only the calls on that process lose their connection.
+// only the calls on that process lose their connection. The thread also ends a worker whose
+// primary is gone (a stuck worker would not see its IPC channel close).
 //
 // Cost on the main thread: nothing for calls without a deadline; for calls with one, a Set
 // insert and delete, and a scan of the calls in flight when the earliest of them ends.
@@ -25,9 +26,12 @@ const THREAD = `
 const { workerData } = require('node:worker_threads');
 const fs = require('node:fs');
 const { buffer, logfile, prefix, margin, check } = workerData;
+const parent = process.ppid;
 const f = new Float64Array(buffer, 0, ${SLOTS});
 const nameBytes = new Uint8Array(buffer, ${SLOTS * 8});
 setInterval(() => {
+  // The primary is gone (even SIGKILLed) and this worker's loop is stuck: nobody else ends it.
+  if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL');
   const deadline = f[1];
   if (deadline === 0) return;
   const now = Date.now();

@@ -79,6 +79,20 @@ test('--watch: 3 edits while 4 callers call: no call fails', async (t) => {
   assert.match(fs.readFileSync(logfile, 'utf8'), /generation 4 is serving/);
 });
 
+test('--max-calls 40: workers are recycled while 4 callers call; no call fails', async (t) => {
+  const dir = tmpDir(t);
+  const config = write(dir, 'host.config.js', CONFIG('v'));
+  const logfile = path.join(dir, 'host.log');
+  const host = await startHost(t, config, ['--max-calls', '40', '--workers', '2', '--logfile', logfile]);
+  const workers = trackWorkers(t, host.child.pid);
+  const calls = load(t, host.url, 4, 'pid');
+  await waitFor(() => calls.result.pids.size >= 6, { timeout: 20000, what: 'six workers to have served' });
+  const r = await calls.stop();
+  assert.deepEqual(r.failed, []);
+  await waitFor(() => workers().length === 2, { what: 'two workers after the recycles' });
+  assert.match(fs.readFileSync(logfile, 'utf8'), /recycling worker \d+ \(generation 1\): \d+ calls, --max-calls 40/);
+});
+
 test('--max-memory: a worker that grows past it is recycled; no call fails', async (t) => {
   const dir = tmpDir(t);
   const config = write(
