@@ -92,18 +92,24 @@ fn starts_record(line: &str) -> bool {
     b.len() > 20 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && b[10] == b'T'
 }
 
+/// The level a record was logged at: the word ending in `:` among the first two after the
+/// timestamp (`TS jshost-node[PID] error:`, js-host's `TS - error:`), or first on an untimestamped
+/// line (`error: ...`); anything else (`console.error` output, node's own messages) is a warning.
 fn level_of(first_line: &str) -> Level {
     let plain = crate::node::strip_ansi(first_line);
-    let head: String = plain.chars().take(120).collect::<String>().to_ascii_lowercase();
-    let logged = |level: &str| {
-        head.contains(&format!("] {level}:")) || head.trim_start().starts_with(&format!("{level}:"))
+    let rest = match starts_record(&plain) {
+        true => plain.split_once(' ').map_or("", |(_, rest)| rest),
+        false => plain.as_str(),
     };
-    if logged("error") {
-        Level::Error
-    } else if logged("info") || logged("debug") || logged("verbose") {
-        Level::Info
-    } else {
-        Level::Warn
+    let level = rest
+        .split_whitespace()
+        .take(2)
+        .find_map(|word| word.strip_suffix(':'))
+        .map(str::to_ascii_lowercase);
+    match level.as_deref() {
+        Some("error") => Level::Error,
+        Some("info" | "debug" | "verbose") => Level::Info,
+        _ => Level::Warn,
     }
 }
 
@@ -271,5 +277,14 @@ mod tests {
         );
         assert_eq!(level_of("Trace: from console.error"), Level::Warn);
         assert_eq!(level_of("\u{1b}[31merror\u{1b}[39m: js-host said"), Level::Error);
+        assert_eq!(
+            level_of("2026-12-03T12:10:13.736Z - error: Host: function fail produced an error"),
+            Level::Error
+        );
+        assert_eq!(
+            level_of("2026-12-03T12:10:13.736Z - info: Host: listening"),
+            Level::Info
+        );
+        assert_eq!(level_of("SyntaxError: Unexpected token"), Level::Warn);
     }
 }
