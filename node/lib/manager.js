@@ -62,6 +62,7 @@ const KILL_GRACE_MS = (DEFAULT_GRACE_S + 2) * 1000;
 const START_TIMEOUT_MS = 30_000;
 const MAX_TIMER_MS = 2147483647; // Node's timers fire at once for longer delays
 const PREPARED_UNUSED_MS = 30_000; // a --prepare host not adopted by then is killed
+const CRASH_GRACE_MS = 10_000; // a crashed host's clients get this long to restart it
 
 /**
  * The user's private directory ($XDG_RUNTIME_DIR/jshost, else $TMPDIR/jshost-UID), created
@@ -571,7 +572,8 @@ class Manager {
       if (this.hosts.get(record.key) === record) {
         this.forget(record);
         this.log.error(`manager: the host for ${record.key} exited (${signal || code}); see ${record.logfile}`);
-        this.exitIfIdle();
+        // Clients still connected to a crashed host are likely to restart it: give them time.
+        this.exitIfIdle(record.connections.length > 0 ? Math.max(this.config.disconnectTimeout, CRASH_GRACE_MS) : true);
       }
     });
   }
@@ -747,9 +749,10 @@ class Manager {
 
   /**
    * Exits once no host is left and nothing is in progress (js-host's stopManagerIfNoConnections):
-   * now, or after `disconnectTimeout` ms when `later`.
+   * now (`later` false), after `disconnectTimeout` ms (`later` true) or after `later` ms.
    */
   exitIfIdle(later = true) {
+    const delay = later === true ? this.config.disconnectTimeout : later;
     if (!this.config.stopManagerIfNoConnections || !this.hadHost || this.exiting) return;
     clearTimeout(this.idleTimer);
     const check = () => {
@@ -757,7 +760,7 @@ class Manager {
       this.log.info('manager: all hosts have stopped; shutting down');
       this.exit(0);
     };
-    if (later) this.idleTimer = setTimeout(check, this.config.disconnectTimeout);
+    if (later !== false) this.idleTimer = setTimeout(check, delay);
     else setImmediate(check);
   }
 

@@ -53,6 +53,10 @@ async function runWorker(setup) {
       drain(signal, false);
     });
   }
+  // The channel to the primary closes only when the primary is gone (killed, even SIGKILLed:
+  // a graceful stop drains through a message first). The host was stopped: stop serving now,
+  // so that clients see its connections close instead of a host that half lives on.
+  process.on('disconnect', () => process.exit(1));
   let secrets;
   const gotSecrets = new Promise((resolve) => (secrets = resolve));
   const early = (msg) => {
