@@ -13,9 +13,13 @@ function runIn(call, fn, a, b, c, d) {
   return calls.run(call, fn, a, b, c, d);
 }
 
-/** `fn(a, b)` as the host's own code: async work it starts belongs to no call. */
+/**
+ * `fn(a, b)` as the host's own code: async work it starts belongs to no call. Not
+ * `calls.exit`: that disables the storage and enables it again, switching Node's async and
+ * promise hooks off and on for every call; running with no store has the same effect.
+ */
 function runOutside(fn, a, b) {
-  return calls.exit(fn, a, b);
+  return calls.run(undefined, fn, a, b);
 }
 
 /** The call the running code belongs to, if any. */
