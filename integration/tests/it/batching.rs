@@ -324,3 +324,68 @@ async fn errors_are_the_same_plain_and_batched_with_unix_socket_urls() {
         assert!(e.url().is_some_and(|u| u.starts_with("unix:")), "{e:?}");
     }
 }
+
+/// A jshost-node host started by the test (`--max-calls 50`: a worker retires after 50 calls,
+/// draining: what reaches it then is answered "not run, send it again"), reached at its URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_reaching_a_retiring_worker_are_sent_again_and_none_fails() {
+    use futures::stream::{self, StreamExt};
+    let fixture = fixture("batch-not-run", "");
+    let bin = repo_root().join(jshost::raw::DEFAULT_PATH_TO_BIN);
+    let child = std::process::Command::new("node")
+        .arg(&bin)
+        .arg(&fixture.config)
+        .args(["--json", "--max-calls", "50"])
+        .env("NODE_NO_WARNINGS", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start jshost-node");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let pid = child.id();
+    let _host_process = Kill(child);
+    let url = fixture.url();
+    let host = wait_for(Duration::from_secs(20), "the host to answer", || {
+        let settings = on_jshost_node(fixture.settings()).root_url(url.clone());
+        async move { JsHost::connect(settings).await.ok() }
+    })
+    .await;
+    let (echo, pid_of) = (host.function("echo_via"), host.function("pid"));
+    echo.call(&json!({"warm": 1})).await.expect("warm");
+    // Rounds of 200 calls, 64 in flight, until two hand-overs happened (or 30 rounds).
+    let mut pids = std::collections::HashSet::new();
+    let (mut calls, mut failed) = (0, Vec::new());
+    for _ in 0..30 {
+        let results: Vec<_> = stream::iter(0..200)
+            .map(|i| {
+                let echo = echo.clone();
+                async move { echo.call(&json!({ "i": i })).await }
+            })
+            .buffer_unordered(64)
+            .collect()
+            .await;
+        calls += results.len();
+        failed.extend(results.into_iter().filter_map(Result::err));
+        pids.insert(pid_of.call(&()).await.expect("pid"));
+        if pids.len() >= 3 {
+            break;
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {calls} failed, first: {:?}",
+        failed.len(),
+        failed.first()
+    );
+    assert!(
+        pids.len() >= 3,
+        "workers were recycled under host {pid}: {pids:?}"
+    );
+}
