@@ -22,7 +22,6 @@ class Call {
     this.done = done;
     this.settled = false;
     this.expired = false;
-    this.generation = null; // context.js: set when it marks an async resource
     this.timer = null;
   }
 

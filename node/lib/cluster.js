@@ -278,7 +278,8 @@ class Primary {
     const lived = Date.now() - s.startedAt;
     if (lived > STABLE_MS) s.backoff = BACKOFF_START_MS;
     const delay = s.backoff;
-    s.backoff = Math.min(s.backoff * 2, BACKOFF_MAX_MS);
+    // A runaway call says nothing about the next start: no longer waits for the next one.
+    if (signal !== 'SIGKILL') s.backoff = Math.min(s.backoff * 2, BACKOFF_MAX_MS);
     this.log.error(`worker ${worker.process.pid} (generation ${gen.id}) exited with ${why}; replacing it in ${delay}ms`);
     setTimeout(() => {
       if (!this.stopping && !gen.retired && !gen.failed) this.fork(gen, slot);

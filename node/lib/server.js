@@ -175,7 +175,7 @@ function createHandler(
   }
 
   // POST /function/NAME: the body is read (and may fail) before the name is looked up, as in
-  // js-host. Returns the decoded name, or undefined when it does not decode (a 400).
+  // js-host (a name that does not decode is a 400).
   function functionRoute(req, res, rawName) {
     let name = rawName;
     if (name.indexOf('%') !== -1) {
@@ -183,11 +183,10 @@ function createHandler(
         name = decodeURIComponent(name);
       } catch {
         readJson(req, limit, (err) => fail(res, err || new HttpError(400, 'URIError', `Failed to decode param '${rawName}'`)));
-        return undefined;
+        return;
       }
     }
     namedRoute(req, res, name);
-    return name;
   }
 
   function namedRoute(req, res, name) {
@@ -238,7 +237,7 @@ function createHandler(
     );
   }
 
-  // Everything but the hot path: express-like matching (case-insensitive, optional trailing slash).
+  // Everything but POST /function/NAME: express-like matching (case-insensitive, optional trailing slash).
   function slowRoute(req, res) {
     const url = req.url;
     const q = url.indexOf('?');
@@ -271,12 +270,6 @@ function createHandler(
     readJson(req, limit, (err) => (err ? fail(res, err) : notFound(req, res, path)));
   }
 
-  // The URL the hot path last routed and its function's name: a client calling one function
-  // over and over (the usual case) has its URL neither parsed again nor the name, a new string
-  // each time, looked up in V8's string table (~900 instructions a call).
-  let lastUrl = null;
-  let lastName = '';
-
   /** allowedHosts and authToken: a refusal was answered (true), or the request may go on. */
   function refused(req, res) {
     if (allowed !== null) {
@@ -297,19 +290,11 @@ function createHandler(
     if ((allowed !== null || tokenDigest !== null) && refused(req, res)) return;
     const url = req.url;
     if (req.method === 'POST' && !state.draining) {
-      if (url === lastUrl) return namedRoute(req, res, lastName);
       if (url.startsWith(FUNCTION_PREFIX)) {
         let end = url.indexOf('?', FUNCTION_PREFIX.length);
         if (end === -1) end = url.length;
         const raw = url.slice(FUNCTION_PREFIX.length, end);
-        if (raw.length !== 0 && raw.indexOf('/') === -1) {
-          const name = functionRoute(req, res, raw);
-          if (name !== undefined) {
-            lastUrl = url;
-            lastName = name;
-          }
-          return;
-        }
+        if (raw.length !== 0 && raw.indexOf('/') === -1) return functionRoute(req, res, raw);
       }
     }
     slowRoute(req, res);

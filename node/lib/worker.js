@@ -21,6 +21,11 @@ const { Connections } = require('./drain');
 
 const BEAT_MS = 500;
 
+/** A message to the primary; dropped once the channel is closed (the primary is gone). */
+function tell(msg) {
+  if (process.connected) process.send(msg, (err) => void err);
+}
+
 async function runWorker(setup) {
   const { opts, generation, workers } = setup;
   const log = new Log({ logfile: opts.logfile, verbose: opts.verbose });
@@ -43,7 +48,7 @@ async function runWorker(setup) {
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
     process.on(signal, () => {
       // Sent to this worker alone (not with the primary): have a successor take over.
-      if (connections !== null && process.connected) process.send({ type: 'recycle', why: signal });
+      if (connections !== null) tell({ type: 'recycle', why: signal });
       drain(signal, false);
     });
   }
@@ -60,22 +65,25 @@ async function runWorker(setup) {
   const setupMsg = await gotSecrets;
 
   const metrics = new Metrics();
-  let watchdog = null; // started once serving (its thread would only slow the start down)
+  // Started with the first call: its thread would only slow the start down (and a process that
+  // never gets a call needs none).
+  let watchdog = null;
   let calls = 0;
   let recycling = false;
   const recycle = (why) => {
     if (recycling) return;
     recycling = true;
     log.info(`asking to be recycled (${why})`);
-    if (process.connected) process.send({ type: 'recycle', why });
+    tell({ type: 'recycle', why });
   };
   const hooks = {
     start(name, timeoutMs) {
+      if (watchdog === null) watchdog = new Watchdog({ logfile: log.file, prefix: `${log.name}[${process.pid}]` });
       const token = metrics.start(name);
       // The sooner of the call's own deadline and --call-timeout (as server.js times calls).
       const own = timeoutMs > 0 && timeoutMs <= 2147483647 ? timeoutMs : undefined;
       const timeout = own === undefined ? opts.callTimeout : opts.callTimeout === undefined ? own : Math.min(own, opts.callTimeout);
-      token.watch = timeout > 0 && watchdog !== null ? watchdog.start(name, timeout) : null;
+      token.watch = timeout > 0 ? watchdog.start(name, timeout) : null;
       if (opts.maxCalls !== undefined && ++calls >= opts.maxCalls) recycle(`${calls} calls, --max-calls ${opts.maxCalls}`);
       return token;
     },
@@ -113,14 +121,13 @@ async function runWorker(setup) {
       if (!socket) return;
       const giveBack = state.draining && handBack;
       // Told before anything is read from it.
-      process.send({ type: 'took', id: msg.id, accepted: !giveBack });
+      tell({ type: 'took', id: msg.id, accepted: !giveBack });
       if (giveBack) return void socket.destroy();
       connections.add(socket);
       server.emit('connection', socket);
     } else if (msg.type === 'start') {
       host.setListeningPort(msg.port);
-      process.send({ type: 'ready', status: host.statusJson() });
-      watchdog = new Watchdog({ logfile: log.file, prefix: `${log.name}[${process.pid}]` });
+      tell({ type: 'ready', status: host.statusJson() });
       beat();
     } else if (msg.type === 'drain') {
       drain(msg.why, msg.handBack);
@@ -135,11 +142,11 @@ async function runWorker(setup) {
     if (opts.maxMemory !== undefined && snapshot.rss > opts.maxMemory * 1024 * 1024) {
       recycle(`resident memory ${Math.round(snapshot.rss / 1048576)} MB, --max-memory ${opts.maxMemory}`);
     }
-    process.send({ type: 'beat', metrics: snapshot });
+    tell({ type: 'beat', metrics: snapshot });
   };
   setInterval(beat, BEAT_MS).unref();
 
-  process.send({
+  tell({
     type: 'loaded',
     address: host.config.address,
     port: host.config.port,

@@ -117,3 +117,15 @@ test('a batch item timeout is a deadline too', async (t) => {
   assert.ok(!alive(first));
   assert.match(host.stderr(), /function "forever" ran away: /);
 });
+
+test('runaway after runaway: the host answers again within 1 s each time', async (t) => {
+  const dir = tmpDir(t);
+  const config = write(dir, 'host.config.js', CONFIG);
+  const host = await startHost(t, config, ['--call-timeout', '200']);
+  trackWorkers(t, host.child.pid);
+  for (let i = 0; i < 5; i++) {
+    assert.ok((await call(host.url, 'forever', {})).error, `runaway ${i}`);
+    await servedAgainWithin(host.url, 1000);
+  }
+  assert.equal((host.stderr().match(/function "forever" ran away/g) || []).length, 5);
+});
