@@ -493,6 +493,23 @@ fn unknown_function(endpoint: &Endpoint, name: &str) -> Error {
     .with_url(endpoint.url.as_str())
 }
 
+/// Each backend's URL (as people read it) and `client`'s connections to it, over every runtime.
+/// (For `JsHost::pool_status`.)
+#[allow(dead_code)]
+pub(crate) fn pool_status(
+    backends: &[Arc<Backend>],
+    client: &HttpClient,
+) -> Vec<(String, jshost_client::PoolStatus)> {
+    backends
+        .iter()
+        .map(|b| {
+            let url = b.endpoint().url.clone();
+            let status = client.pool_status(&url);
+            (jshost_client::display_url(&url).into_owned(), status)
+        })
+        .collect()
+}
+
 /// Milliseconds on the balancer's clock.
 pub(crate) fn now_ms() -> u64 {
     static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();

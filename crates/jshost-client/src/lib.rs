@@ -6,12 +6,13 @@
 //! works the same from any runtime (multi-thread, current-thread, one per actix worker) or from
 //! none, and a runtime that blocks or ends holds up no other runtime's requests.
 //!
-//! The pool is tuned for js-host: idle connections are dropped after
+//! The pool is tuned for js-host: idle connections are closed after
 //! [`DEFAULT_POOL_IDLE_TIMEOUT`] (below Node's 5 s keep-alive timeout, so a connection the host is
 //! about to close is never reused), `TCP_NODELAY` is set, and at most
 //! [`DEFAULT_MAX_CONNECTIONS`] requests are in flight per client and as many connections idle,
-//! which bounds the number of sockets open to the host
-//! ([`HttpClient::max_open_connections`]).
+//! counted over every runtime and every host the client calls, which bounds the number of sockets
+//! the client opens ([`HttpClient::max_open_connections`]); [`HttpClient::pool_status`] shows
+//! them.
 //!
 //! `https://` URLs are spoken with rustls (the default `tls` feature), trusting the system's root
 //! certificates plus [`Settings::ca_file`](jshost_core::Settings::ca_file); the headers of
@@ -62,6 +63,7 @@ mod unix;
 use answer::stack_from_html;
 #[doc(hidden)]
 pub use answer::{call_result, call_timeout, host_timeout_ms, NOT_RUN_HEADER, TIMEOUT_HEADER};
+pub use pool::PoolStatus;
 pub use probe::get_fresh;
 pub use unix::{display_url, socket_url};
 
@@ -87,7 +89,11 @@ pub struct HttpClient {
 struct ClientInner {
     /// Identifies this client's pools (see the `local` module).
     pools: Arc<()>,
+    /// The idle connections all its pools may keep.
+    idle: Arc<pool::IdleBudget>,
     permits: Semaphore,
+    /// Requests waiting for a permit, by host (only touched when none is free).
+    waiting: std::sync::Mutex<Vec<(pool::Key, usize)>>,
     max_connections: usize,
     /// What the pools open connections with (shares `transport`'s TLS setup).
     connector: Connector,
@@ -178,7 +184,9 @@ impl HttpClient {
         HttpClient {
             inner: Arc::new(ClientInner {
                 pools: Arc::new(()),
+                idle: pool::IdleBudget::new(max),
                 permits: Semaphore::new(max),
+                waiting: std::sync::Mutex::new(Vec::new()),
                 max_connections: max,
                 connector: transport.connector(),
                 transport: Arc::new(transport),
@@ -267,11 +275,48 @@ impl HttpClient {
         self.inner.max_connections
     }
 
-    /// The bound on sockets open to one host: [`HttpClient::max_connections`] in flight plus as
-    /// many idle in the pool. (A connection being opened when another one returns to the pool is
-    /// kept as idle rather than thrown away, so the count can briefly exceed the in-flight cap.)
+    /// The bound on sockets the client keeps open, to all its hosts from all runtimes:
+    /// [`HttpClient::max_connections`] carrying requests plus as many idle. (A connection that
+    /// closes is counted until its task has seen it close.)
     pub fn max_open_connections(&self) -> usize {
         self.inner.max_connections * 2
+    }
+
+    /// The client's connections to the host at `root_url` (every runtime's), and its requests
+    /// waiting for a request slot; all zero for a URL without a host.
+    ///
+    /// ```
+    /// let client = jshost_client::HttpClient::new();
+    /// let status = client.pool_status("http://127.0.0.1:9009");
+    /// assert_eq!((status.idle, status.busy, status.waiting), (0, 0, 0));
+    /// ```
+    pub fn pool_status(&self, root_url: &str) -> PoolStatus {
+        let Some(key) = root_url.parse::<Uri>().ok().as_ref().and_then(pool::Key::of) else {
+            return PoolStatus::default();
+        };
+        let mut status = local::status(&self.inner.pools, &key);
+        status.waiting = self
+            .inner
+            .waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(0, |(_, n)| *n);
+        status
+    }
+
+    /// A request slot, counting the request as waiting for `key` while none is free.
+    async fn permit(&self, key: &pool::Key) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        if let Ok(permit) = self.inner.permits.try_acquire() {
+            return Ok(permit);
+        }
+        let _waiting = Waiting::enter(&self.inner.waiting, key);
+        self.inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| Error::connection("the HTTP client was shut down").with_source(e))
     }
 
     /// Sends one request and reads the whole response, within `timeout`: on the caller's
@@ -374,16 +419,11 @@ impl HttpClient {
         runtime: tokio::runtime::Id,
         deadline: Option<Instant>,
     ) -> Result<Response> {
-        let _permit = self
-            .inner
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| Error::connection("the HTTP client was shut down").with_source(e))?;
         let inner = &*self.inner;
         let key = pool::Key::of(&uri).ok_or_else(|| Error::config(format!("{uri}: the URL has no host")))?;
+        let _permit = self.permit(&key).await?;
         let request = pool::origin_form(self.build(method, &uri, body.clone(), deadline)?, &key);
-        let pool = local::pool(&inner.pools, inner.max_connections, &inner.connector, runtime);
+        let pool = local::pool(&inner.pools, &inner.idle, &inner.connector, runtime);
         let conn = pool.checkout(&key, &uri).await?;
         let answer = match send_on(&pool, conn, request).await {
             // The connection closed before the request was written: it was never sent, so it
@@ -494,6 +534,38 @@ impl HttpClient {
 /// shutting down answered it `503` with `X-Jshost-Not-Run`, twice).
 pub fn is_not_run(e: &Error) -> bool {
     e.is_not_sent() && e.status() == Some(503)
+}
+
+/// Counts a request waiting for a slot, for its host, until dropped.
+struct Waiting<'a> {
+    all: &'a std::sync::Mutex<Vec<(pool::Key, usize)>>,
+    key: pool::Key,
+}
+
+impl<'a> Waiting<'a> {
+    fn enter(all: &'a std::sync::Mutex<Vec<(pool::Key, usize)>>, key: &pool::Key) -> Waiting<'a> {
+        let mut waiting = all.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match waiting.iter_mut().find(|(k, _)| k == key) {
+            Some((_, n)) => *n += 1,
+            None => waiting.push((key.clone(), 1)),
+        }
+        Waiting {
+            all,
+            key: key.clone(),
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut waiting = self.all.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(i) = waiting.iter().position(|(k, _)| *k == self.key) {
+            waiting[i].1 -= 1;
+            if waiting[i].1 == 0 {
+                waiting.swap_remove(i);
+            }
+        }
+    }
 }
 
 /// A failed request attempt.
