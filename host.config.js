@@ -1,5 +1,12 @@
-// The functions jshost's quick start and examples call. Each is `function (data, cb)`:
-// call `cb(null, output)` with a string or an object (sent as JSON), or `cb(err)` to fail.
+// The functions jshost's quick start and examples call, served by jshost-node (the SDK's default
+// host). A function is either
+// - `async function (data)` (or any function of fewer than two parameters): it returns its output,
+//   or a Promise of it; a throw or a rejection fails the call. jshost-node only: js-host 0.12
+//   refuses to load a config holding an `async function` ("Function handlers must be functions")
+//   and ignores returned Promises. Or
+// - `function (data, cb)`, js-host's style, which both hosts run: call `cb(null, output)`, or
+//   `cb(err)` to fail.
+// Output: a string is sent as is, an object as JSON.
 'use strict';
 
 function escapeHtml(text) {
@@ -11,9 +18,8 @@ function escapeHtml(text) {
 module.exports = {
   functions: {
     // The quick start: {"name": "Foo"} -> "Hello, Foo!"
-    hello_world: function (data, cb) {
-      var name = data.name || 'World';
-      cb(null, 'Hello, ' + name + '!');
+    hello_world: async function (data) {
+      return 'Hello, ' + (data.name || 'World') + '!';
     },
     // Returns its input as JSON.
     echo: function (data, cb) {

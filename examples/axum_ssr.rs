@@ -1,5 +1,7 @@
 //! Server-side rendering from an axum handler:
-//! `npm ci && cargo run --example axum_ssr`, then `curl 'http://127.0.0.1:3000/?title=Shop'`.
+//! `npm ci && cargo run -p jshost-web-examples --example axum_ssr`, then
+//! `curl 'http://127.0.0.1:3000/?title=Shop'`. It belongs to the package in `examples/web/`, which
+//! holds the web frameworks, so that the quick start builds none.
 //!
 //! The `JsHost` lives in the router state (it is a cheap handle: no `Arc` needed). Each request
 //! `.await`s the `render` function of `host.config.js`; a JavaScript error becomes a 500 page
@@ -81,7 +83,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().with_env_filter("info").init();
     let mut settings = Settings::from_env()?;
     if settings.source_root.is_none() {
-        settings = settings.source_root(env!("CARGO_MANIFEST_DIR"));
+        // The repository root, two levels above this example's package (examples/web/), holds
+        // package.json, node_modules and host.config.js.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .nth(2)
+            .ok_or("examples/web/ has no grandparent")?;
+        settings = settings.source_root(root);
     }
     if std::env::var_os("JSHOST_USE_MANAGER").is_none() {
         settings = settings.use_manager(true);

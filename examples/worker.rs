@@ -49,7 +49,9 @@ pub async fn run(
 #[allow(dead_code)]
 #[tokio::main]
 async fn main() -> Result<(), jshost::Error> {
-    tracing_subscriber::fmt().with_env_filter("info").init();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .init();
     let settings = Settings::default()
         .source_root(env!("CARGO_MANIFEST_DIR"))
         .use_manager(true);

@@ -194,9 +194,10 @@ impl JsHost {
     /// hosts, the first one's: see [`JsHost::urls`] and [`JsHost::hosts`].
     ///
     /// An owned jshost-node host listens on a private Unix socket by default
-    /// ([`Settings::private_socket`]): its URL is then `unix:/tmp/jshost-sock-.../host.sock`, a
-    /// socket in a directory only this user can enter, reachable by this SDK but not by every
-    /// local user (nor by plain HTTP clients: use `private_socket(false)` for a TCP port).
+    /// ([`Settings::private_socket`]): its URL is then `unix:/run/user/UID/jshost/sock-.../host.sock`
+    /// (or under `$TMPDIR/jshost-UID`), a socket in a directory only this user can enter,
+    /// reachable by this SDK but not by every local user (nor by plain HTTP clients: use
+    /// `private_socket(false)` for a TCP port).
     pub fn url(&self) -> String {
         display_url(&self.first().endpoint().url).into_owned()
     }

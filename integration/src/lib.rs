@@ -216,6 +216,11 @@ impl HostProcess {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Whether it has exited (reaped if so).
+    pub fn try_wait(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
 }
 
 impl Drop for HostProcess {
@@ -304,4 +309,84 @@ pub fn established_connections(port: u16) -> usize {
         }
     }
     count
+}
+
+/// Runs the test `name` (its full path, `module::test`) of the running test binary alone in a
+/// child process, with `set` added to and `unset` removed from its environment, and returns its
+/// output. The test is `#[ignore]`d so that it runs only this way: for tests that measure their
+/// process (RSS) or need an environment of their own (`TMPDIR`), which tests running in
+/// parallel threads of one process would disturb.
+pub fn run_isolated(name: &str, set: &[(&str, &std::ffi::OsStr)], unset: &[&str]) -> std::process::Output {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut cmd = Command::new(exe);
+    cmd.args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"]);
+    for (key, value) in set {
+        cmd.env(key, value);
+    }
+    for key in unset {
+        cmd.env_remove(key);
+    }
+    let output = cmd.output().expect("run the test binary");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    print!("{text}");
+    assert!(
+        text.contains("1 passed"),
+        "the isolated test {name} did not pass ({}):\n{text}",
+        output.status
+    );
+    output
+}
+
+/// Waits (up to `within`) until no node process mentions `needle` (a fixture's directory, a
+/// config path), and returns how many are left then (0 unless they outlived the wait).
+pub async fn node_processes_left(needle: &str, within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    loop {
+        let left: Vec<String> = processes_mentioning(needle)
+            .into_iter()
+            .filter(|l| l.contains("node"))
+            .collect();
+        if left.is_empty() || Instant::now() >= deadline {
+            if !left.is_empty() {
+                println!("node processes left for {needle}: {left:?}");
+            }
+            return left.len();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The resident set size of this process in KiB (`VmRSS` in `/proc/self/status`).
+pub fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status")
+}
+
+/// The host process a function's `process.pid` belongs to: for a jshost-node worker
+/// (`node .../worker-main.js`, forked by the host's supervising primary) its primary, else the
+/// process itself.
+pub fn host_process_of(pid: u32) -> u32 {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let parent = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit(')')
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<u32>()
+                .ok()
+        });
+    match parent {
+        Some(ppid) if String::from_utf8_lossy(&cmdline).contains("worker-main.js") => ppid,
+        _ => pid,
+    }
 }

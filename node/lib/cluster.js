@@ -25,7 +25,6 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { Log } = require('./log');
-const { listen, describeListen } = require('./listen');
 const { Watcher } = require('./watch');
 const { addFunctions } = require('./metrics');
 const { readSecrets, SecretError } = require('./secrets');
@@ -104,6 +103,9 @@ class Primary {
     // Connections handed to this worker that it has not taken yet (id -> socket).
     worker.jshostPending = new Map();
     worker.jshostBeat = { at: Date.now(), metrics: null };
+    // A message sent to a worker that just died fails with EPIPE, as an 'error' event: never
+    // let that take the primary down (its exit is handled below).
+    worker.on('error', (err) => this.log.info(`worker ${worker.process.pid}: ${err.message}`));
     worker.on('message', (msg) => this.onMessage(gen, slot, worker, msg));
     worker.on('exit', (code, signal) => this.onExit(gen, slot, worker, code, signal));
     // Once its channel is closed, every message it sent has arrived: what it did not take
@@ -165,11 +167,19 @@ class Primary {
     const now = Date.now();
     let stuck = 0;
     const workers = [];
-    for (const w of this.serving()) {
+    const serving = this.serving();
+    for (const w of serving) {
       if (now - w.jshostBeat.at > STUCK_MS) stuck++;
       if (w.jshostBeat.metrics) workers.push(w.jshostBeat.metrics);
     }
-    return { type: 'cluster', stuck, stopping: this.stopping, metrics: { workers, gone: this.gone, ...this.counts } };
+    // Workers still draining (or starting) count towards the totals, so that they never go down.
+    let gone = this.gone;
+    for (const w of Object.values(cluster.workers)) {
+      if (!w || w.isDead() || serving.includes(w) || !w.jshostBeat || !w.jshostBeat.metrics) continue;
+      if (gone === this.gone) gone = addFunctions({}, this.gone);
+      addFunctions(gone, w.jshostBeat.metrics.functions);
+    }
+    return { type: 'cluster', stuck, stopping: this.stopping, metrics: { workers, gone, ...this.counts } };
   }
 
   /** The ready workers of the current generation. */
@@ -189,6 +199,8 @@ class Primary {
 
   ensureListening(where) {
     if (!this.listening) {
+      // Loaded here, not at the top: the primary's start-up, before it forks, stays short.
+      const { listen, describeListen } = require('./listen');
       const config = { address: where.address, port: where.port };
       this.server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.dispatch(socket));
       this.listening = listen(this.server, config, this.opts).then(
@@ -257,7 +269,9 @@ class Primary {
       // A successor that died before it was ready: the worker it was for keeps serving and
       // may ask again.
       s.successor = null;
-      if (!this.stopping) this.log.error(`the successor of worker ${s.worker.process.pid} exited (${signal || code}) before it was ready`);
+      if (this.stopping) return;
+      this.log.error(`the successor of worker ${s.worker.process.pid} exited (${signal || code}) before it was ready; it keeps serving`);
+      if (s.worker.isConnected()) s.worker.send({ type: 'recycle-failed' });
       return;
     }
     if (s.worker !== worker) return;

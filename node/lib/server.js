@@ -97,7 +97,7 @@ function createHandler(
     const headers = ['X-Jshost-Node', identity, 'Content-Type', type];
     if (state.closing) headers.push('Connection', 'close');
     res.writeHead(status, headers);
-    res.write(head);
+    const flowing = res.write(head);
     head = '';
     const pump = () =>
       answering(res, 'a batch', () => {
@@ -108,7 +108,8 @@ function createHandler(
           if (!res.write(next.value)) return void res.once('drain', pump);
         }
       });
-    pump();
+    if (flowing) pump();
+    else res.once('drain', pump);
   }
 
   function context(name, req, res) {
@@ -254,6 +255,8 @@ function createHandler(
     }
     if (state.draining) return afterBody(req, res, notRun);
     if (method === 'GET' || method === 'HEAD') {
+      // --verbose logs every request a client makes, as js-host logs each one (`Host: GET /status`).
+      if (verbose) log.info(`${method} ${path}`);
       if (key === '/status') return send(res, 200, host.statusJson(), JSON_TYPE);
       if (key === '/jshost/info') return send(res, 200, host.infoJson(), JSON_TYPE);
     }

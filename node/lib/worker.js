@@ -20,6 +20,7 @@ const { Metrics, render } = require('./metrics');
 const { Connections } = require('./drain');
 
 const BEAT_MS = 500;
+const RECYCLE_RETRY_MS = 10_000;
 
 /** A message to the primary; dropped once the channel is closed (the primary is gone). */
 function tell(msg) {
@@ -133,6 +134,9 @@ async function runWorker(setup) {
       drain(msg.why, msg.handBack);
     } else if (msg.type === 'cluster') {
       cluster = msg;
+    } else if (msg.type === 'recycle-failed') {
+      // Its successor did not start (say, the config is broken now): ask again later.
+      setTimeout(() => (recycling = false), RECYCLE_RETRY_MS).unref();
     }
   });
 

@@ -75,6 +75,7 @@ test('--watch: 3 edits while 4 callers call: no call fails', async (t) => {
   }
   const r = await calls.stop();
   assert.deepEqual(r.failed, []);
+  t.diagnostic(`${r.ok} calls answered, ${r.notRun} not-run answers sent again, 0 failed, ${r.pids.size} worker(s) served`);
   assert.ok(r.ok > 150, `${r.ok} calls`);
   assert.match(fs.readFileSync(logfile, 'utf8'), /generation 4 is serving/);
 });
@@ -89,6 +90,7 @@ test('--max-calls 40: workers are recycled while 4 callers call; no call fails',
   await waitFor(() => calls.result.pids.size >= 6, { timeout: 20000, what: 'six workers to have served' });
   const r = await calls.stop();
   assert.deepEqual(r.failed, []);
+  t.diagnostic(`${r.ok} calls answered, ${r.notRun} not-run answers sent again, 0 failed, ${r.pids.size} worker(s) served`);
   await waitFor(() => workers().length === 2, { what: 'two workers after the recycles' });
   assert.match(fs.readFileSync(logfile, 'utf8'), /recycling worker \d+ \(generation 1\): \d+ calls, --max-calls 40/);
 });
@@ -110,5 +112,23 @@ test('--max-memory: a worker that grows past it is recycled; no call fails', asy
   await waitFor(() => calls.result.pids.size >= 3, { timeout: 30000, what: 'two recycles' });
   const r = await calls.stop();
   assert.deepEqual(r.failed, []);
+  t.diagnostic(`${r.ok} calls answered, ${r.notRun} not-run answers sent again, 0 failed, ${r.pids.size} worker(s) served`);
   assert.match(fs.readFileSync(logfile, 'utf8'), /recycling worker \d+ \(generation 1\): resident memory \d+ MB, --max-memory 150/);
+});
+
+test('a recycle whose successor cannot start leaves the worker serving', async (t) => {
+  const dir = tmpDir(t);
+  const config = write(dir, 'host.config.js', CONFIG('v'));
+  const logfile = path.join(dir, 'host.log');
+  const host = await startHost(t, config, ['--max-calls', '3', '--logfile', logfile]);
+  const workers = trackWorkers(t, host.child.pid);
+  const [worker] = workers();
+  fs.writeFileSync(config, 'syntax error here');
+  const calls = load(t, host.url, 2, 'pid');
+  await waitFor(() => /the successor of worker \d+ exited \(1\) before it was ready; it keeps serving/.test(fs.readFileSync(logfile, 'utf8')), { timeout: 10000, what: 'the failed successor' });
+  await waitFor(() => calls.result.ok > 20, { what: 'more calls' });
+  const r = await calls.stop();
+  assert.deepEqual(r.failed, []);
+  t.diagnostic(`${r.ok} calls answered, ${r.notRun} not-run answers sent again, 0 failed, ${r.pids.size} worker(s) served`);
+  assert.deepEqual([...r.pids], [`v ${worker}`]);
 });

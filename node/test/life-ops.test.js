@@ -58,6 +58,8 @@ test('GET /metrics: calls, errors, durations per function over both workers; pro
   }
   assert.equal(sample(body, 'jshost_worker_replacements_total'), 0);
   if (PROMTOOL === null) {
+    // CI sets JSHOST_REQUIRE_PROMTOOL: there a missing promtool is a failure, not a skip.
+    assert.ok(!process.env.JSHOST_REQUIRE_PROMTOOL, 'promtool is required (JSHOST_REQUIRE_PROMTOOL) but not installed');
     t.diagnostic('promtool is not installed (Debian: apt-get install prometheus): the format check is skipped');
   } else {
     const check = spawnSync(PROMTOOL, ['check', 'metrics'], { input: body, encoding: 'utf8' });

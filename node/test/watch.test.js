@@ -39,7 +39,7 @@ test('--watch reloads on a change of a required file', async (t) => {
   const slow = await inFlight;
   assert.equal(slow.status, 200);
   assert.equal(slow.body, `slow ${oldPid}`, 'the old generation finished its call');
-  await waitFor(() => childPids(host.child.pid).length === 1, { what: 'the old generation to exit' });
+  await waitFor(() => childPids(host.child.pid).length === 1, { timeout: 10000, what: 'the old generation to exit' });
 
   // A broken edit: generation 3 fails to start, generation 2 keeps serving.
   fs.writeFileSync(lib, `module.exports = { a: function (d, cb) { cb(null, 'A3'); } ;;; syntax error`);

@@ -13,8 +13,8 @@ Exit codes:
   1  the JavaScript function failed (its stack is printed to stderr)
   2  usage or configuration error: bad flags or --data, node / js-host / the config file
      missing, a config that does not load, the config's port held by another program
-  3  connection or process error: nothing answers for the config (start a host, or pass
-     --use-manager), the host crashed or was stopped, a manager or host could not start
+  3  connection or process error: nothing answers for the config (run `jshost host start`,
+     or pass --use-manager), the host crashed or was stopped, a manager or host could not start
   4  timeout: no answer within --timeout (or a start-up deadline)
   5  unexpected response: an HTTP status other than 200 and 500, output that is not UTF-8
   6  unknown function: the host serves no function of that name (nothing was sent)
@@ -27,11 +27,13 @@ const LONG_ABOUT: &str = "\
 Call the JavaScript functions of a js-host 0.12 (a persistent Node.js process serving the functions \
 of a host.config.js over HTTP), run managed hosts for development, and follow their logs.
 
-By default `call` and `status` reach a host you run yourself at the config's address (or at \
---root-url). With --use-manager (JSHOST_USE_MANAGER=1) a detached js-host manager starts the host \
+By default `call` and `status` reach the host at the config's address (or at --root-url): one you \
+run yourself, or the managed host of a js-host manager listening there, such as the one `host start` \
+starts. Nothing is started for them: with nothing running they exit with code 3 and say what to run. \
+With --use-manager (JSHOST_USE_MANAGER=1) a detached js-host manager starts the host if none runs \
 and keeps it warm between runs; it stops the host after the config's disconnectTimeout once the \
-last connection closes. `host start` starts a managed host without holding a connection: it runs \
-until `host stop` or `manager stop` (or until a client that connected to it disconnects).
+last connection closes. `host start` holds a connection of its own: its host runs until `host stop` \
+or `manager stop`.
 
 Every global flag can also be set with the JSHOST_* variable shown next to it; an empty variable \
 counts as unset.";
@@ -170,7 +172,8 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum HostAction {
     /// Start the host (and, if needed, a detached manager), or reuse the running one; print its
-    /// URL and logfile. No connection is held: it runs until `host stop` or `manager stop`
+    /// URL and logfile. It holds a connection that only `host stop` or `manager stop` ends, so the
+    /// host runs until then; `call` and `status` use it without --use-manager
     Start,
     /// Stop the host; the manager keeps running
     Stop,

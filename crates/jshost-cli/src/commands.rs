@@ -30,7 +30,7 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
 
 async fn call(settings: &Settings, name: &str, data: &str) -> Result<(), Failure> {
     let body = read_data(data)?;
-    let host = connect(settings).await?;
+    let host = connect(settings, Some(&this_command_with_the_manager())).await?;
     let result = host.function(name).call_raw(body).await;
     // Close a managed connection now (if this fails, the SDK's exit watchdog closes it).
     let _ = host.disconnect().await;
@@ -78,41 +78,85 @@ fn read_data(arg: &str) -> Result<Vec<u8>, Failure> {
     }
 }
 
-/// Connects as the settings say, explaining in CLI terms what to do when nothing suitable answers.
-async fn connect(settings: &Settings) -> Result<JsHost, Failure> {
-    match JsHost::connect(settings.clone()).await {
-        Ok(host) => Ok(host),
-        Err(e) => Err(explain_connect_error(settings, e).await),
-    }
-}
-
-async fn explain_connect_error(settings: &Settings, e: Error) -> Failure {
+/// Connects as the settings say. Without --use-manager, a host at the config's address serves the
+/// command; so does the host of a manager for the config listening there (after `jshost host
+/// start`), as with --use-manager but without starting anything. When nothing runs, the failure
+/// says what to run: `jshost host start`, or `retry` (this command with --use-manager) for `call`.
+async fn connect(settings: &Settings, retry: Option<&str>) -> Result<JsHost, Failure> {
+    let e = match JsHost::connect(settings.clone()).await {
+        Ok(host) => return Ok(host),
+        Err(e) => e,
+    };
     if settings.use_manager {
-        return e.into();
+        return Err(e.into());
     }
+    let config = settings.config_path();
     if e.is_connection() {
-        return Failure::from(e).with_hint(
-            "start a host for the config yourself, or pass --use-manager (JSHOST_USE_MANAGER=1) \
-             to have a js-host manager start one and keep it warm",
+        let start = format!(
+            "run `jshost host start` (a managed host for {}, kept up until `jshost host stop`), then \
+             this command again",
+            config.display()
         );
+        return Err(Failure::from(e).with_hint(match retry {
+            Some(command) => {
+                format!("{start}; or have the manager start the host for this command alone: `{command}`")
+            }
+            None => start,
+        }));
     }
     if e.is_config() && e.url().is_some() {
-        // A manager (from `jshost host start` or a managed client) holds the config's address.
+        // A manager for the config listens at its address (`jshost host start`, or a managed
+        // client): its host serves the command.
         if let Ok(Some(manager)) = Manager::find(settings).await {
             if e.url() == Some(manager.url()) {
-                let url = manager.url().to_owned();
-                return Failure::from(e).with_hint(format!(
-                    "a js-host manager for this config listens at {url}: pass --use-manager to reach its host"
-                ));
+                return match manager.host_status(&config).await? {
+                    Some(_) => JsHost::connect(settings.clone().use_manager(true))
+                        .await
+                        .map_err(Failure::from),
+                    None => Err(no_managed_host(&manager, &config, code::CONNECTION)),
+                };
             }
         }
     }
-    e.into()
+    Err(e.into())
+}
+
+/// The command line this process was started with, with --use-manager added, quoted for a POSIX
+/// shell.
+fn this_command_with_the_manager() -> String {
+    let mut args = std::env::args();
+    let program = args
+        .next()
+        .and_then(|a| {
+            Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "jshost".to_owned());
+    std::iter::once(program)
+        .chain(std::iter::once("--use-manager".to_owned()))
+        .chain(args)
+        .map(|a| shell_quote(&a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `arg` as a POSIX shell word: as is when it holds only characters no shell treats specially,
+/// otherwise in single quotes.
+fn shell_quote(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
 }
 
 async fn direct_status(settings: &Settings) -> Result<(), Failure> {
-    let host = connect(settings).await?;
+    let host = connect(settings, None).await?;
     let status = host.request_status().await.unwrap_or_else(|| host.status());
+    // Closes the connection to a managed host (nothing for a host run otherwise).
+    let _ = host.disconnect().await;
     print_json(status.as_value())
 }
 
@@ -139,7 +183,7 @@ async fn managed_status(settings: &Settings) -> Result<(), Failure> {
         Err(e) => Err(e.into()),
         // A host for the config (not run by a manager) answers at the config's address.
         Ok(None) => {
-            let host = connect(&settings.clone().use_manager(false)).await?;
+            let host = connect(&settings.clone().use_manager(false), None).await?;
             let status = host.request_status().await.unwrap_or_else(|| host.status());
             print_json(&json!({
                 "manager": { "url": host.url(), "running": false },
@@ -398,6 +442,16 @@ fn write_stdout(bytes: &[u8]) -> Result<(), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arguments_are_quoted_for_the_shell() {
+        assert_eq!(shell_quote("hello_world"), "hello_world");
+        assert_eq!(shell_quote("--data=/tmp/a.json"), "--data=/tmp/a.json");
+        assert_eq!(shell_quote(r#"{"name":"Foo"}"#), r#"'{"name":"Foo"}'"#);
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("a b"), "'a b'");
+    }
 
     #[test]
     fn data_must_be_a_json_object_or_array() {

@@ -4,10 +4,11 @@
 //! and follows their logs:
 //!
 //! ```text
+//! jshost host start                                   # a managed host, up until `host stop`
 //! jshost call hello_world --data '{"name": "Foo"}'     # Hello, Foo!
 //! echo '{"name": "Foo"}' | jshost call hello_world --data -
 //! jshost status [--use-manager]                       # the host's status as JSON
-//! jshost host start|stop|restart                      # a managed host (through a manager)
+//! jshost host stop|restart                            # the managed host (through its manager)
 //! jshost manager stop
 //! jshost logs [-f]                                    # the managed host's logfile
 //! ```

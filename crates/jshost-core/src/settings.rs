@@ -32,7 +32,11 @@ pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 ///     .function_timeout(Duration::from_secs(5));
 /// assert_eq!(settings.config_path(), std::path::Path::new("/srv/app/host.config.js"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` output shows header names but never their values (every value is `<redacted>`:
+/// which headers carry secrets, `authorization`, cookies, API keys under any name, cannot be told
+/// reliably), so settings can be logged with `{:?}`.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Settings {
     /// Directory holding `node_modules` and, by default, the config file. `None`: the current
@@ -69,10 +73,74 @@ pub struct Settings {
     pub batch: bool,
     /// Owned jshost-node hosts listen on a private Unix socket instead of a TCP port.
     pub private_socket: bool,
-    /// Headers sent with every request (a bearer token for an authenticating proxy...).
+    /// Headers sent with every request (a bearer token for a remote host or an authenticating
+    /// proxy...). Their values are redacted in `Debug` output.
     pub headers: Vec<(String, String)>,
     /// An extra CA certificate (PEM) trusted for `https://` root URLs, beside the system's roots.
     pub ca_file: Option<PathBuf>,
+    /// jshost-node hosts that jshost starts cut a call still running after this long when the
+    /// call carries no deadline of its own (`--call-timeout MS`); `None`: no host-wide default.
+    pub host_call_timeout: Option<Duration>,
+    /// jshost-node hosts that jshost starts recycle a worker (drain, replace) whose memory
+    /// passes this many MB (`--max-memory MB`).
+    pub max_memory_mb: Option<u64>,
+    /// jshost-node hosts that jshost starts recycle a worker after this many calls
+    /// (`--max-calls N`).
+    pub max_calls: Option<u64>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured so that a new field cannot be added without deciding how it is shown.
+        let Settings {
+            source_root,
+            config_file,
+            use_manager,
+            path_to_node,
+            path_to_bin,
+            function_timeout,
+            root_urls,
+            hosts,
+            startup_timeout,
+            status_cache,
+            log_file,
+            workers,
+            watch,
+            batch,
+            private_socket,
+            headers,
+            ca_file,
+            host_call_timeout,
+            max_memory_mb,
+            max_calls,
+        } = self;
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(name, _)| (name.as_str(), "<redacted>"))
+            .collect();
+        f.debug_struct("Settings")
+            .field("source_root", source_root)
+            .field("config_file", config_file)
+            .field("use_manager", use_manager)
+            .field("path_to_node", path_to_node)
+            .field("path_to_bin", path_to_bin)
+            .field("function_timeout", function_timeout)
+            .field("root_urls", root_urls)
+            .field("hosts", hosts)
+            .field("startup_timeout", startup_timeout)
+            .field("status_cache", status_cache)
+            .field("log_file", log_file)
+            .field("workers", workers)
+            .field("watch", watch)
+            .field("batch", batch)
+            .field("private_socket", private_socket)
+            .field("headers", &headers)
+            .field("ca_file", ca_file)
+            .field("host_call_timeout", host_call_timeout)
+            .field("max_memory_mb", max_memory_mb)
+            .field("max_calls", max_calls)
+            .finish()
+    }
 }
 
 impl Default for Settings {
@@ -95,6 +163,9 @@ impl Default for Settings {
             private_socket: true,
             headers: Vec::new(),
             ca_file: None,
+            host_call_timeout: None,
+            max_memory_mb: None,
+            max_calls: None,
         }
     }
 }
@@ -224,6 +295,34 @@ impl Settings {
         self
     }
 
+    /// Starts jshost-node hosts (owned or managed) with `--call-timeout MS`: a call that carries
+    /// no deadline of its own is cut after `timeout`, and a call that keeps the event loop from
+    /// turning past its deadline has its process replaced. Calls made through this SDK always
+    /// carry their deadline ([`Settings::function_timeout`]); this protects the host from other
+    /// clients. Default: none (js-host ignores it).
+    #[must_use]
+    pub fn host_call_timeout(mut self, timeout: Duration) -> Self {
+        self.host_call_timeout = Some(timeout);
+        self
+    }
+
+    /// Starts jshost-node hosts (owned or managed) with `--max-memory MB`: a worker whose memory
+    /// passes `mb` megabytes is drained and replaced, without failing a call (for code that
+    /// leaks, such as module-level caches). Default: none (js-host ignores it).
+    #[must_use]
+    pub fn max_memory_mb(mut self, mb: u64) -> Self {
+        self.max_memory_mb = Some(mb);
+        self
+    }
+
+    /// Starts jshost-node hosts (owned or managed) with `--max-calls N`: a worker is drained and
+    /// replaced after `n` calls, without failing a call. Default: none (js-host ignores it).
+    #[must_use]
+    pub fn max_calls(mut self, n: u64) -> Self {
+        self.max_calls = Some(n);
+        self
+    }
+
     /// Sets how long starting a manager or host may take. Default: 15 s.
     #[must_use]
     pub fn startup_timeout(mut self, timeout: Duration) -> Self {
@@ -265,6 +364,9 @@ impl Settings {
     /// | `JSHOST_BATCH` | [`Settings::batch`] (`true`/`false`) |
     /// | `JSHOST_PRIVATE_SOCKET` | [`Settings::private_socket`] (`true`/`false`) |
     /// | `JSHOST_CA_FILE` | [`Settings::ca_file`] |
+    /// | `JSHOST_HOST_CALL_TIMEOUT` | [`Settings::host_call_timeout`], in seconds (`2.5` allowed) |
+    /// | `JSHOST_MAX_MEMORY_MB` | [`Settings::max_memory_mb`] |
+    /// | `JSHOST_MAX_CALLS` | [`Settings::max_calls`] |
     ///
     /// Unset or empty variables keep the default.
     ///
@@ -345,6 +447,32 @@ impl Settings {
         if let Some(v) = get("JSHOST_CA_FILE") {
             s.ca_file = Some(v.into());
         }
+        if let Some(v) = get("JSHOST_HOST_CALL_TIMEOUT") {
+            s.host_call_timeout = Some(
+                v.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|secs| secs.is_finite() && *secs > 0.0)
+                    .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+                    .ok_or_else(|| {
+                        Error::config(format!(
+                            "JSHOST_HOST_CALL_TIMEOUT must be a positive number of seconds, got {v:?}"
+                        ))
+                    })?,
+            );
+        }
+        let count =
+            |name: &str, v: &str| {
+                v.trim().parse::<u64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    Error::config(format!("{name} must be a whole number, 1 or more, got {v:?}"))
+                })
+            };
+        if let Some(v) = get("JSHOST_MAX_MEMORY_MB") {
+            s.max_memory_mb = Some(count("JSHOST_MAX_MEMORY_MB", &v)?);
+        }
+        if let Some(v) = get("JSHOST_MAX_CALLS") {
+            s.max_calls = Some(count("JSHOST_MAX_CALLS", &v)?);
+        }
         if let Some(v) = get("JSHOST_HOSTS") {
             s.hosts = v.trim().parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
                 Error::config(format!(
@@ -392,6 +520,17 @@ impl Settings {
         }
         if self.startup_timeout.is_zero() {
             return Err(Error::config("startup_timeout must be greater than zero"));
+        }
+        if self
+            .host_call_timeout
+            .is_some_and(|t| t.as_millis() == 0 || t.as_millis() > 2_147_483_647)
+        {
+            return Err(Error::config(
+                "host_call_timeout must be between 1 ms and 2147483647 ms",
+            ));
+        }
+        if self.max_memory_mb == Some(0) || self.max_calls == Some(0) {
+            return Err(Error::config("max_memory_mb and max_calls must be at least 1"));
         }
         Ok(())
     }
@@ -495,6 +634,17 @@ mod tests {
         .expect("valid");
         assert_eq!(two.root_urls, vec!["http://127.0.0.1:1", "http://127.0.0.1:2"]);
         assert_eq!(two.hosts, 3);
+        let recycling = Settings::from_lookup(lookup(&[
+            ("JSHOST_HOST_CALL_TIMEOUT", "1.5"),
+            ("JSHOST_MAX_MEMORY_MB", "200"),
+            ("JSHOST_MAX_CALLS", "1000"),
+        ]))
+        .expect("valid");
+        assert_eq!(recycling.host_call_timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(recycling.max_memory_mb, Some(200));
+        assert_eq!(recycling.max_calls, Some(1000));
+        let e = Settings::from_lookup(lookup(&[("JSHOST_MAX_CALLS", "0")])).expect_err("zero");
+        assert!(e.to_string().contains("JSHOST_MAX_CALLS"), "{e}");
     }
 
     #[test]
@@ -524,6 +674,26 @@ mod tests {
             .validate()
             .expect_err("manager");
         assert!(e.to_string().contains("use_manager"), "{e}");
+    }
+
+    #[test]
+    fn debug_shows_header_names_but_never_their_values() {
+        let s = Settings::default()
+            .header("authorization", "Bearer s3cr3t-token")
+            .header("x-custom", "plain-looking-value");
+        let shown = format!("{s:?} {s:#?}");
+        assert!(
+            shown.contains("authorization") && shown.contains("x-custom"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("plain-looking"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("<redacted>") && shown.contains("function_timeout"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub struct ManagedConnection {
     host_url: std::sync::Mutex<String>,
     /// A copy of `id` readable while a close, stop or restart holds `id`.
     visible_id: std::sync::Mutex<Option<String>>,
+    /// The host's logfile, followed (its errors passed on to `tracing`) while this connection
+    /// lives.
+    following: std::sync::Mutex<Option<(PathBuf, tokio_util::sync::DropGuard)>>,
 }
 
 impl ManagedConnection {
@@ -83,6 +86,7 @@ impl ManagedConnection {
             id: Mutex::new(None),
             host_url: std::sync::Mutex::new(status_url(&info.status)?),
             visible_id: std::sync::Mutex::new(None),
+            following: std::sync::Mutex::new(None),
         };
         let info = {
             let mut id = connection.id.lock().await;
@@ -116,11 +120,28 @@ impl ManagedConnection {
 
     fn set_host_url(&self, info: &HostInfo) -> Result<()> {
         let url = status_url(&info.status)?;
+        let mut following = self
+            .following
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if following.as_ref().map(|(path, _)| path) != Some(&info.logfile) {
+            let guard = crate::output::follow(info.logfile.clone(), self.config.clone());
+            *following = Some((info.logfile.clone(), guard));
+        }
+        drop(following);
         *self
             .host_url
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = url;
         Ok(())
+    }
+
+    /// Stops following the host's logfile.
+    fn unfollow(&self) {
+        self.following
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
     }
 
     fn host_url(&self) -> String {
@@ -171,6 +192,7 @@ impl ManagedConnection {
         close(&self.manager, &self.config, &current, &self.host_url()).await?;
         *id = None;
         self.show_id(None);
+        self.unfollow();
         watchdog::unregister(&self.node, &current);
         Ok(())
     }
@@ -186,6 +208,7 @@ impl ManagedConnection {
         settle_crash(&self.manager, &self.config, &self.host_url()).await;
         let stopped = self.manager.stop_host(&self.config).await?;
         self.show_id(None);
+        self.unfollow();
         if let Some(current) = id.take() {
             watchdog::unregister(&self.node, &current);
         }

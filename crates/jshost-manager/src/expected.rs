@@ -39,10 +39,16 @@ impl Expected {
     /// it has an entry, else from node (and then cached).
     ///
     /// # Errors
-    /// As [`NodeSetup::expected_status`].
+    /// As [`NodeSetup::expected_status`]; a config error when the status cache is on and this
+    /// user's private directory is refused.
     pub async fn resolve(setup: &NodeSetup, settings: &Settings) -> Result<Expected> {
-        let cache = StatusCache::default();
-        if settings.status_cache {
+        // A refused private directory is an error here: a planted cache must be reported, not
+        // silently skipped. (Without the cache, nothing is read from or written there.)
+        let cache = match settings.status_cache {
+            true => Some(StatusCache::private()?),
+            false => None,
+        };
+        if let Some(cache) = &cache {
             if let Some(status) = cache.get(setup) {
                 tracing::debug!(config = %setup.config.display(), "expected status read from the cache");
                 return Ok(Expected {
@@ -54,7 +60,9 @@ impl Expected {
             }
         }
         let status = setup.expected_status(false, settings.startup_timeout).await?;
-        cache.put(setup, &status);
+        if let Some(cache) = &cache {
+            cache.put(setup, &status);
+        }
         Ok(Expected {
             setup: setup.clone(),
             status,
@@ -102,7 +110,9 @@ impl Expected {
         }
         tracing::debug!("the cached status does not match what runs; computing it again");
         self.status = self.setup.expected_status(false, self.timeout).await?;
-        StatusCache::default().put(&self.setup, &self.status);
+        if let Ok(cache) = StatusCache::private() {
+            cache.put(&self.setup, &self.status);
+        }
         self.source = Source::Node;
         Ok(true)
     }

@@ -22,7 +22,9 @@ mod locate;
 mod lock;
 mod manager;
 mod node;
+mod output;
 mod owned;
+mod private;
 mod watchdog;
 
 pub use connection::{Connected, ManagedConnection};
@@ -40,3 +42,4 @@ pub use manager::{probe_status, probe_status_with};
 pub use node::{NodeSetup, StatusCache};
 #[doc(hidden)]
 pub use owned::GUARD_JS;
+pub use private::dir as private_dir;

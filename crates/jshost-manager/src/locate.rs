@@ -51,7 +51,7 @@ pub async fn locate_manager(settings: &Settings, setup: &NodeSetup, start: bool)
             Some(s) if s == expected.manager_status() => {
                 tracing::info!(%url, "reusing the running js-host manager");
                 return Ok(Located::Manager {
-                    manager: Manager::new(url),
+                    manager: Manager::new(url).with_host_options(setup.host_options()),
                     expected: expected.status().clone(),
                 });
             }
@@ -75,7 +75,7 @@ async fn start_manager(setup: &NodeSetup, mut expected: Expected, timeout: Durat
     let url = expected.url()?;
     starting.wait_ready(&expected.manager_status(), timeout).await?;
     Ok(Located::Manager {
-        manager: Manager::new(url),
+        manager: Manager::new(url).with_host_options(setup.host_options()),
         expected: expected.status().clone(),
     })
 }
@@ -106,8 +106,10 @@ const STARTUP_POLL: Duration = Duration::from_millis(5);
 /// A manager process that has been started and may not be listening yet.
 ///
 /// The manager runs in a process group of its own (a Ctrl-C in this terminal does not reach it)
-/// with its output going to `jshost-manager-HASH.log` in the temporary directory. This does what
-/// js-host's own `--detached` does without its extra launcher process and 100 ms polling.
+/// with its output going to `manager-HASH-PID-N.log` in this user's private directory. A
+/// js-host manager gets `TMPDIR` set to that directory, so the logfiles it gives its hosts (in
+/// Node's `os.tmpdir()`) are private too; jshost-node's manager puts them there by itself. This does what js-host's own `--detached` does without its extra launcher
+/// process and 100 ms polling.
 #[derive(Debug)]
 pub(crate) struct StartingManager {
     child: tokio::process::Child,
@@ -119,21 +121,20 @@ impl StartingManager {
     /// Spawns `node js-host.js CONFIG --manager --json` (and `--prepare` for jshost-node).
     ///
     /// # Errors
-    /// A config error when node cannot be run; a process error when its output file cannot be
-    /// created.
+    /// A config error when node cannot be run or the private directory is refused; a process
+    /// error when its output file cannot be created.
     pub(crate) fn spawn(setup: &NodeSetup) -> Result<StartingManager> {
         let key = jshost_core::hash(setup.config.to_string_lossy().as_bytes());
         // A log of its own: managers racing for one port must not truncate each other's output.
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let output_path = std::env::temp_dir().join(format!(
-            "jshost-manager-{}-{}-{n}.log",
-            &key[..12],
-            std::process::id()
-        ));
+        let private = crate::private::dir()?;
+        let output_path = private.join(format!("manager-{}-{}-{n}.log", &key[..12], std::process::id()));
         tracing::info!(config = %setup.config.display(), output = %output_path.display(), "starting a js-host manager");
-        let output = std::fs::File::create(&output_path)
-            .and_then(|out| Ok((out.try_clone()?, out)))
+        let output = crate::private::create_new(&output_path)?;
+        let output = output
+            .try_clone()
+            .map(|copy| (copy, output))
             .map_err(|e| Error::process(format!("cannot create {}", output_path.display())).with_source(e))?;
         let mut args = vec!["--manager", "--json"];
         if setup.jshost_node {
@@ -141,10 +142,23 @@ impl StartingManager {
             // connect that follows asks for it.
             args.push("--prepare");
         }
-        // jshost-node's manager passes --workers/--watch on to the hosts it starts.
-        args.extend(setup.host_flags.iter().map(String::as_str));
+        // jshost-node's manager passes its own --workers/--watch on to the hosts it starts (its
+        // prepared host among them); the other host options go with each /host/start.
+        let mut flags = setup.host_flags.iter().map(String::as_str);
+        while let Some(flag) = flags.next() {
+            match flag {
+                "--watch" => args.push(flag),
+                "--workers" => args.extend([flag].into_iter().chain(flags.next())),
+                _ => {}
+            }
+        }
         let mut cmd = setup.command(&args);
         cmd.stdout(output.0).stderr(output.1).process_group(0);
+        if !setup.jshost_node {
+            // js-host's manager logs its hosts in os.tmpdir(); jshost-node's uses the same
+            // private directory as this SDK by itself.
+            cmd.env("TMPDIR", &private);
+        }
         // No kill_on_drop: the manager must outlive this process. When the handle is dropped,
         // tokio reaps the process in the background once it exits.
         let child = cmd.spawn().map_err(|e| setup.spawn_error(e))?;

@@ -5,11 +5,12 @@
 //! reaches it before it noticed a crashed host's exit arms a stop timer that later deletes the
 //! record of the host started after it. The SDK works around both by serialising everything it
 //! asks a config's manager (locate, start, connect, restart, stop, disconnect) behind an
-//! advisory lock on a file next to the manager's log. The OS releases the lock when the process
-//! holding it dies.
+//! advisory lock on a file in this user's private directory (next to the manager's log; another
+//! user cannot create it first and block us). The OS releases the lock when the process holding
+//! it dies.
 
 use jshost_core::{Error, ErrorKind, Result};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,27 +23,21 @@ pub(crate) struct ConfigLock {
     _file: File,
 }
 
-fn lock_path(config: &Path) -> PathBuf {
+fn lock_path(config: &Path) -> Result<PathBuf> {
     let key = jshost_core::hash(config.to_string_lossy().as_bytes());
-    std::env::temp_dir().join(format!("jshost-manager-{}.lock", &key[..12]))
+    Ok(crate::private::dir()?.join(format!("manager-{}.lock", &key[..12])))
 }
 
 impl ConfigLock {
     /// Waits (up to [`LOCK_TIMEOUT`]) until no other client of `config` holds the lock.
     ///
     /// # Errors
-    /// A process error naming the lock file when it cannot be opened; a timeout error when
-    /// another client holds it too long.
+    /// A config error when the private directory is refused; a process error naming the lock
+    /// file when it cannot be opened or is not this user's; a timeout error when another client
+    /// holds it too long.
     pub(crate) async fn acquire(config: &Path) -> Result<ConfigLock> {
-        let path = lock_path(config);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| {
-                Error::process(format!("cannot open the lock file {}", path.display())).with_source(e)
-            })?;
+        let path = lock_path(config)?;
+        let file = crate::private::open_shared(&path)?;
         // `File::lock` blocks the thread: on a blocking thread. If the wait times out, that
         // thread gets the lock later and releases it at once.
         let locking = tokio::task::spawn_blocking(move || file.lock().map(|()| file));

@@ -34,6 +34,9 @@ pub struct HostInfo {
     pub config: String,
     /// The ids of the connections open to the host.
     pub connections: Vec<String>,
+    /// The host options it runs with, as jshost-node's manager reports them (`watch`,
+    /// `workers`, `callTimeout`, `maxMemory`, `maxCalls`); `None` from js-host's manager.
+    pub options: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -45,6 +48,8 @@ struct RawHost {
     connections: Vec<String>,
     #[serde(default)]
     connection: Option<String>,
+    #[serde(default)]
+    options: Option<Value>,
 }
 
 impl RawHost {
@@ -56,6 +61,7 @@ impl RawHost {
                 logfile: PathBuf::from(self.logfile),
                 config: self.config,
                 connections: self.connections,
+                options: self.options,
             },
             self.connection,
         ))
@@ -133,6 +139,8 @@ impl Started {
 pub struct Manager {
     url: String,
     client: HttpClient,
+    /// The host options sent with `/host/start` and `/host/restart` (jshost-node's manager).
+    host_options: Option<Value>,
 }
 
 impl Manager {
@@ -141,6 +149,7 @@ impl Manager {
         Manager {
             url: url.into(),
             client: HttpClient::with_max_connections(8),
+            host_options: None,
         }
     }
 
@@ -196,6 +205,28 @@ impl Manager {
             .with_source(e)
         })?;
         Ok(Some(raw.into_info()?.0))
+    }
+
+    /// Sends these host options (jshost-node's manager: `{"watch": true, "workers": 2,
+    /// "callTimeout": MS, "maxMemory": MB, "maxCalls": N}`, `null` leaving a flag out) with every
+    /// start and restart; a warm host running with other options is restarted with them by
+    /// [`Manager::ensure_host`]. js-host's manager takes none: leave them unset for it.
+    #[must_use]
+    pub fn with_host_options(mut self, options: Option<Value>) -> Self {
+        self.host_options = options;
+        self
+    }
+
+    /// Whether `info`'s host runs with other options than this client asks for (a key this
+    /// client names with another value).
+    fn options_differ(&self, info: &HostInfo) -> bool {
+        let (Some(Value::Object(asked)), Some(Value::Object(running))) = (&self.host_options, &info.options)
+        else {
+            return false;
+        };
+        asked
+            .iter()
+            .any(|(key, value)| running.get(key).unwrap_or(&Value::Null) != value)
     }
 
     /// Starts a host for `config` (on a port the OS picks, logging to a temporary file).
@@ -285,8 +316,16 @@ impl Manager {
     /// As [`Manager::start_host`].
     pub async fn ensure_host(&self, config: &Path) -> Result<HostInfo> {
         if let Some(info) = self.host_status(config).await? {
-            tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "reusing the warm managed js-host");
-            return Ok(info);
+            if !self.options_differ(&info) {
+                tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "reusing the warm managed js-host");
+                return Ok(info);
+            }
+            // jshost-node's manager restarts a running host whose options differ from a start's.
+            tracing::info!(
+                running = ?info.options,
+                asked = ?self.host_options,
+                "the warm managed js-host runs with other options; restarting it with these"
+            );
         }
         let info = self.start_host(config).await?.into_host();
         tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "the manager runs a js-host");
@@ -330,7 +369,11 @@ impl Manager {
 
     /// `POST path {config}`: the host description, or the manager's refusal.
     async fn host_call(&self, path: &str, config: &Path) -> Result<std::result::Result<HostInfo, Refusal>> {
-        match self.post(path, json!({ "config": config })).await? {
+        let mut body = json!({ "config": config });
+        if let (Some(options), "/host/start" | "/host/restart") = (&self.host_options, path) {
+            body["options"] = options.clone();
+        }
+        match self.post(path, body).await? {
             Ok(value) => Ok(Ok(parse_host(value)?.0)),
             Err(refusal) => Ok(Err(refusal)),
         }

@@ -24,8 +24,8 @@ pub struct NodeSetup {
     pub cwd: PathBuf,
     /// Whether `bin` is jshost-node's (its `package.json` says so), not js-host's.
     pub jshost_node: bool,
-    /// jshost-node flags for the hosts jshost starts (`--workers N`, `--watch`); empty for
-    /// js-host, which has none.
+    /// jshost-node flags for the hosts jshost starts (`--workers N`, `--watch`, `--call-timeout
+    /// MS`, `--max-memory MB`, `--max-calls N`); empty for js-host, which has none.
     pub host_flags: Vec<String>,
 }
 
@@ -44,6 +44,7 @@ impl NodeSetup {
                 config.display()
             )));
         }
+        check_config_owner(&config, crate::private::uid())?;
         let bin = settings.bin_path();
         if !bin.is_file() {
             return Err(Error::config(format!(
@@ -60,6 +61,17 @@ impl NodeSetup {
         if jshost_node && settings.watch {
             host_flags.push("--watch".to_owned());
         }
+        if jshost_node {
+            if let Some(timeout) = settings.host_call_timeout {
+                host_flags.extend(["--call-timeout".to_owned(), timeout.as_millis().to_string()]);
+            }
+            if let Some(mb) = settings.max_memory_mb {
+                host_flags.extend(["--max-memory".to_owned(), mb.to_string()]);
+            }
+            if let Some(n) = settings.max_calls {
+                host_flags.extend(["--max-calls".to_owned(), n.to_string()]);
+            }
+        }
         Ok(NodeSetup {
             node: settings.path_to_node.clone(),
             bin,
@@ -68,6 +80,35 @@ impl NodeSetup {
             jshost_node,
             host_flags,
         })
+    }
+
+    /// The host flags as jshost-node's manager takes them with `/host/start` (`{"watch": false,
+    /// "workers": null, "callTimeout": 700, ...}`; `null` leaves a flag out); `None` for js-host.
+    pub fn host_options(&self) -> Option<serde_json::Value> {
+        if !self.jshost_node {
+            return None;
+        }
+        let mut options = serde_json::json!({
+            "watch": false, "workers": null, "callTimeout": null, "maxMemory": null, "maxCalls": null,
+        });
+        let mut flags = self.host_flags.iter();
+        while let Some(flag) = flags.next() {
+            let key = match flag.as_str() {
+                "--watch" => {
+                    options["watch"] = true.into();
+                    continue;
+                }
+                "--workers" => "workers",
+                "--call-timeout" => "callTimeout",
+                "--max-memory" => "maxMemory",
+                "--max-calls" => "maxCalls",
+                _ => continue,
+            };
+            if let Some(n) = flags.next().and_then(|v| v.parse::<u64>().ok()) {
+                options[key] = n.into();
+            }
+        }
+        Some(options)
     }
 
     /// `node BIN CONFIG ARGS...` in the source root, with warnings silenced and no stdin.
@@ -173,6 +214,36 @@ impl NodeSetup {
     }
 }
 
+/// A config is code that runs as this user: it must be a regular file owned by this user that
+/// no one else may write (else another local user could run code as us by writing it).
+///
+/// # Errors
+/// A config error naming the file and what is wrong with it.
+pub(crate) fn check_config_owner(config: &std::path::Path, uid: u32) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(config).map_err(|e| {
+        Error::config(format!("cannot inspect the config file {}", config.display())).with_source(e)
+    })?;
+    let why = if !meta.is_file() {
+        "it is not a regular file".to_owned()
+    } else if meta.uid() != uid {
+        format!("it is owned by uid {}, not by this user (uid {uid})", meta.uid())
+    } else if meta.permissions().mode() & 0o022 != 0 {
+        format!(
+            "other users may write it (mode {:o}; run `chmod go-w {}`)",
+            meta.permissions().mode() & 0o777,
+            config.display()
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Error::config(format!(
+        "jshost refuses to run the config file {}: {why}. A config is code that runs as you, so \
+         it must be a regular file of yours that no one else can write",
+        config.display()
+    )))
+}
+
 /// The `name` in the `package.json` of the package whose `bin/` holds `bin`.
 fn package_name(bin: &std::path::Path) -> Option<String> {
     let pkg = bin.parent()?.parent()?.join("package.json");
@@ -214,24 +285,23 @@ pub(crate) fn tail(text: &str, max: usize) -> String {
 ///
 /// Entries are keyed by the config file's absolute path, size and modification time, the node
 /// and js-host paths and the js-host version. A cached status only ever proposes: callers must
-/// still compare it with the live host's status, and recompute it on a mismatch.
+/// still compare it with the live host's status, and recompute it on a mismatch. The entries
+/// live in this user's private directory (`status-HASH.json`): another user can neither read
+/// nor plant them, and an entry that is not a regular file of this user's is ignored.
 #[derive(Debug, Clone)]
 pub struct StatusCache {
     dir: PathBuf,
 }
 
-impl Default for StatusCache {
-    fn default() -> Self {
-        StatusCache {
-            dir: std::env::temp_dir().join("jshost-status-cache"),
-        }
-    }
-}
-
 impl StatusCache {
-    /// A cache in `dir`.
-    pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
-        StatusCache { dir: dir.into() }
+    /// The cache in this user's private directory.
+    ///
+    /// # Errors
+    /// A config error naming the directory when it is refused (see `private_dir`).
+    pub fn private() -> Result<Self> {
+        Ok(StatusCache {
+            dir: crate::private::dir()?,
+        })
     }
 
     fn entry(&self, setup: &NodeSetup) -> Option<PathBuf> {
@@ -246,25 +316,20 @@ impl StatusCache {
             setup.bin.display(),
             setup.js_host_version().unwrap_or_default()
         );
-        Some(self.dir.join(format!("{}.json", jshost_core::hash(key))))
+        Some(self.dir.join(format!("status-{}.json", jshost_core::hash(key))))
     }
 
     /// The cached status for this setup, if any.
     pub fn get(&self, setup: &NodeSetup) -> Option<Status> {
-        let text = std::fs::read_to_string(self.entry(setup)?).ok()?;
+        let text = crate::private::read_trusted(&self.entry(setup)?)?;
         Status::parse(&text).ok()
     }
 
     /// Stores `status` (best effort: a cache that cannot be written is only logged).
     pub fn put(&self, setup: &NodeSetup, status: &Status) {
         let Some(path) = self.entry(setup) else { return };
-        let result = std::fs::create_dir_all(&self.dir).and_then(|()| {
-            let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-            std::fs::write(&tmp, status.to_string())?;
-            std::fs::rename(&tmp, &path)
-        });
-        if let Err(e) = result {
-            tracing::debug!(error = %e, path = %path.display(), "cannot write the status cache");
+        if let Err(e) = crate::private::write_atomic(&path, status.to_string().as_bytes()) {
+            tracing::debug!(error = %e, "cannot write the status cache");
         }
     }
 }
@@ -311,6 +376,29 @@ pub(crate) fn strip_ansi(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configs_of_other_users_or_writable_by_others_are_refused() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let path = std::env::temp_dir().join(format!("jshost-config-owner-{}.js", std::process::id()));
+        std::fs::write(&path, "module.exports = {};").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let uid = std::fs::metadata(&path).expect("meta").uid();
+        check_config_owner(&path, uid).expect("own file, 0644");
+        let e = check_config_owner(&path, uid + 1)
+            .expect_err("other owner")
+            .to_string();
+        assert!(
+            e.contains("owned by uid") && e.contains(&path.display().to_string()),
+            "{e}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).expect("chmod");
+        let e = check_config_owner(&path, uid)
+            .expect_err("group-writable")
+            .to_string();
+        assert!(e.contains("chmod go-w"), "{e}");
+        std::fs::remove_file(&path).expect("cleanup");
+    }
 
     #[test]
     fn tail_keeps_the_end() {

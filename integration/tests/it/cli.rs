@@ -248,16 +248,62 @@ async fn invalid_data_and_flags_exit_2() {
     assert!(out.stderr.contains("config file not found"), "{out:?}");
 }
 
+/// The command a hint quotes after `marker`, up to the closing backtick.
+fn quoted_after<'a>(text: &'a str, marker: &str) -> &'a str {
+    let start = text
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker:?} in {text:?}"))
+        + marker.len();
+    let len = text[start..].find('`').expect("a closing backtick");
+    &text[start..start + len]
+}
+
 #[tokio::test]
 async fn nothing_running_exits_3_with_the_url_and_a_hint() {
-    let fixture = Fixture::new("cli-nothing", "");
+    let fixture = managed_fixture("cli-nothing");
     for args in [&["call", "hello_world"][..], &["status"][..]] {
         let out = run(&fixture, args).await;
         assert_code(&out, 3);
         assert!(out.stderr.starts_with("jshost: "), "{out:?}");
         assert!(out.stderr.contains(&fixture.url()), "the URL: {out:?}");
-        assert!(out.stderr.contains("--use-manager"), "the hint: {out:?}");
+        let hint = format!(
+            "jshost: hint: run `jshost host start` (a managed host for {}, kept up until `jshost host stop`), then this command again",
+            fixture.config.display()
+        );
+        assert!(out.stderr.contains(&hint), "the hint: {out:?}");
     }
+
+    // `call` also gives the command that has the manager start the host for it alone, quoted
+    // for the shell; run as given, it works.
+    let out = run(&fixture, &["call", "hello_world", "--data", r#"{"name":"Foo"}"#]).await;
+    assert_code(&out, 3);
+    let suggested = quoted_after(&out.stderr, "for this command alone: `");
+    assert_eq!(
+        suggested,
+        r#"jshost --use-manager call hello_world --data '{"name":"Foo"}'"#
+    );
+    let mut shell = Command::new("sh");
+    let path = std::env::join_paths(
+        std::iter::once(jshost_bin().parent().unwrap().to_path_buf()).chain(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        )),
+    )
+    .unwrap();
+    shell
+        .args(["-c", suggested])
+        .current_dir(fixture.dir())
+        .env("PATH", path)
+        .env_remove("JSHOST_USE_MANAGER")
+        .env_remove("JSHOST_ROOT_URL")
+        .env("JSHOST_SOURCE_ROOT", repo_root())
+        .env("JSHOST_CONFIG_FILE", &fixture.config)
+        .kill_on_drop(true);
+    let out = run_command(shell, None).await;
+    assert_code(&out, 0);
+    assert_eq!(out.stdout, "Hello, Foo!\n");
+    // That call's host stops after the fixture's disconnectTimeout, then its manager.
+    assert_nothing_left(&fixture).await;
+
     // `status --use-manager` starts nothing: it says no manager runs.
     let out = run(&fixture, &["status", "--use-manager"]).await;
     assert_code(&out, 3);
@@ -368,10 +414,19 @@ async fn managed_host_start_status_call_logs_restart_stop() {
     assert_eq!(held.len(), 2, "each `host start` holds one");
     assert_eq!(status["host"]["status"]["type"], "Host");
 
-    // Without --use-manager the manager, not the host, answers at the config's address.
-    let out = run(&fixture, &["call", "hello_world"]).await;
-    assert_code(&out, 2);
-    assert!(out.stderr.contains("pass --use-manager"), "{out:?}");
+    // Without --use-manager, `call` and `status` reach the managed host through the manager
+    // answering at the config's address (the README's `host start`, `call`, `status`).
+    let out = run(&fixture, &["call", "hello_world", "--data", r#"{"name":"Foo"}"#]).await;
+    assert_code(&out, 0);
+    assert_eq!(out.stdout, "Hello, Foo!\n");
+    let out = run(&fixture, &["status"]).await;
+    assert_code(&out, 0);
+    let status = out.json();
+    assert_eq!(status["type"], "Host", "{out:?}");
+    assert!(status["config"]["functions"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("hello_world")));
 
     let out = run(
         &fixture,
@@ -447,7 +502,6 @@ async fn managed_host_start_status_call_logs_restart_stop() {
         assert_code(&out, 7);
         assert!(out.stderr.contains("runs no host"), "{args:?}: {out:?}");
     }
-
     // Stop the manager: it is gone afterwards, and so is every process of the fixture.
     let out = run(&fixture, &["manager", "stop"]).await;
     assert_code(&out, 0);

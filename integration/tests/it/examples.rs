@@ -1,5 +1,7 @@
-//! The root `examples/` exercised against real js-host: each example's logic is a function that
-//! these tests call with an owned host serving the repository's `host.config.js`.
+//! The examples in `examples/` exercised against real js-host: each example's logic is a function
+//! that these tests call with an owned host serving the repository's `host.config.js`. The quick
+//! start's examples (hello_world, batch, worker) belong to the root package; axum_ssr and
+//! actix_ssr to the package in `examples/web/`, so that the quick start builds no web framework.
 
 #[allow(dead_code)]
 #[path = "../../../examples/axum_ssr.rs"]
@@ -94,4 +96,85 @@ async fn worker_stops_cleanly_when_cancelled() {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     drop(tx);
     assert_eq!(worker::run(host, rx, CancellationToken::new()).await.unwrap(), 0);
+}
+
+/// The packages `cargo tree` lists for `package` (or, for `None`, for what `cargo run` in the
+/// repository root selects: the workspace's default members) with dev-dependencies, which is
+/// what building one of their examples compiles.
+fn dependencies_of(package: Option<&str>) -> Vec<String> {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["tree", "--prefix", "none", "-e", "normal,build,dev"])
+        .args(package.map(|p| ["-p", p]).into_iter().flatten())
+        .arg("--manifest-path")
+        .arg(repo_root().join("Cargo.toml"))
+        .output()
+        .expect("run cargo tree");
+    assert!(
+        out.status.success(),
+        "cargo tree -p {package:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_quick_start_builds_no_web_framework() {
+    let quick_start = dependencies_of(None);
+    assert!(
+        quick_start.iter().any(|p| p == "tokio"),
+        "the tree lists dependencies: {quick_start:?}"
+    );
+    let web = dependencies_of(Some("jshost-web-examples"));
+    for framework in ["axum", "actix-web"] {
+        assert!(
+            !quick_start.iter().any(|p| p == framework),
+            "`cargo run --example hello_world` would build {framework}"
+        );
+        assert!(
+            web.iter().any(|p| p == framework),
+            "the web examples' package has {framework}: {web:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn hello_world_answers_through_an_owned_host() {
+    // The quick start's own binary (its managed mode would take port 9009, shared by everything
+    // on the machine; `--owned` runs the same calls on a host of its own).
+    let root = repo_root();
+    let built = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-q", "--example", "hello_world", "--manifest-path"])
+        .arg(root.join("Cargo.toml"))
+        .status()
+        .expect("run cargo build");
+    assert!(built.success(), "cargo build --example hello_world: {built}");
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    };
+    let out = tokio::process::Command::new(target.join("debug/examples/hello_world"))
+        .arg("--owned")
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .expect("hello_world ends within 60 s")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Hello, World!\nHello, Foo!\n",
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("start-up (owned host: connect, first answer): "),
+        "{stderr}"
+    );
 }

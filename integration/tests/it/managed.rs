@@ -2,7 +2,7 @@
 //! `use_manager(true)`; connections, graceful drop, crash reports, restart and stop.
 
 use jshost::{JsHost, Manager};
-use jshost_integration::{kill9, processes_mentioning, wait_for, Fixture};
+use jshost_integration::{host_process_of, kill9, processes_mentioning, wait_for, Fixture};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -223,7 +223,8 @@ async fn a_crashed_host_is_a_process_error_naming_its_logfile() {
     let fixture = fixture("crash");
     let host = managed(&fixture).await;
     let pid: u32 = host.function("pid").call(&()).await.unwrap().parse().unwrap();
-    kill9(pid);
+    // The host itself (a jshost-node primary replaces a worker that dies).
+    kill9(host_process_of(pid));
     let started = Instant::now();
     let e = wait_for(Duration::from_secs(5), "calls to fail after the kill", || {
         let host = host.clone();
@@ -364,8 +365,8 @@ async fn a_stale_status_cache_never_wins() {
         .clone();
     wrong["config"]["functions"] = serde_json::json!(["stale_function"]);
     let wrong = jshost::Status::from_value(wrong).unwrap();
-    StatusCache::default().put(&setup, &wrong);
-    assert_eq!(StatusCache::default().get(&setup), Some(wrong));
+    StatusCache::private().unwrap().put(&setup, &wrong);
+    assert_eq!(StatusCache::private().unwrap().get(&setup), Some(wrong));
 
     // Cold start with the stale entry: the manager is judged by the fresh status.
     let host = JsHost::connect(settings.clone()).await.unwrap();
@@ -376,7 +377,7 @@ async fn a_stale_status_cache_never_wins() {
         "Hello, World!"
     );
     assert_eq!(
-        StatusCache::default().get(&setup),
+        StatusCache::private().unwrap().get(&setup),
         Some(fresh),
         "the cache was corrected"
     );

@@ -5,7 +5,7 @@
 use futures::future::join_all;
 use futures::StreamExt;
 use jshost::JsHost;
-use jshost_integration::{established_connections, kill9, wait_for, Fixture};
+use jshost_integration::{established_connections, host_process_of, kill9, wait_for, Fixture};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -59,7 +59,8 @@ async fn managed_host_killed_with_200_calls_in_flight() {
         .await
         .unwrap();
     let pid: u32 = host.function("pid").call(&()).await.unwrap().parse().unwrap();
-    kill_with_calls_in_flight(&host, pid).await;
+    // The host itself (a jshost-node primary would replace a killed worker).
+    kill_with_calls_in_flight(&host, host_process_of(pid)).await;
     host.restart().await.unwrap();
     assert_eq!(
         host.function("hello_world").call(&()).await.unwrap(),

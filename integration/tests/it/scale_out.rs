@@ -2,16 +2,17 @@
 
 use futures::future::join_all;
 use jshost::JsHost;
-use jshost_integration::{kill9, wait_for, Fixture, HostProcess};
+use jshost_integration::{host_process_of, kill9, wait_for, Fixture, HostProcess};
 use std::collections::HashSet;
 use std::time::Duration;
 
+/// The host processes (a jshost-node worker's primary) that answer `calls` calls.
 async fn pids_answering(host: &JsHost, calls: usize) -> HashSet<String> {
     let pid = host.function("pid");
     join_all((0..calls).map(|_| pid.call(&())))
         .await
         .into_iter()
-        .map(|r| r.unwrap())
+        .map(|r| host_process_of(r.unwrap().parse().unwrap()).to_string())
         .collect()
 }
 

@@ -366,3 +366,60 @@ async fn two_hosts_behind_one_nginx_upstream_over_tls_both_serve_calls() {
         assert_eq!(seen, expected);
     }
 }
+
+/// jshost-node itself serving HTTPS with a bearer token (`--tls-cert/--tls-key
+/// --auth-token-file`), no proxy: the SDK reaches it with `root_url("https://...")`, `ca_file`
+/// and `header("authorization", ...)`; without the token it gets the host's 401, and a wrong CA
+/// is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_over_tls_with_a_token_to_jshost_node_itself() {
+    if jshost_integration::host_under_test() != jshost_integration::Host::JshostNode {
+        println!("skipped against js-host 0.12: TLS and tokens are jshost-node's");
+        return;
+    }
+    let fixture = Fixture::new("tls-native", "");
+    let pki = Pki::new(&fixture.dir().join("pki"));
+    let token_file = fixture.dir().join("token");
+    std::fs::write(&token_file, TOKEN.trim_start_matches("Bearer ")).unwrap();
+    // jshost-node refuses a key or token file that other users can read.
+    for secret in [&token_file, &pki.good.1] {
+        std::fs::set_permissions(secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    }
+    let args = [
+        "--port",
+        "0",
+        "--tls-cert",
+        pki.good.0.to_str().unwrap(),
+        "--tls-key",
+        pki.good.1.to_str().unwrap(),
+        "--auth-token-file",
+        token_file.to_str().unwrap(),
+    ];
+    let host_process = HostProcess::start(&fixture.config, &args).unwrap();
+    let port = port_of(&host_process);
+    let host = JsHost::connect(settings(&fixture, port, &pki.ca)).await.unwrap();
+    assert_eq!(host.url(), format!("https://127.0.0.1:{port}"));
+    assert_eq!(
+        host.function("hello_world")
+            .call(&serde_json::json!({"name": "TLS"}))
+            .await
+            .unwrap(),
+        "Hello, TLS!"
+    );
+    let mut no_token = settings(&fixture, port, &pki.ca);
+    no_token.headers.clear();
+    let e = JsHost::connect(no_token).await.unwrap_err();
+    println!("without the token: {e}");
+    assert!(e.to_string().contains("401"), "{e}");
+    let e = JsHost::connect(settings(&fixture, port, &pki.other_ca))
+        .await
+        .unwrap_err();
+    println!("with another CA: {e}");
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+    drop((host, host_process));
+    assert_eq!(
+        jshost_integration::node_processes_left(fixture.dir().to_str().unwrap(), Duration::from_secs(5))
+            .await,
+        0
+    );
+}

@@ -2,20 +2,24 @@
 
 use super::{ExitInfo, Running, GUARD_JS};
 use crate::node::{self, NodeSetup};
+use crate::output::{self, BoundedLines, Records, Source};
 use jshost_core::{Error, ErrorKind, Result, Status};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 const STDERR_TAIL_LINES: usize = 40;
+/// The most bytes of one line kept in the stderr tail (and of the lines printed before the
+/// status line): with [`STDERR_TAIL_LINES`], what is kept of a host's output stays bounded.
+const TAIL_LINE: usize = 4096;
+/// How many lines printed before the status line are kept for a start-up error.
+const PRINTED_LINES: usize = 20;
 /// How long a stopped host may take to exit after its stdin closed, before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 /// How long a start-up failure waits for the rest of the host's stderr.
@@ -30,12 +34,12 @@ impl Tail {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn push(&self, line: String) {
+    fn push(&self, line: &str) {
         let mut t = self.lock();
         if t.len() == STDERR_TAIL_LINES {
             t.pop_front();
         }
-        t.push_back(line);
+        t.push_back(bounded(line));
     }
 
     fn text(&self) -> String {
@@ -65,16 +69,19 @@ pub(super) async fn launch(
     let pid = child.id();
     tracing::info!(pid, config = %setup.config.display(), logfile = ?logfile, "spawned an owned js-host");
     let tail = Tail::default();
-    let stderr_done = drain_stderr(&mut child, pid, tail.clone());
+    let stderr_done = drain_stderr(&mut child, pid, tail.clone(), setup.config.clone(), logfile);
     let stdout = child
         .stdout
         .take()
         .ok_or_else(|| Error::process("no stdout pipe from the host"))?;
-    let mut lines = BufReader::new(stdout).lines();
-    let mut printed = Vec::new();
+    let mut lines = BoundedLines::new(stdout);
+    let mut printed = VecDeque::new();
     let status = match tokio::time::timeout(timeout, read_status(&mut lines, &mut printed)).await {
         Ok(Some(status)) => status,
-        Ok(None) => return Err(exited_early(setup, &mut child, &printed, &tail, stderr_done, logfile).await),
+        Ok(None) => {
+            let printed = Vec::from(printed);
+            return Err(exited_early(setup, &mut child, &printed, &tail, stderr_done, logfile).await);
+        }
         Err(_) => return Err(startup_timeout(setup, timeout, &tail, logfile)),
     };
     node::check_version(&status, &format!("the js-host at {}", setup.bin.display()))?;
@@ -120,25 +127,74 @@ fn command(
     cmd
 }
 
-/// Reads the child's stderr into `tail` (and `tracing`) until it closes.
-fn drain_stderr(child: &mut Child, pid: Option<u32>, tail: Tail) -> Option<JoinHandle<()>> {
+/// Reads the child's stderr in bounded lines into `tail`, and passes its log records on to
+/// `tracing` (errors as errors: a syntax error, a reload failure, a crash), until it closes.
+fn drain_stderr(
+    child: &mut Child,
+    pid: Option<u32>,
+    tail: Tail,
+    config: PathBuf,
+    logfile: Option<&Path>,
+) -> Option<JoinHandle<()>> {
     let stderr = child.stderr.take()?;
+    let logfile = logfile.map(Path::to_path_buf);
     Some(tokio::spawn(async move {
-        let mut lines = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            tracing::debug!(pid, target_stream = "stderr", "{line}");
-            tail.push(line);
+        let source = Source {
+            pid,
+            config: &config,
+            logfile: logfile.as_deref(),
+        };
+        let mut lines = BoundedLines::new(stderr);
+        let mut records = Records::default();
+        loop {
+            // A record is passed on when the next one starts, or when nothing follows it.
+            let line = match tokio::time::timeout(output::RECORD_IDLE, lines.next_line()).await {
+                Ok(Some(line)) => line,
+                Ok(None) => break,
+                Err(_) => {
+                    if let Some(record) = records.flush() {
+                        output::emit(&record, &source);
+                    }
+                    continue;
+                }
+            };
+            tail.push(&line);
+            for record in records.push(line) {
+                output::emit(&record, &source);
+            }
+        }
+        if let Some(record) = records.flush() {
+            output::emit(&record, &source);
         }
     }))
 }
 
-/// The first status line on stdout (other lines go to `printed`); `None` when stdout closes.
-async fn read_status(lines: &mut Lines<BufReader<ChildStdout>>, printed: &mut Vec<String>) -> Option<Status> {
-    while let Ok(Some(line)) = lines.next_line().await {
+/// At most [`TAIL_LINE`] bytes of `line`.
+fn bounded(line: &str) -> String {
+    if line.len() <= TAIL_LINE {
+        return line.to_owned();
+    }
+    let mut end = TAIL_LINE;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{} [... cut]", &line[..end])
+}
+
+/// The first status line on stdout (the last other lines go to `printed`); `None` when stdout
+/// closes.
+async fn read_status(
+    lines: &mut BoundedLines<ChildStdout>,
+    printed: &mut VecDeque<String>,
+) -> Option<Status> {
+    while let Some(line) = lines.next_line().await {
         if let Ok(status) = Status::parse(&line) {
             return Some(status);
         }
-        printed.push(line);
+        if printed.len() == PRINTED_LINES {
+            printed.pop_front();
+        }
+        printed.push_back(bounded(&line));
     }
     None
 }
@@ -192,12 +248,13 @@ fn startup_timeout(setup: &NodeSetup, timeout: Duration, tail: &Tail, logfile: O
 /// is published on the returned [`Running`]'s channel.
 fn supervise(
     mut child: Child,
-    mut lines: Lines<BufReader<ChildStdout>>,
+    mut lines: BoundedLines<ChildStdout>,
     tail: Tail,
     pid: Option<u32>,
 ) -> Running {
     tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
+        // After the status line, stdout is the host's info log (js-host) or nothing.
+        while let Some(line) = lines.next_line().await {
             tracing::trace!(pid, "{line}");
         }
     });
@@ -245,20 +302,14 @@ fn supervise(
     }
 }
 
-/// Writes the guard script once per content (atomically: tests in one process may race).
+/// Writes the guard script once per content, in this user's private directory (atomically:
+/// tests in one process may race). Only this user can write there, so the file node loads is
+/// the one checked here.
 fn guard_script() -> Result<PathBuf> {
-    let path = std::env::temp_dir().join(format!("jshost-guard-{}.js", jshost_core::hash(GUARD_JS)));
-    if std::fs::read_to_string(&path)
-        .map(|s| s == GUARD_JS)
-        .unwrap_or(false)
-    {
+    let path = crate::private::dir()?.join(format!("guard-{}.js", jshost_core::hash(GUARD_JS)));
+    if crate::private::read_trusted(&path).as_deref() == Some(GUARD_JS) {
         return Ok(path);
     }
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    let tmp = path.with_extension(format!("{}-{n}.tmp", std::process::id()));
-    std::fs::write(&tmp, GUARD_JS)
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|e| Error::process(format!("cannot write {}", path.display())).with_source(e))?;
+    crate::private::write_atomic(&path, GUARD_JS.as_bytes())?;
     Ok(path)
 }

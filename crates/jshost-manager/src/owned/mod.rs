@@ -3,6 +3,7 @@
 mod launch;
 
 use crate::node::{self, NodeSetup};
+use crate::private;
 use jshost_client::driver;
 use jshost_core::{Error, Result, Settings, Status};
 use std::path::{Path, PathBuf};
@@ -64,8 +65,8 @@ impl Drop for Running {
 }
 
 /// A js-host child process owned by this process: started with `--port 0 --json` (and
-/// `--logfile FILE` when `Settings::log_file` asks for it: a file in the temporary directory,
-/// removed on drop unless the host crashed), its output
+/// `--logfile FILE` when `Settings::log_file` asks for it: a 0600 file in this user's private
+/// directory, removed on drop unless the host crashed), its output
 /// drained (to `tracing`), its exit watched, killed when dropped, and exiting by itself if this
 /// process dies.
 ///
@@ -106,7 +107,10 @@ impl OwnedHost {
     /// Dropping the future kills the child being started.
     pub async fn spawn(settings: &Settings) -> Result<Self> {
         let setup = NodeSetup::check(settings)?;
-        let logfile = settings.log_file.then(new_logfile_path);
+        let logfile = match settings.log_file {
+            true => Some(new_logfile()?),
+            false => None,
+        };
         let private = match setup.jshost_node && settings.private_socket {
             true => Some(PrivateDir::create()?),
             false => None,
@@ -255,17 +259,34 @@ impl Drop for OwnedHost {
     }
 }
 
-/// A directory only this user can enter (mode 0700), holding an owned host's socket; removed
-/// (with the socket) when dropped.
+/// A directory only this user can enter (mode 0700, in this user's private directory), holding
+/// an owned host's socket; removed (with the socket) when dropped.
 #[derive(Debug)]
 struct PrivateDir(PathBuf);
 
 impl PrivateDir {
+    /// In the private directory, or in the short `/tmp/jshost-UID` when the socket's path would
+    /// be longer than a Unix socket address holds (Node would listen on a truncated path).
     fn create() -> Result<PrivateDir> {
         use std::os::unix::fs::DirBuilderExt;
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("jshost-sock-{}-{n}", std::process::id()));
+        let name = format!("sock-{}-{n}", std::process::id());
+        let mut dir = private::dir()?.join(&name);
+        if !private::fits_socket(&socket_in(&dir)) {
+            let short = private::short_dir()?.join(&name);
+            let socket = socket_in(&short);
+            if !private::fits_socket(&socket) {
+                return Err(Error::config(format!(
+                    "the owned host's socket path {} is longer than {} bytes, the most a Unix socket address holds \
+                     (set TMPDIR or XDG_RUNTIME_DIR to a shorter directory, or use private_socket(false))",
+                    socket.display(),
+                    private::MAX_SOCKET_PATH
+                )));
+            }
+            tracing::debug!(private = %dir.display(), socket = %socket.display(), "socket path too long in the private directory; using the short one");
+            dir = short;
+        }
         std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| {
             Error::process(format!("cannot create the private directory {}", dir.display())).with_source(e)
         })?;
@@ -273,8 +294,12 @@ impl PrivateDir {
     }
 
     fn socket(&self) -> PathBuf {
-        self.0.join("host.sock")
+        socket_in(&self.0)
     }
+}
+
+fn socket_in(dir: &Path) -> PathBuf {
+    dir.join("host.sock")
 }
 
 impl Drop for PrivateDir {
@@ -283,8 +308,11 @@ impl Drop for PrivateDir {
     }
 }
 
-fn new_logfile_path() -> PathBuf {
+/// A new, empty 0600 logfile in the private directory (the host appends to it, keeping its mode).
+fn new_logfile() -> Result<PathBuf> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!("jshost-host-{}-{n}.log", std::process::id()))
+    let path = private::dir()?.join(format!("host-{}-{n}.log", std::process::id()));
+    private::create_new(&path)?;
+    Ok(path)
 }
