@@ -1,6 +1,6 @@
 //! [`Backend`]: one host of a [`crate::JsHost`]: where it is, and how it is supervised.
 
-use crate::batch::{AnswerSizes, Batchers, Target};
+use crate::batch::{one_json_value, AnswerSizes, Batchers, Queued, Target};
 use bytes::Bytes;
 use jshost_client::HttpClient;
 use jshost_core::{Error, ErrorKind, Result, Status};
@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// How long to wait, after a connection error, for an owned host's exit to be noticed.
 const CRASH_NOTICE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -22,6 +23,9 @@ const PROXIED_LANES: usize = 16;
 const DISCOVER_TIMEOUT: Duration = Duration::from_secs(3);
 /// A host's function list is re-read for an unknown name at most this often.
 const REFRESH_EVERY_MS: u64 = 1_000;
+/// Whether a managed host answers its status is asked at most this often (the calls that fail
+/// together, all those in flight when it stopped, share one answer).
+const PROBE_EVERY: Duration = Duration::from_millis(250);
 
 /// What a handle's hosts serve, to re-read a host's functions and explain a stale host.
 pub(crate) struct Origin {
@@ -73,6 +77,9 @@ pub(crate) struct Backend {
     batching: RwLock<Option<Arc<Batching>>>,
     /// Reached at a `root_url`: maybe a balancer in front of several hosts.
     behind_url: std::sync::atomic::AtomicBool,
+    /// When the host's status was last asked for after a connection error, and whether it
+    /// answered.
+    probed: tokio::sync::Mutex<Option<(Instant, bool)>>,
 }
 
 /// A host's batchers, where their batches go, and which functions answer too much to batch.
@@ -80,6 +87,42 @@ pub(crate) struct Batching {
     batchers: Batchers,
     target: Target,
     answers: AnswerSizes,
+}
+
+impl Batching {
+    /// A call on a host that offers batches: plain when nothing else is in flight, when its
+    /// function's answers are not known to be small, when its body is not one JSON object or
+    /// array, or when it would not fit in a batch; else queued for a batch (and plain after
+    /// all when no batch takes it at once).
+    async fn call(
+        &self,
+        client: &HttpClient,
+        url: &str,
+        name: &str,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<String> {
+        let batcher = match self.batchers.current() {
+            Some(b) if self.answers.small(name) => b,
+            _ => return client.call_function(url, name, body, timeout).await,
+        };
+        if let Some(_slot) = batcher.try_slot(&self.target) {
+            return client.call_function(url, name, body, timeout).await;
+        }
+        if !self.batchers.fits(name, &body) || !one_json_value(&body) {
+            return client.call_function(url, name, body, timeout).await;
+        }
+        let started = Instant::now();
+        let deadline = started.checked_add(timeout);
+        let name: Arc<str> = Arc::from(name);
+        match batcher.call(&self.target, &name, &body, deadline, timeout).await {
+            Queued::Answered(result) => result,
+            Queued::Plain => {
+                let left = timeout.saturating_sub(started.elapsed());
+                client.call_function(url, &name, body, left).await
+            }
+        }
+    }
 }
 
 impl Backend {
@@ -92,6 +135,7 @@ impl Backend {
             refreshed_ms: AtomicU64::new(0),
             batching: RwLock::new(None),
             behind_url: std::sync::atomic::AtomicBool::new(false),
+            probed: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -167,7 +211,7 @@ impl Backend {
         }
     }
 
-    /// Calls `name` on this host.
+    /// Calls `name` on this host, within `timeout`. `plain`: never batched (a call sent again).
     pub(crate) async fn call(
         &self,
         client: &HttpClient,
@@ -175,11 +219,11 @@ impl Backend {
         name: &str,
         body: Bytes,
         timeout: Duration,
+        plain: bool,
     ) -> Result<String> {
         let mut endpoint = self.endpoint();
-        // The rare paths' futures are boxed: inline, they made this call's state machine 12.6 KB
-        // (the status probe's TLS-capable connection), held by every call in flight and copied
-        // as the layers above built and boxed it; it is now 2 KB (balance.rs tests the bound).
+        // The rare paths' futures are boxed: inline, they would make the state machine of every
+        // call in flight several KB larger (balance.rs tests the bound).
         if !endpoint.functions.contains(name) {
             endpoint = Box::pin(self.refresh_for(client, origin, name)).await?;
         }
@@ -193,24 +237,20 @@ impl Backend {
             // Worked out only when a subscriber listens (a socket URL is decoded for people).
             span.record("url", jshost_client::display_url(&endpoint.url).as_ref());
         }
-        let batching = self.batching();
-        let batcher = batching
-            .as_ref()
-            .filter(|b| !b.answers.large(name))
-            .and_then(|b| Some((b.batchers.current()?, &b.target)));
-        let result = match &batcher {
-            Some((batcher, target)) => match batcher.try_slot(target) {
-                Some(_slot) => client.call_function(&endpoint.url, name, body, timeout).await,
-                None => batcher.call(target, Arc::from(name), body, timeout).await,
-            },
+        let batching = if plain { None } else { self.batching() };
+        let result = match &batching {
+            Some(b) => Box::pin(b.call(client, &endpoint.url, name, body, timeout)).await,
             None => client.call_function(&endpoint.url, name, body, timeout).await,
         };
         if let (Some(b), Ok(answer)) = (&batching, &result) {
             b.answers.record(name, answer.len());
         }
         match result {
-            Err(e) if e.is_connection() => Err(Box::pin(self.explain_connection_error(e, &endpoint)).await),
-            result => result,
+            Ok(answer) => Ok(answer),
+            Err(e) if e.is_connection() && !jshost_client::is_not_run(&e) => {
+                Err(Box::pin(self.explain_connection_error(client, e, &endpoint)).await)
+            }
+            Err(e) => Err(with_logfile(e, &endpoint)),
         }
     }
 
@@ -298,15 +338,21 @@ impl Backend {
         }
     }
 
-    /// Turns a connection error into a process error when the host this SDK supervises is gone.
-    async fn explain_connection_error(&self, err: Error, endpoint: &Endpoint) -> Error {
+    /// Turns a connection error into a process error when the host this SDK supervises is gone:
+    /// an owned host that exited, a managed host whose status no longer answers. A host that
+    /// still answers keeps the error as it was ("the connection closed before the answer":
+    /// jshost-node replaced a process whose call ran away, say).
+    async fn explain_connection_error(&self, client: &HttpClient, err: Error, endpoint: &Endpoint) -> Error {
         let not_sent = err.is_not_sent();
         let explained = match &self.supervision {
             Supervision::Owned(o) => match o.wait_exit(CRASH_NOTICE_TIMEOUT).await {
                 Some(exit) => o.crash_error(&exit),
-                None => return err,
+                None => return with_logfile(err, endpoint),
             },
             Supervision::Managed(m) => {
+                if self.answers_status(client, &endpoint.url).await {
+                    return with_logfile(err, endpoint);
+                }
                 let logfile = endpoint.logfile.clone().unwrap_or_default();
                 Error::process(format!(
                     "the managed js-host for {} at {} is not answering: it has crashed or been stopped; \
@@ -330,6 +376,19 @@ impl Backend {
             explained
         };
         explained.with_source(err)
+    }
+
+    /// Whether the host answers `GET /status` (asked once for the calls failing together).
+    async fn answers_status(&self, client: &HttpClient, url: &str) -> bool {
+        let mut probed = self.probed.lock().await;
+        if let Some((at, answered)) = *probed {
+            if at.elapsed() < PROBE_EVERY {
+                return answered;
+            }
+        }
+        let answered = matches!(probe_status_with(client, url).await, Ok(Some(_)));
+        *probed = Some((Instant::now(), answered));
+        answered
     }
 
     /// Restarts a managed or owned host (same port and logfile, fresh JavaScript state).
@@ -383,6 +442,14 @@ impl Backend {
     }
 }
 
+/// `e` with the host's logfile, when the SDK knows it and the error concerns the host.
+fn with_logfile(e: Error, endpoint: &Endpoint) -> Error {
+    match &endpoint.logfile {
+        Some(logfile) if e.logfile().is_none() => e.with_logfile(logfile.clone()),
+        _ => e,
+    }
+}
+
 /// Whether two statuses describe hosts of one config, whatever their functions and ports.
 pub(crate) fn compatible(a: &Status, b: &Status) -> bool {
     let strip = |s: &Status| {
@@ -424,6 +491,23 @@ fn unknown_function(endpoint: &Endpoint, name: &str) -> Error {
     )
     .with_function(name)
     .with_url(endpoint.url.as_str())
+}
+
+/// Each backend's URL (as people read it) and `client`'s connections to it, over every runtime.
+/// (For `JsHost::pool_status`.)
+#[allow(dead_code)]
+pub(crate) fn pool_status(
+    backends: &[Arc<Backend>],
+    client: &HttpClient,
+) -> Vec<(String, jshost_client::PoolStatus)> {
+    backends
+        .iter()
+        .map(|b| {
+            let url = b.endpoint().url.clone();
+            let status = client.pool_status(&url);
+            (jshost_client::display_url(&url).into_owned(), status)
+        })
+        .collect()
 }
 
 /// Milliseconds on the balancer's clock.

@@ -7,10 +7,14 @@ use jshost_client::HttpClient;
 use jshost_core::{Error, Result};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a backend that could not be reached stays out of rotation before it is tried again.
 const OUT_OF_ROTATION: Duration = Duration::from_secs(1);
+/// A call the hosts did not run (jshost-node shutting down) is sent at most this many times.
+const NOT_RUN_ATTEMPTS: u32 = 6;
+/// The pause before sending a call that was not run again, doubled each time.
+const NOT_RUN_BACKOFF: Duration = Duration::from_millis(10);
 
 /// The backend to use next: the least busy of those in rotation (round-robin among equals);
 /// when none is in rotation, the one that has been out the longest. `skip` lists backends
@@ -47,7 +51,9 @@ fn pick(backends: &[Arc<Backend>], next: &AtomicUsize, skip: &[usize]) -> Option
 
 /// Calls `name` on one backend. A backend that cannot be reached before anything was sent is
 /// taken out of rotation and the call moves on to the next one; once a request has been sent it
-/// is never repeated (the function may have run).
+/// is never repeated (the function may have run), but for a request the host answered it did not
+/// run (jshost-node shutting down: `503` with `X-Jshost-Not-Run`), which is sent again, plain, to
+/// any backend, after a short pause, a few times at most, within the call's deadline.
 pub(crate) async fn call(
     backends: &[Arc<Backend>],
     next: &AtomicUsize,
@@ -57,22 +63,38 @@ pub(crate) async fn call(
     body: Bytes,
     timeout: Duration,
 ) -> Result<String> {
+    let started = Instant::now();
     let mut tried = Vec::new();
+    let mut not_run = 0;
     loop {
         let Some(i) = pick(backends, next, &tried) else {
             return Err(Error::connection("the handle has no host to call").with_function(name));
         };
         tried.push(i);
         let backend = &backends[i];
+        let left = timeout.saturating_sub(started.elapsed());
         let result = {
             let _in_flight = InFlight::enter(&backend.in_flight);
-            backend.call(client, origin, name, body.clone(), timeout).await
+            backend
+                .call(client, origin, name, body.clone(), left, not_run > 0)
+                .await
         };
         match result {
+            Err(e) if jshost_client::is_not_run(&e) => {
+                not_run += 1;
+                let pause = NOT_RUN_BACKOFF.saturating_mul(1 << (not_run - 1).min(8));
+                if not_run >= NOT_RUN_ATTEMPTS || started.elapsed().saturating_add(pause) >= timeout {
+                    return Err(e);
+                }
+                if backends.len() > 1 {
+                    take_out_of_rotation(backend, &e);
+                }
+                tracing::debug!(url = %backend.endpoint().url, function = name, attempt = not_run, "the host did not run the call; sending it again");
+                tokio::time::sleep(pause).await;
+                tried.clear();
+            }
             Err(e) if (e.is_not_sent() || e.is_process()) && backends.len() > 1 => {
-                let until = now_ms().saturating_add(OUT_OF_ROTATION.as_millis() as u64);
-                backend.down_until_ms.store(until, Ordering::Relaxed);
-                tracing::warn!(url = %backend.endpoint().url, error = %e, "host taken out of rotation");
+                take_out_of_rotation(backend, &e);
                 if e.is_not_sent() && tried.len() < backends.len() {
                     continue;
                 }
@@ -87,6 +109,12 @@ pub(crate) async fn call(
             other => return other,
         }
     }
+}
+
+fn take_out_of_rotation(backend: &Backend, e: &Error) {
+    let until = now_ms().saturating_add(OUT_OF_ROTATION.as_millis() as u64);
+    backend.down_until_ms.store(until, Ordering::Relaxed);
+    tracing::warn!(url = %backend.endpoint().url, error = %e, "host taken out of rotation");
 }
 
 /// Puts every backend back in rotation (after a restart).

@@ -2,36 +2,42 @@
 //! together in `POST /batch` requests.
 //!
 //! A call made when nothing is in flight or queued goes out at once as a plain call: a lone or
-//! sequential call never waits and is never wrapped. Any other call (of a function with small
-//! answers: see below) is queued. When a request slot is free (each host gets a few requests in
+//! sequential call never waits and is never wrapped. So does a call that batching could hurt:
+//! - its function's answers are not known to be small ([`AnswerSizes`]: it has not answered yet,
+//!   or its answers average [`LARGE_ANSWER`] bytes or more). A batch answer carries each output
+//!   as a JSON string, which the host escapes and the client unescapes, and no caller of a batch
+//!   gets its answer before the slowest of its batch-mates is done: for large answers that costs
+//!   more than the per-request work batching saves;
+//! - its body is not exactly one JSON object or array ([`one_json_value`]: a `call_raw` body is
+//!   pasted into the batch as its item's `"data"`, so anything else could change the batch);
+//! - its item would not fit in a batch within the host's `requestDataLimit` ([`item_size`]).
+//!
+//! Any other call is queued. When a request slot is free (each host gets a few requests in
 //! flight: four per worker process, since jshost-node spreads connections, not requests, over
 //! its workers), a task spawned on the caller's runtime sends what queued once the calling task
 //! lets go of its thread, so calls made together (a `join_all`, a `buffer_unordered` refilling,
 //! handlers of one burst) leave together; with every slot taken, the next request to finish
-//! sends them. What is sent at once is shared
-//! out over the free slots in parts of at least 16 calls (the host works on one part while the
-//! next is sent; every worker gets a part), each within the host's `requestDataLimit`. Every call
-//! keeps its own deadline, cancellation (dropping it), result and error; a batch that fails as a
-//! whole gives each of its calls that error.
+//! sends them. A call that no batch has taken within [`LANE_WAIT`] is taken back and goes out
+//! plain: slots held by slow batches never hold up other calls. A batch carries calls of one
+//! function (its callers wait for the slowest of them), shared out over the free slots in parts
+//! of at least 16 calls (the host works on one part while the next is sent; every worker gets a
+//! part), each within `requestDataLimit`, its size counted exactly. Every call keeps its own
+//! deadline (sent as the item's `timeout`, left out when Node's timers cannot keep it),
+//! cancellation (dropping it), result and error: a batch item's answer goes through the same
+//! [`call_result`] as a plain answer, and a batch that fails as a whole gives each of its calls
+//! that failure.
 //!
 //! A host has one batcher per runtime that calls it ([`Batchers`]): a call queues only beside
 //! calls made on its own runtime, and their batch is sent from that runtime, on its connections.
 //! So a runtime that blocks or ends holds up no other runtime's calls, and a call never crosses
 //! to another runtime's threads and back.
-//!
-//! Calls of a function whose answers are large ([`AnswerSizes`]: [`LARGE_ANSWER`] bytes or more,
-//! on average over its last few) always go out plain. A batch answer carries each output as a
-//! JSON string, which the host escapes and the client unescapes, and no caller of a batch gets
-//! its answer before the slowest of its batch-mates is done: for a page renderer (10 KB of HTML
-//! a call, a few hundred µs of JavaScript) that cost 8% of the calls per second with 64 in
-//! flight and 29–46% with 8, and the per-request cost batching saves is small beside such calls.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use jshost_client::HttpClient;
+use jshost_client::{call_result, call_timeout, function_url, host_timeout_ms, HttpClient};
 use jshost_core::{Error, ErrorKind, Result};
 use serde::Deserialize;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::runtime::Handle;
@@ -47,8 +53,14 @@ const KEEP_BATCHERS: usize = 8;
 /// A function whose answers average at least this many bytes is called plain, never batched.
 const LARGE_ANSWER: usize = 4096;
 /// Answer sizes are kept for at most this many function names per host; calls of functions
-/// beyond them are batched whatever their answers.
+/// beyond them go out plain.
 const KEEP_SIZES: usize = 1024;
+/// A queued call that no batch has taken after this long goes out plain, on a connection of its
+/// own: it never waits for request slots held by other calls (slow ones, maybe) longer than this.
+const LANE_WAIT: Duration = Duration::from_millis(2);
+/// The bytes of a batch item around its function's name and its data, the timeout at its
+/// longest: `{"function":` `,"data":` `,"timeout":2147483647` `}`.
+const ITEM_FRAME: usize = 12 + 8 + 11 + 10 + 1;
 
 /// The recent answer size of each function of a host (an average weighting the last answer by
 /// a quarter), which decides whether its calls may be batched.
@@ -58,15 +70,16 @@ pub(crate) struct AnswerSizes {
 }
 
 impl AnswerSizes {
-    /// Whether `name`'s answers are large: its calls go out plain. Unknown until it answered.
-    pub(crate) fn large(&self, name: &str) -> bool {
+    /// Whether `name`'s answers are known to be small: its calls may be batched. A function
+    /// that has not answered yet is not known: its calls go out plain until one answers.
+    pub(crate) fn small(&self, name: &str) -> bool {
         let sizes = self
             .by_name
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         sizes
             .get(name)
-            .is_some_and(|s| s.load(Ordering::Relaxed) >= LARGE_ANSWER)
+            .is_some_and(|s| s.load(Ordering::Relaxed) < LARGE_ANSWER)
     }
 
     /// Counts an answer of `size` bytes from `name`.
@@ -105,20 +118,59 @@ fn next_average(average: usize, size: usize) -> usize {
     }
 }
 
+/// Whether `body` is exactly one JSON object or array (whitespace around it allowed): only such
+/// a body can be pasted as an item's `"data"` without changing the batch around it. Anything
+/// else (a `call_raw` body that is malformed, a scalar, several values, a byte-order mark) goes
+/// out plain and gets the host's own answer.
+pub(crate) fn one_json_value(body: &[u8]) -> bool {
+    let first = body.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    matches!(first, Some(b'{' | b'[')) && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
+}
+
+/// The length of `s` encoded as a JSON string by serde_json (quotes included).
+fn json_string_len(s: &str) -> usize {
+    2 + s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\x08' | b'\x0c' | b'\n' | b'\r' | b'\t' => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
+}
+
+/// The most bytes the batch item of a call of `name` with `body` takes (its timeout at its
+/// longest; the comma between items is not counted).
+pub(crate) fn item_size(name: &str, body: &[u8]) -> usize {
+    ITEM_FRAME + json_string_len(name) + body.len()
+}
+
 /// One queued call.
 struct Pending {
+    id: u64,
     name: Arc<str>,
     body: Bytes,
-    deadline: Instant,
+    /// [`item_size`].
+    size: usize,
+    /// `None`: too far away to be a point in time.
+    deadline: Option<Instant>,
     span: tracing::Span,
     reply: oneshot::Sender<Result<String>>,
+}
+
+/// What became of a queued call.
+pub(crate) enum Queued {
+    /// It travelled in a batch: its result.
+    Answered(Result<String>),
+    /// No batch took it within [`LANE_WAIT`]: the caller sends it plain.
+    Plain,
 }
 
 /// The batchers of one host, one per runtime that calls it.
 pub(crate) struct Batchers {
     lanes: usize,
     workers: usize,
-    limit: u64,
+    limit: usize,
     by_runtime: RwLock<Vec<Arc<Batcher>>>,
 }
 
@@ -129,9 +181,15 @@ impl Batchers {
         Batchers {
             lanes,
             workers,
-            limit,
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
             by_runtime: RwLock::new(Vec::new()),
         }
+    }
+
+    /// Whether a call of `name` with `body` fits in a batch on its own: the batch's `[`, `]`
+    /// and the item's frame included, within the host's `requestDataLimit`.
+    pub(crate) fn fits(&self, name: &str, body: &[u8]) -> bool {
+        item_size(name, body).saturating_add(2) <= self.limit
     }
 
     /// The batcher of the runtime the caller runs on (created on first use); `None` outside any
@@ -171,6 +229,8 @@ pub(crate) struct Batcher {
     in_flight: AtomicUsize,
     /// A task that will flush the queue has been spawned and has not run yet.
     flush_scheduled: AtomicBool,
+    /// Tells queued calls apart (to take one back out of the queue).
+    next_id: AtomicU64,
     cap: usize,
     /// What queued is shared over at least this many requests (the host's workers).
     workers: usize,
@@ -186,6 +246,7 @@ pub(crate) struct Slot<'a>(&'a Arc<Batcher>, &'a Target);
 #[derive(Clone)]
 pub(crate) struct Target {
     pub(crate) client: HttpClient,
+    /// The host's root URL.
     pub(crate) url: String,
 }
 
@@ -208,14 +269,15 @@ struct Item {
 impl Batcher {
     /// A batcher keeping up to `lanes` requests in flight to a host whose `requestDataLimit` is
     /// `limit` bytes, sending its batches from `runtime`.
-    fn new(lanes: usize, workers: usize, limit: u64, runtime: Handle) -> Arc<Batcher> {
+    fn new(lanes: usize, workers: usize, limit: usize, runtime: Handle) -> Arc<Batcher> {
         Arc::new(Batcher {
             queue: Mutex::new(VecDeque::new()),
             in_flight: AtomicUsize::new(0),
             flush_scheduled: AtomicBool::new(false),
+            next_id: AtomicU64::new(0),
             cap: lanes.max(1),
             workers: workers.max(1),
-            limit: usize::try_from(limit).unwrap_or(usize::MAX).max(1024),
+            limit,
             runtime,
         })
     }
@@ -243,43 +305,74 @@ impl Batcher {
             .map(|_| Slot(self, target))
     }
 
-    /// Queues a call and waits for its result, at most until its deadline.
+    /// Queues a call (whose `body` is one JSON object or array that [`Batchers::fits`]) and
+    /// waits for its result, at most until `deadline` (`timeout` after the call began). A call
+    /// no batch has taken within [`LANE_WAIT`] is taken back: the caller sends it plain.
     pub(crate) async fn call(
         self: &Arc<Self>,
         target: &Target,
-        name: Arc<str>,
-        body: Bytes,
+        name: &Arc<str>,
+        body: &Bytes,
+        deadline: Option<Instant>,
         timeout: Duration,
-    ) -> Result<String> {
-        let (reply, answer) = oneshot::channel();
-        let deadline = Instant::now() + timeout;
-        let span = tracing::Span::current();
-        let function = name.clone();
+    ) -> Queued {
+        let (reply, mut answer) = oneshot::channel();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.lock().push_back(Pending {
-            name,
-            body,
+            id,
+            name: name.clone(),
+            body: body.clone(),
+            size: item_size(name, body),
             deadline,
-            span,
+            span: tracing::Span::current(),
             reply,
         });
         self.flush_soon(target);
-        match tokio::time::timeout_at(deadline, answer).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(Error::connection("the batch carrying the call was abandoned")
-                .with_function(function.as_ref())
-                .with_url(target.url.as_str())),
-            Err(_) => Err(
-                Error::new(ErrorKind::Timeout, format!("no answer within {timeout:?}"))
-                    .with_function(function.as_ref())
-                    .with_url(target.url.as_str()),
-            ),
+        let waited = match tokio::time::timeout(LANE_WAIT, &mut answer).await {
+            Ok(answered) => answered,
+            Err(_) => {
+                if self.take_back(id) {
+                    return Queued::Plain;
+                }
+                // A batch carries it: its answer (or the deadline) ends the call.
+                let answered = match deadline {
+                    Some(deadline) => tokio::time::timeout_at(deadline, answer).await,
+                    None => Ok(answer.await),
+                };
+                match answered {
+                    Ok(answered) => answered,
+                    Err(_) => {
+                        let url = function_url(&target.url, name, body);
+                        return Queued::Answered(Err(call_timeout(name, &url, timeout)));
+                    }
+                }
+            }
+        };
+        Queued::Answered(waited.unwrap_or_else(|_| {
+            Err(
+                Error::connection("the batch carrying the call was abandoned (its runtime ended)")
+                    .with_function(name.as_ref())
+                    .with_url(jshost_client::display_url(&function_url(&target.url, name, body)).as_ref()),
+            )
+        }))
+    }
+
+    /// Takes the queued call `id` back out of the queue; `false` when a batch has taken it.
+    fn take_back(&self, id: u64) -> bool {
+        let mut queue = self.lock();
+        match queue.iter().position(|p| p.id == id) {
+            Some(i) => {
+                queue.remove(i);
+                true
+            }
+            None => false,
         }
     }
 
     /// When a request slot is free, sends what is queued from a task of its own, which runs
     /// once the calling task lets go of its thread: calls made together (a `join_all`, a
     /// `buffer_unordered` refilling) queue first and leave in one batch. With every slot taken,
-    /// the next request to finish sends them.
+    /// the next request to finish sends them (or they go out plain after [`LANE_WAIT`]).
     fn flush_soon(self: &Arc<Self>, target: &Target) {
         if self.in_flight.load(Ordering::Acquire) >= self.cap
             || self.flush_scheduled.swap(true, Ordering::AcqRel)
@@ -293,7 +386,7 @@ impl Batcher {
         });
     }
 
-    /// Sends what is queued as one batch when a request slot is free (and again after it).
+    /// Sends what is queued when a request slot is free (and again after it).
     fn flush(self: &Arc<Self>, target: &Target) {
         for batch in self.next_batches() {
             self.send_batch(batch, target);
@@ -343,104 +436,129 @@ impl Batcher {
     }
 }
 
-/// Takes up to `count` queued calls, oldest first, while the batch stays within `limit` bytes;
-/// drops calls whose caller is gone.
+/// Takes up to `count` queued calls of the function of the oldest one, oldest first, while the
+/// batch stays within `limit` bytes (every queued call fits on its own); drops calls whose
+/// caller is gone. A batch carries calls of one function only: its callers wait for the slowest
+/// of them, which should be a call like theirs.
 fn take_batch(queue: &mut VecDeque<Pending>, limit: usize, count: usize) -> Vec<Pending> {
     let count = count.clamp(1, MAX_BATCH);
+    queue.retain(|p| !p.reply.is_closed());
+    let Some(name) = queue.front().map(|p| p.name.clone()) else {
+        return Vec::new();
+    };
     let mut batch = Vec::new();
-    let mut size = 2;
-    while let Some(next) = queue.front() {
-        if next.reply.is_closed() {
-            queue.pop_front();
-            continue;
-        }
-        let item = next.body.len() + next.name.len() * 2 + 32;
-        if !batch.is_empty() && (size + item > limit || batch.len() == count) {
-            break;
-        }
-        size += item;
-        if let Some(p) = queue.pop_front() {
+    let mut size = 2; // `[` and `]`
+    let mut rest = VecDeque::with_capacity(queue.len());
+    while let Some(p) = queue.pop_front() {
+        let grown = size + p.size + usize::from(!batch.is_empty());
+        if batch.len() < count && p.name == name && (batch.is_empty() || grown <= limit) {
+            size = grown;
             batch.push(p);
+        } else {
+            rest.push_back(p);
         }
     }
+    *queue = rest;
     batch
 }
 
-/// `[{"function": NAME, "data": DATA, "timeout": MS}, ...]`: the data is sent as it was
-/// serialised; the host answers an item still running at its timeout (the call's own deadline)
-/// with a 504, so a function that never answers delays its batch-mates no longer than that.
+/// `[{"function": NAME, "data": DATA, "timeout": MS}, ...]`: the data as it was serialised (one
+/// JSON object or array, checked before it was queued); the host answers an item still running
+/// at its timeout (the call's own deadline) with a 504, so a function that never answers delays
+/// its batch-mates no longer than that. A deadline too far for the host's timers is left out.
 fn encode(batch: &[Pending]) -> Result<Bytes> {
     let now = Instant::now();
-    let mut out = BytesMut::with_capacity(batch.iter().map(|p| p.body.len() + 48).sum());
+    let mut out = BytesMut::with_capacity(2 + batch.iter().map(|p| p.size + 1).sum::<usize>());
     out.put_u8(b'[');
     for (i, p) in batch.iter().enumerate() {
         if i > 0 {
             out.put_u8(b',');
         }
         out.put_slice(b"{\"function\":");
-        let name = serde_json::to_vec(p.name.as_ref())
+        serde_json::to_writer((&mut out).writer(), p.name.as_ref())
             .map_err(|e| Error::new(ErrorKind::Encode, "cannot encode a function name").with_source(e))?;
-        out.put_slice(&name);
         out.put_slice(b",\"data\":");
         out.put_slice(&p.body);
-        let left = p.deadline.saturating_duration_since(now).as_millis().max(1);
-        out.put_slice(format!(",\"timeout\":{left}}}").as_bytes());
+        if let Some(ms) = p
+            .deadline
+            .and_then(|d| host_timeout_ms(d.saturating_duration_since(now)))
+        {
+            out.put_slice(format!(",\"timeout\":{ms}").as_bytes());
+        }
+        out.put_u8(b'}');
     }
     out.put_u8(b']');
     Ok(out.freeze())
 }
 
+/// Sends a batch and gives each call its result, as a plain call would have got it.
 async fn send(target: &Target, batch: Vec<Pending>) {
     let size = batch.len();
     for p in &batch {
         p.span.record("batch", size);
     }
-    let latest = batch
+    // The request lasts as long as its last caller waits; no deadline if one has none.
+    let now = Instant::now();
+    let timeout = batch
         .iter()
-        .map(|p| p.deadline)
-        .max()
-        .unwrap_or_else(Instant::now);
-    let timeout = latest
-        .saturating_duration_since(Instant::now())
+        .map(|p| p.deadline.map(|d| d.saturating_duration_since(now)))
+        .try_fold(Duration::ZERO, |longest, left| left.map(|l| longest.max(l)))
+        .unwrap_or(Duration::MAX)
         .max(Duration::from_millis(1));
     let url = format!("{}/batch", target.url);
     let answer = match encode(&batch) {
         Ok(body) => target.client.post_json(&url, body, timeout).await,
         Err(e) => Err(e),
     };
-    let items = answer.and_then(|response| decode(&url, response, size));
+    let items = match answer {
+        Ok(response) if response.status == 200 => decode(&url, &response.body, size),
+        // The whole batch was refused: each call gets what the host answered, as if it had
+        // been sent alone (same kinds, statuses and bodies).
+        Ok(response) => {
+            for p in batch {
+                let result = call_result(response.status, response.body.clone(), &p.name, || {
+                    function_url(&target.url, &p.name, &p.body)
+                });
+                let _ = p.reply.send(result);
+            }
+            return;
+        }
+        Err(e) => Err(e),
+    };
     match items {
         Ok(items) => {
             for (p, item) in batch.into_iter().zip(items) {
-                let result = item_result(&target.url, &p.name, item);
+                let body = Bytes::from(match item.status {
+                    200 => item.output.unwrap_or_default(),
+                    _ => item.error.unwrap_or_default(),
+                });
+                let result = call_result(item.status, body, &p.name, || {
+                    function_url(&target.url, &p.name, &p.body)
+                });
                 let _ = p.reply.send(result);
             }
         }
         Err(e) => {
             tracing::debug!(%url, error = %e, calls = size, "a batch failed as a whole");
             for p in batch {
-                let _ = p.reply.send(Err(copy_error(&e).with_function(p.name.as_ref())));
+                let url = function_url(&target.url, &p.name, &p.body);
+                let failure = e
+                    .clone()
+                    .with_function(p.name.as_ref())
+                    .with_url(jshost_client::display_url(&url).as_ref());
+                let _ = p.reply.send(Err(failure));
             }
         }
     }
 }
 
-fn decode(url: &str, response: jshost_client::Response, size: usize) -> Result<Vec<Item>> {
-    if response.status != 200 {
-        return Err(Error::new(
-            ErrorKind::UnexpectedResponse,
-            format!("the host answered the batch with HTTP {}", response.status),
-        )
-        .with_url(url)
-        .with_status(response.status)
-        .with_body(response.text_lossy()));
-    }
-    let items: Vec<Item> = serde_json::from_slice(&response.body).map_err(|e| {
+fn decode(url: &str, body: &[u8], size: usize) -> Result<Vec<Item>> {
+    let items: Vec<Item> = serde_json::from_slice(body).map_err(|e| {
         Error::new(
             ErrorKind::UnexpectedResponse,
             "the host's batch answer is not a list of results",
         )
-        .with_url(url)
+        .with_url(jshost_client::display_url(url).as_ref())
         .with_source(e)
     })?;
     if items.len() != size {
@@ -448,63 +566,9 @@ fn decode(url: &str, response: jshost_client::Response, size: usize) -> Result<V
             ErrorKind::UnexpectedResponse,
             format!("the host answered {} results to a batch of {size}", items.len()),
         )
-        .with_url(url));
+        .with_url(jshost_client::display_url(url).as_ref()));
     }
     Ok(items)
-}
-
-/// One call's result, as a plain call would have given it.
-fn item_result(root: &str, name: &str, item: Item) -> Result<String> {
-    if item.status == 200 {
-        return Ok(item.output.unwrap_or_default());
-    }
-    let url = format!("{root}/batch");
-    match item.status {
-        404 => Err(Error::new(
-            ErrorKind::UnknownFunction,
-            format!("the host at {root} has no function named {name:?}"),
-        )
-        .with_function(name)
-        .with_url(url)
-        .with_status(404)),
-        504 => Err(
-            Error::new(ErrorKind::Timeout, "no answer within the call's timeout")
-                .with_function(name)
-                .with_url(url)
-                .with_status(504),
-        ),
-        500 => Err(Error::new(ErrorKind::Function, "the function reported an error")
-            .with_function(name)
-            .with_url(url)
-            .with_status(500)
-            .with_body(item.error.unwrap_or_default())),
-        status => Err(Error::new(
-            ErrorKind::UnexpectedResponse,
-            format!("the host answered the call with status {status}"),
-        )
-        .with_function(name)
-        .with_url(url)
-        .with_status(status)
-        .with_body(item.error.unwrap_or_default())),
-    }
-}
-
-/// The same failure, for another call of the batch.
-fn copy_error(e: &Error) -> Error {
-    let mut copy = Error::new(e.kind(), e.message());
-    if let Some(url) = e.url() {
-        copy = copy.with_url(url);
-    }
-    if let Some(status) = e.status() {
-        copy = copy.with_status(status);
-    }
-    if let Some(body) = e.body() {
-        copy = copy.with_body(body);
-    }
-    if e.is_not_sent() {
-        copy = copy.with_not_sent();
-    }
-    copy
 }
 
 #[cfg(test)]
@@ -512,19 +576,29 @@ mod tests {
     use super::*;
 
     fn pending(name: &str, body: &'static [u8]) -> (Pending, oneshot::Receiver<Result<String>>) {
+        pending_until(name, body, Instant::now().checked_add(Duration::from_secs(1)))
+    }
+
+    fn pending_until(
+        name: &str,
+        body: &'static [u8],
+        deadline: Option<Instant>,
+    ) -> (Pending, oneshot::Receiver<Result<String>>) {
         let (reply, answer) = oneshot::channel();
         let p = Pending {
+            id: 0,
             name: Arc::from(name),
             body: Bytes::from_static(body),
-            deadline: Instant::now() + Duration::from_secs(1),
+            size: item_size(name, body),
+            deadline,
             span: tracing::Span::none(),
             reply,
         };
         (p, answer)
     }
 
-    #[test]
-    fn a_batch_is_a_json_list_of_calls_with_the_data_as_sent() {
+    #[tokio::test]
+    async fn a_batch_is_a_json_list_of_calls_with_the_data_as_sent() {
         let (a, _ra) = pending("echo", br#"{"a":1}"#);
         let (b, _rb) = pending("odd \"name\"", b"[]");
         let body = encode(&[a, b]).expect("encode");
@@ -537,22 +611,87 @@ mod tests {
         assert!((1..=1000).contains(&timeout), "{timeout}");
     }
 
+    #[tokio::test]
+    async fn deadlines_too_far_for_nodes_timers_are_left_out() {
+        let now = Instant::now();
+        let month = now.checked_add(Duration::from_secs(30 * 24 * 3600));
+        let (a, _ra) = pending_until("echo", b"{}", month);
+        let (b, _rb) = pending_until("echo", b"{}", None);
+        let (c, _rc) = pending_until(
+            "echo",
+            b"{}",
+            now.checked_add(Duration::from_millis(2_147_483_647)),
+        );
+        let value: serde_json::Value =
+            serde_json::from_slice(&encode(&[a, b, c]).expect("encode")).expect("JSON");
+        assert!(value[0].get("timeout").is_none(), "{value}");
+        assert!(value[1].get("timeout").is_none(), "{value}");
+        let ms = value[2]["timeout"].as_u64().expect("a timeout");
+        assert!(ms <= 2_147_483_647 && ms > 2_147_000_000, "{ms}");
+    }
+
+    #[tokio::test]
+    async fn item_sizes_are_exact_but_for_the_timeouts_digits() {
+        for name in ["echo", "odd \"name\"", "tab\tand\u{1}and\\", "ünï", "a/b"] {
+            let body: &'static [u8] = br#"{"x":[1,2,3],"y":"z"}"#;
+            let (p, _r) = pending_until(name, body, None);
+            let (q, _r) = pending(name, body);
+            assert_eq!(
+                json_string_len(name),
+                serde_json::to_string(name).expect("name").len()
+            );
+            let alone = encode(std::slice::from_ref(&p)).expect("encode").len();
+            assert_eq!(
+                alone + 21,
+                2 + p.size,
+                "{name}: no timeout: 21 bytes short of the bound"
+            );
+            let timed = encode(std::slice::from_ref(&q)).expect("encode").len();
+            assert!(
+                timed <= 2 + q.size && timed >= 2 + q.size - 9,
+                "{name}: {timed} vs {}",
+                q.size
+            );
+        }
+    }
+
     #[test]
-    fn functions_with_large_answers_are_told_apart_by_their_recent_answers() {
+    fn only_one_json_object_or_array_may_join_a_batch() {
+        for ok in [&br#"{"a":1}"#[..], b"[]", b" \n{\"a\":[1,{}]}\t", b"[1,2]"] {
+            assert!(one_json_value(ok), "{:?}", String::from_utf8_lossy(ok));
+        }
+        for bad in [
+            &br#"{"echo":"x"},"function":"pid""#[..],
+            b"{\"echo\":",
+            b"123",
+            b"\"text\"",
+            b"null",
+            b"",
+            b"\xef\xbb\xbf{}",
+            b"{} {}",
+            b"{}]",
+            b"[1,2]}",
+        ] {
+            assert!(!one_json_value(bad), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn functions_are_batched_only_once_their_answers_are_known_to_be_small() {
         let sizes = AnswerSizes::default();
-        assert!(!sizes.large("render"), "unknown until it answered");
+        assert!(!sizes.small("render"), "unknown until it answered");
         sizes.record("render", 10_000);
         sizes.record("echo", 100);
-        assert!(sizes.large("render") && !sizes.large("echo"));
+        assert!(!sizes.small("render") && sizes.small("echo"));
         sizes.record("render", 10);
         assert!(
-            sizes.large("render"),
+            !sizes.small("render"),
             "one small answer (10,000 -> 7,502) does not change its kind"
         );
         for _ in 0..10 {
             sizes.record("render", 10);
         }
-        assert!(!sizes.large("render"), "answers that stay small do");
+        assert!(sizes.small("render"), "answers that stay small do");
     }
 
     #[test]
@@ -568,20 +707,52 @@ mod tests {
         assert_eq!(average, 4000, "from above");
     }
 
-    #[test]
-    fn batches_stay_within_the_limit_and_skip_cancelled_calls() {
+    #[tokio::test]
+    async fn batches_stay_within_the_limit_carry_one_function_and_skip_cancelled_calls() {
         let mut queue = VecDeque::new();
         let mut answers = Vec::new();
-        for _ in 0..10 {
-            let (p, a) = pending("echo", b"{\"0123456789\":\"0123456789\"}");
+        for i in 0..12 {
+            let name = if i % 4 == 3 { "other" } else { "echo" };
+            let (p, a) = pending(name, b"{\"0123456789\":\"0123456789\"}");
             queue.push_back(p);
             answers.push(a);
         }
         drop(answers.remove(0)); // the first caller gave up
-        let batch = take_batch(&mut queue, 250, 100);
-        assert!(!batch.is_empty() && batch.len() < 9, "{}", batch.len());
-        assert!(batch.iter().all(|p| !p.reply.is_closed()));
-        let rest = take_batch(&mut queue, 10_000, 100);
-        assert_eq!(batch.len() + rest.len(), 9);
+        let limit = 250;
+        let batch = take_batch(&mut queue, limit, 100);
+        assert!(!batch.is_empty() && batch.len() < 8, "{}", batch.len());
+        assert!(batch.iter().all(|p| !p.reply.is_closed() && &*p.name == "echo"));
+        assert!(encode(&batch).expect("encode").len() <= limit);
+        let mut taken = batch.len();
+        while !queue.is_empty() {
+            let batch = take_batch(&mut queue, 10_000, 100);
+            let names: std::collections::HashSet<&str> = batch.iter().map(|p| &*p.name).collect();
+            assert_eq!(names.len(), 1, "one function per batch: {names:?}");
+            taken += batch.len();
+        }
+        assert_eq!(taken, 11);
+    }
+
+    /// 64 calls of 8.5 KB each in batches for a '100kb' host: every batch within the limit.
+    #[tokio::test]
+    async fn batches_of_large_items_stay_within_100kb() {
+        let data: &'static [u8] = Box::leak(
+            format!("{{\"p\":\"{}\"}}", "x".repeat(8_700))
+                .into_bytes()
+                .into_boxed_slice(),
+        );
+        let mut queue = VecDeque::new();
+        let mut answers = Vec::new();
+        for _ in 0..64 {
+            let (p, a) = pending("echo", data);
+            queue.push_back(p);
+            answers.push(a);
+        }
+        let limit = 100 * 1024;
+        while !queue.is_empty() {
+            let batch = take_batch(&mut queue, limit, 64);
+            let size = encode(&batch).expect("encode").len();
+            assert!(size <= limit, "{} calls: {size} bytes", batch.len());
+        }
     }
 }

@@ -6,12 +6,13 @@
 //! works the same from any runtime (multi-thread, current-thread, one per actix worker) or from
 //! none, and a runtime that blocks or ends holds up no other runtime's requests.
 //!
-//! The pool is tuned for js-host: idle connections are dropped after
+//! The pool is tuned for js-host: idle connections are closed after
 //! [`DEFAULT_POOL_IDLE_TIMEOUT`] (below Node's 5 s keep-alive timeout, so a connection the host is
 //! about to close is never reused), `TCP_NODELAY` is set, and at most
 //! [`DEFAULT_MAX_CONNECTIONS`] requests are in flight per client and as many connections idle,
-//! which bounds the number of sockets open to the host
-//! ([`HttpClient::max_open_connections`]).
+//! counted over every runtime and every host the client calls, which bounds the number of sockets
+//! the client opens ([`HttpClient::max_open_connections`]); [`HttpClient::pool_status`] shows
+//! them.
 //!
 //! `https://` URLs are spoken with rustls (the default `tls` feature), trusting the system's root
 //! certificates plus [`Settings::ca_file`](jshost_core::Settings::ca_file); the headers of
@@ -47,6 +48,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
+mod answer;
 mod connector;
 #[doc(hidden)]
 pub mod driver;
@@ -57,6 +59,11 @@ mod probe;
 mod tls;
 mod unix;
 
+#[cfg(test)]
+use answer::stack_from_html;
+#[doc(hidden)]
+pub use answer::{call_result, call_timeout, host_timeout_ms, NOT_RUN_HEADER, TIMEOUT_HEADER};
+pub use pool::PoolStatus;
 pub use probe::get_fresh;
 pub use unix::{display_url, socket_url};
 
@@ -82,7 +89,11 @@ pub struct HttpClient {
 struct ClientInner {
     /// Identifies this client's pools (see the `local` module).
     pools: Arc<()>,
+    /// The idle connections all its pools may keep.
+    idle: Arc<pool::IdleBudget>,
     permits: Semaphore,
+    /// Requests waiting for a permit, by host (only touched when none is free).
+    waiting: std::sync::Mutex<Vec<(pool::Key, usize)>>,
     max_connections: usize,
     /// What the pools open connections with (shares `transport`'s TLS setup).
     connector: Connector,
@@ -173,7 +184,9 @@ impl HttpClient {
         HttpClient {
             inner: Arc::new(ClientInner {
                 pools: Arc::new(()),
+                idle: pool::IdleBudget::new(max),
                 permits: Semaphore::new(max),
+                waiting: std::sync::Mutex::new(Vec::new()),
                 max_connections: max,
                 connector: transport.connector(),
                 transport: Arc::new(transport),
@@ -262,11 +275,48 @@ impl HttpClient {
         self.inner.max_connections
     }
 
-    /// The bound on sockets open to one host: [`HttpClient::max_connections`] in flight plus as
-    /// many idle in the pool. (A connection being opened when another one returns to the pool is
-    /// kept as idle rather than thrown away, so the count can briefly exceed the in-flight cap.)
+    /// The bound on sockets the client keeps open, to all its hosts from all runtimes:
+    /// [`HttpClient::max_connections`] carrying requests plus as many idle. (A connection that
+    /// closes is counted until its task has seen it close.)
     pub fn max_open_connections(&self) -> usize {
         self.inner.max_connections * 2
+    }
+
+    /// The client's connections to the host at `root_url` (every runtime's), and its requests
+    /// waiting for a request slot; all zero for a URL without a host.
+    ///
+    /// ```
+    /// let client = jshost_client::HttpClient::new();
+    /// let status = client.pool_status("http://127.0.0.1:9009");
+    /// assert_eq!((status.idle, status.busy, status.waiting), (0, 0, 0));
+    /// ```
+    pub fn pool_status(&self, root_url: &str) -> PoolStatus {
+        let Some(key) = root_url.parse::<Uri>().ok().as_ref().and_then(pool::Key::of) else {
+            return PoolStatus::default();
+        };
+        let mut status = local::status(&self.inner.pools, &key);
+        status.waiting = self
+            .inner
+            .waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(0, |(_, n)| *n);
+        status
+    }
+
+    /// A request slot, counting the request as waiting for `key` while none is free.
+    async fn permit(&self, key: &pool::Key) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        if let Ok(permit) = self.inner.permits.try_acquire() {
+            return Ok(permit);
+        }
+        let _waiting = Waiting::enter(&self.inner.waiting, key);
+        self.inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| Error::connection("the HTTP client was shut down").with_source(e))
     }
 
     /// Sends one request and reads the whole response, within `timeout`: on the caller's
@@ -277,6 +327,7 @@ impl HttpClient {
         url: &str,
         body: Option<Bytes>,
         timeout: Duration,
+        tell_deadline: bool,
     ) -> Result<Response> {
         let uri: Uri = url
             .parse()
@@ -285,20 +336,31 @@ impl HttpClient {
         if uri.scheme_str() == Some("https") {
             return Err(Error::config(connector::no_tls(url)).with_url(url));
         }
+        // The host is told the deadline only when it is one its timers can keep.
+        let deadline = if tell_deadline {
+            Instant::now().checked_add(timeout)
+        } else {
+            None
+        };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            return self.timed(method, uri, body, timeout, url, runtime.id()).await;
+            return self
+                .timed(method, uri, body, timeout, url, runtime.id(), deadline)
+                .await;
         }
         let client = self.clone();
         let url = url.to_owned();
         // Boxed: inline, this rare path would add its 3 KB to every request's state machine.
         Box::pin(driver::run(async move {
             let runtime = tokio::runtime::Handle::current().id();
-            client.timed(method, uri, body, timeout, &url, runtime).await
+            client
+                .timed(method, uri, body, timeout, &url, runtime, deadline)
+                .await
         }))
         .await
     }
 
     /// [`HttpClient::send`] within `timeout`, on the pool of `runtime` (the current one).
+    #[allow(clippy::too_many_arguments)]
     async fn timed(
         &self,
         method: Method,
@@ -307,9 +369,10 @@ impl HttpClient {
         timeout: Duration,
         url: &str,
         runtime: tokio::runtime::Id,
+        deadline: Option<Instant>,
     ) -> Result<Response> {
         // The readable URL (`unix:PATH` for a socket) is only worked out for an error.
-        match tokio::time::timeout(timeout, self.send(method, uri, body, runtime)).await {
+        match tokio::time::timeout(timeout, self.send(method, uri, body, runtime, deadline)).await {
             Ok(result) => result.map_err(|e| e.with_url(display_url(url).as_ref())),
             Err(_) => {
                 let url = display_url(url);
@@ -330,7 +393,7 @@ impl HttpClient {
     /// # Cancel safety
     /// Dropping the future aborts the request; the connection is then not reused.
     pub async fn get(&self, url: &str, timeout: Duration) -> Result<Response> {
-        self.request(Method::Get, url, None, timeout).await
+        self.request(Method::Get, url, None, timeout, false).await
     }
 
     /// `POST url` with a JSON body, within `timeout`.
@@ -341,41 +404,66 @@ impl HttpClient {
     /// # Cancel safety
     /// As [`HttpClient::get`].
     pub async fn post_json(&self, url: &str, body: Bytes, timeout: Duration) -> Result<Response> {
-        self.request(Method::Post, url, Some(body), timeout).await
+        self.request(Method::Post, url, Some(body), timeout, false).await
     }
 
+    /// Sends the request on a pooled connection and reads the answer. A request the host did
+    /// not run (jshost-node shutting down: `503` with `X-Jshost-Not-Run`) is sent once more on a
+    /// fresh connection (the idle ones may all lead to the process that is going away); a second
+    /// such answer is an error for which [`is_not_run`] holds.
     async fn send(
         &self,
         method: Method,
         uri: Uri,
         body: Option<Bytes>,
         runtime: tokio::runtime::Id,
+        deadline: Option<Instant>,
     ) -> Result<Response> {
-        let _permit = self
-            .inner
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| Error::connection("the HTTP client was shut down").with_source(e))?;
         let inner = &*self.inner;
         let key = pool::Key::of(&uri).ok_or_else(|| Error::config(format!("{uri}: the URL has no host")))?;
-        let request = pool::origin_form(self.build(method, &uri, body)?, &key);
-        let pool = local::pool(&inner.pools, inner.max_connections, &inner.connector, runtime);
+        let _permit = self.permit(&key).await?;
+        let request = pool::origin_form(self.build(method, &uri, body.clone(), deadline)?, &key);
+        let pool = local::pool(&inner.pools, &inner.idle, &inner.connector, runtime);
         let conn = pool.checkout(&key, &uri).await?;
-        match send_on(&pool, conn, request).await {
+        let answer = match send_on(&pool, conn, request).await {
             // The connection closed before the request was written: it was never sent, so it
             // is safe to send it again, once, on a fresh connection.
             Err(Failure::NotSent(request, e)) => {
                 tracing::debug!(error = %e, "request not sent on a pooled connection; retrying on a fresh one");
                 let conn = pool.connect(&key, &uri).await?;
-                send_on(&pool, conn, *request).await.map_err(Failure::into_error)
+                send_on(&pool, conn, *request)
+                    .await
+                    .map_err(Failure::into_error)?
             }
-            result => result.map_err(Failure::into_error),
+            result => result.map_err(Failure::into_error)?,
+        };
+        if !answer.not_run {
+            return Ok(answer.response);
         }
+        tracing::debug!(%uri, "the host did not run the request (it is shutting down); sending it again on a fresh connection");
+        let request = pool::origin_form(self.build(method, &uri, body, deadline)?, &key);
+        let conn = pool.connect(&key, &uri).await?;
+        let answer = send_on(&pool, conn, request).await.map_err(Failure::into_error)?;
+        if answer.not_run {
+            return Err(Error::connection(
+                "the host is shutting down and did not run the request (HTTP 503 with X-Jshost-Not-Run)",
+            )
+            .with_status(503)
+            .with_body(answer.response.text_lossy())
+            .with_not_sent());
+        }
+        Ok(answer.response)
     }
 
-    /// The request, with the client's headers.
-    fn build(&self, method: Method, uri: &Uri, body: Option<Bytes>) -> Result<Request<Full<Bytes>>> {
+    /// The request, with the client's headers, and the time left until `deadline` in
+    /// [`TIMEOUT_HEADER`] when the host's timers can keep it.
+    fn build(
+        &self,
+        method: Method,
+        uri: &Uri,
+        body: Option<Bytes>,
+        deadline: Option<Instant>,
+    ) -> Result<Request<Full<Bytes>>> {
         let method = match method {
             Method::Get => http::Method::GET,
             Method::Post => http::Method::POST,
@@ -383,6 +471,10 @@ impl HttpClient {
         let mut builder = Request::builder().method(method).uri(uri.clone());
         if body.is_some() {
             builder = builder.header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        if let Some(ms) = deadline.and_then(|d| host_timeout_ms(d.saturating_duration_since(Instant::now())))
+        {
+            builder = builder.header(TIMEOUT_HEADER, ms);
         }
         let extra = &self.inner.transport.headers;
         if !extra.is_empty() {
@@ -420,8 +512,11 @@ impl HttpClient {
     ) -> Result<String> {
         let url = function_url(root_url, name, &body);
         let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
-        let result = self.request(Method::Post, &url, Some(body), timeout).await;
-        let result = result.and_then(|response| interpret(response, &url));
+        let result = match self.request(Method::Post, &url, Some(body), timeout, true).await {
+            Ok(response) => call_result(response.status, response.body, name, || url.clone()),
+            Err(e) if e.is_timeout() => Err(call_timeout(name, &url, timeout)),
+            Err(e) => Err(e.with_function(name)),
+        };
         if let Some(started) = started {
             tracing::debug!(
                 function = name,
@@ -431,18 +526,45 @@ impl HttpClient {
                 "js-host function call"
             );
         }
-        result.map_err(|e| match e.kind() {
-            ErrorKind::Timeout => Error::new(ErrorKind::Timeout, format!("no answer within {timeout:?}"))
-                .with_url(display_url(&url).as_ref())
-                .with_function(name),
-            _ => {
-                let e = e.with_function(name);
-                match e.url().map(display_url) {
-                    Some(std::borrow::Cow::Owned(readable)) => e.with_url(readable),
-                    _ => e,
-                }
+        result
+    }
+}
+
+/// Whether `e` says the host did not run the request and it may be sent again (jshost-node
+/// shutting down answered it `503` with `X-Jshost-Not-Run`, twice).
+pub fn is_not_run(e: &Error) -> bool {
+    e.is_not_sent() && e.status() == Some(503)
+}
+
+/// Counts a request waiting for a slot, for its host, until dropped.
+struct Waiting<'a> {
+    all: &'a std::sync::Mutex<Vec<(pool::Key, usize)>>,
+    key: pool::Key,
+}
+
+impl<'a> Waiting<'a> {
+    fn enter(all: &'a std::sync::Mutex<Vec<(pool::Key, usize)>>, key: &pool::Key) -> Waiting<'a> {
+        let mut waiting = all.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match waiting.iter_mut().find(|(k, _)| k == key) {
+            Some((_, n)) => *n += 1,
+            None => waiting.push((key.clone(), 1)),
+        }
+        Waiting {
+            all,
+            key: key.clone(),
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut waiting = self.all.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(i) = waiting.iter().position(|(k, _)| *k == self.key) {
+            waiting[i].1 -= 1;
+            if waiting[i].1 == 0 {
+                waiting.swap_remove(i);
             }
-        })
+        }
     }
 }
 
@@ -462,12 +584,18 @@ impl Failure {
     }
 }
 
+/// A whole answer, and whether it says the request was not run.
+struct Answer {
+    response: Response,
+    not_run: bool,
+}
+
 /// Sends `request` on `conn` and reads the whole answer, then gives the connection back.
 async fn send_on(
     pool: &pool::Pool,
     mut conn: pool::Conn,
     request: Request<Full<Bytes>>,
-) -> Result<Response, Failure> {
+) -> Result<Answer, Failure> {
     let response = match conn.sender.try_send_request(request).await {
         Ok(response) => response,
         Err(mut e) => {
@@ -478,24 +606,31 @@ async fn send_on(
                         .with_not_sent()
                         .with_source(e.into_error()),
                 ),
+                // The request went out (maybe in part): it may have run.
                 None => Failure::Other(
-                    Error::connection("the connection failed before an answer arrived")
-                        .with_source(e.into_error()),
+                    Error::connection("the connection closed before the answer").with_source(e.into_error()),
                 ),
             });
         }
     };
     let status = response.status().as_u16();
+    let not_run = status == 503 && response.headers().contains_key(NOT_RUN_HEADER);
     let body = response
         .into_body()
         .collect()
         .await
         .map_err(|e| {
-            Failure::Other(Error::connection("the connection failed while reading the answer").with_source(e))
+            Failure::Other(
+                Error::connection("the connection closed before the answer (while it was being read)")
+                    .with_source(e),
+            )
         })?
         .to_bytes();
     pool.put_back(conn);
-    Ok(Response { status, body })
+    Ok(Answer {
+        response: Response { status, body },
+        not_run,
+    })
 }
 
 /// A header of `Settings::header`, checked.
@@ -541,54 +676,6 @@ fn auth_hint(status: u16) -> Option<&'static str> {
         ),
         _ => None,
     }
-}
-
-fn interpret(response: Response, url: &str) -> Result<String> {
-    match response.status {
-        // `Vec::from(Bytes)` reuses the buffer when it is not shared: no copy of the output.
-        200 => String::from_utf8(Vec::from(response.body)).map_err(|e| {
-            Error::new(ErrorKind::Decode, "the function's output is not UTF-8 text")
-                .with_url(url)
-                .with_source(e)
-        }),
-        500 => {
-            let body = response.text_lossy();
-            let error = Error::new(ErrorKind::Function, "the function reported an error")
-                .with_url(url)
-                .with_status(500);
-            Err(match stack_from_html(&body) {
-                Some(stack) => error.with_js_stack(stack).with_body(body),
-                None => error.with_body(body),
-            })
-        }
-        status => Err(Error::new(
-            ErrorKind::UnexpectedResponse,
-            match auth_hint(status) {
-                Some(hint) => format!("the host answered with HTTP {status}: {hint}"),
-                None => format!("the host answered with HTTP {status}"),
-            },
-        )
-        .with_url(url)
-        .with_status(status)
-        .with_body(response.text_lossy())),
-    }
-}
-
-/// The stack text of an HTML error page (js-host 0.12 answers a synchronous throw with Express's
-/// page: the stack in a `<pre>`, lines joined by `<br>`, indented with `&nbsp;`); `None` for a
-/// body that is no such page.
-fn stack_from_html(body: &str) -> Option<String> {
-    let start = body.find("<pre>")? + "<pre>".len();
-    let end = start + body[start..].find("</pre>")?;
-    let text = body[start..end]
-        .replace("<br>", "\n")
-        .replace("&nbsp;", " ")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&");
-    Some(text)
 }
 
 /// The URL of a call: `{root_url}/function/{name}?hash={sha1 of body}`.

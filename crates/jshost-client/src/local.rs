@@ -6,10 +6,11 @@
 //! runtime that calls gets a pool of its own per client, whose connection tasks run on it (no
 //! hand-off per call). The pools of a runtime that has ended, or of a client that is gone, are
 //! forgotten; an actix-style server (one current-thread runtime per worker thread) gets one pool
-//! per worker. Each thread caches the pools it uses, so a call takes no lock.
+//! per worker. Each thread caches the pools it uses, so a call takes no lock. A task on each
+//! pool's runtime closes its expired idle connections every [`REAP_EVERY`].
 
 use crate::connector::Connector;
-use crate::pool::Pool as Connections;
+use crate::pool::{IdleBudget, Key, Pool as Connections, PoolStatus};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,8 +18,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::runtime::Id;
 
-/// How often each runtime's pool marker wakes (see `shared_pool`).
-const TIMER_ANCHOR: Duration = Duration::from_secs(1);
+/// How often each runtime's pool closes its expired idle connections (see `shared_pool`).
+const REAP_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 struct Pool {
@@ -39,12 +40,16 @@ impl Pool {
 }
 
 /// Owned by a task that lives as long as the client: dropped with the runtime's tasks when it
-/// shuts down (or when the client is gone).
-struct RuntimeMarker(Arc<AtomicBool>);
+/// shuts down (or when the client is gone). The pool's idle connections, whose tasks ran on
+/// that runtime, are then closed: they no longer count against the client's bound.
+struct RuntimeMarker(Arc<AtomicBool>, Weak<Connections>);
 
 impl Drop for RuntimeMarker {
     fn drop(&mut self) {
         self.0.store(false, Ordering::Relaxed);
+        if let Some(pool) = self.1.upgrade() {
+            pool.close_idle();
+        }
     }
 }
 
@@ -58,7 +63,12 @@ static POOLS: Mutex<Option<HashMap<(usize, Id), Pool>>> = Mutex::new(None);
 /// The pool of the client `owner` on the caller's runtime (`runtime`, its id), created on first use. The caller must
 /// be inside a tokio runtime (with I/O and time enabled). A new pool opens its connections with
 /// a clone of `connector`.
-pub(crate) fn pool(owner: &Arc<()>, max_idle: usize, connector: &Connector, runtime: Id) -> Arc<Connections> {
+pub(crate) fn pool(
+    owner: &Arc<()>,
+    budget: &Arc<IdleBudget>,
+    connector: &Connector,
+    runtime: Id,
+) -> Arc<Connections> {
     let key = Arc::as_ptr(owner) as usize;
     CACHED.with(|cached| {
         let mut cached = cached.borrow_mut();
@@ -71,14 +81,14 @@ pub(crate) fn pool(owner: &Arc<()>, max_idle: usize, connector: &Connector, runt
             }
         }
         cached.retain(Pool::usable);
-        let pool = shared_pool(owner, runtime, max_idle, connector);
+        let pool = shared_pool(owner, runtime, budget, connector);
         cached.push(pool.clone());
         pool.connections
     })
 }
 
 /// The runtime's pool for `owner` from the process-wide map, created when missing.
-fn shared_pool(owner: &Arc<()>, runtime: Id, max_idle: usize, connector: &Connector) -> Pool {
+fn shared_pool(owner: &Arc<()>, runtime: Id, budget: &Arc<IdleBudget>, connector: &Connector) -> Pool {
     let key = (Arc::as_ptr(owner) as usize, runtime);
     let mut pools = POOLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let pools = pools.get_or_insert_with(HashMap::new);
@@ -88,26 +98,46 @@ fn shared_pool(owner: &Arc<()>, runtime: Id, max_idle: usize, connector: &Connec
     // Forget pools of dropped clients and ended runtimes (their connections close with them).
     pools.retain(|_, p| p.usable());
     let runtime_alive = Arc::new(AtomicBool::new(true));
-    let marker = RuntimeMarker(runtime_alive.clone());
-    let client = Arc::downgrade(owner);
+    let connections = Arc::new(Connections::new(budget.clone(), connector.clone()));
+    let marker = RuntimeMarker(runtime_alive.clone(), Arc::downgrade(&connections));
+    let (client, reaped) = (Arc::downgrade(owner), Arc::downgrade(&connections));
     tokio::spawn(async move {
         let _marker = marker;
-        // A timer that is always due within a second keeps the runtime's timer driver from
-        // sleeping longer: a request's deadline, further away, is then registered without
-        // waking the thread parked on the driver (tokio wakes it for any timer due before its
-        // next wake-up), which cost two context switches per sequential call. It ends with the
-        // client (its pools are then unusable anyway).
+        // Idle connections are otherwise looked at only when a request checks one out: a
+        // runtime whose calls stopped would keep them open for good. (Its timer, always due
+        // within a second, also keeps the runtime's timer driver from sleeping longer, so a
+        // request's deadline is registered without waking the thread parked on it.) It ends
+        // with the client or the pool.
         while client.strong_count() > 0 {
-            tokio::time::sleep(TIMER_ANCHOR).await;
+            tokio::time::sleep(REAP_EVERY).await;
+            match reaped.upgrade() {
+                Some(pool) => pool.reap(),
+                None => break,
+            }
         }
     });
     let pool = Pool {
         owner: Arc::downgrade(owner),
         runtime,
         runtime_alive,
-        connections: Arc::new(Connections::new(max_idle, connector.clone())),
+        connections,
     };
     pools.insert(key, pool.clone());
     tracing::trace!(pools = pools.len(), %runtime, "opened a connection pool for this runtime");
     pool
+}
+
+/// The connections of the client `owner` to `key`, over the pools of all its runtimes.
+pub(crate) fn status(owner: &Arc<()>, key: &Key) -> PoolStatus {
+    let owner = Arc::as_ptr(owner) as usize;
+    let pools = POOLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut total = PoolStatus::default();
+    for ((client, _), pool) in pools.iter().flatten() {
+        if *client == owner && pool.usable() {
+            let one = pool.connections.status(key);
+            total.idle += one.idle;
+            total.busy += one.busy;
+        }
+    }
+    total
 }

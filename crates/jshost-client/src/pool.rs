@@ -5,8 +5,11 @@
 //! in flight takes the connection used last (sequential calls stay on one warm connection: taking
 //! another each time cost one and a half context switches per call); one made beside others takes
 //! the connection idle longest, so that concurrent requests rotate over all connections, and so
-//! over the worker processes of a host that hands each new connection to its next worker. Idle connections older than [`POOL_IDLE_TIMEOUT`] are never reused:
-//! Node closes them at 5 s. Requests go out in origin form (`/path?query`) with a `Host` header.
+//! over the worker processes of a host that hands each new connection to its next worker. Idle
+//! connections older than [`POOL_IDLE_TIMEOUT`] are never reused (Node closes them at 5 s) and
+//! are closed by [`Pool::reap`], which the pool's runtime runs every second. The idle connections
+//! of all the pools of one client (every runtime, every host) count against one bound, shared
+//! through [`IdleBudget`]. Requests go out in origin form (`/path?query`) with a `Host` header.
 
 use crate::connector::{ConnectFailure, Connector};
 use bytes::Bytes;
@@ -54,14 +57,55 @@ struct Idle {
     since: Instant,
 }
 
+impl Idle {
+    fn expired(&self) -> bool {
+        self.since.elapsed() >= POOL_IDLE_TIMEOUT || self.sender.is_closed()
+    }
+}
+
+/// The idle connections a client may keep, over all its pools (one per runtime).
+pub(crate) struct IdleBudget {
+    max: usize,
+    kept: AtomicUsize,
+}
+
+impl IdleBudget {
+    /// A budget of `max` idle connections.
+    pub(crate) fn new(max: usize) -> Arc<IdleBudget> {
+        Arc::new(IdleBudget {
+            max,
+            kept: AtomicUsize::new(0),
+        })
+    }
+
+    /// Takes one place; `false` when none is left.
+    fn take(&self) -> bool {
+        let taken = self.kept.fetch_add(1, Ordering::AcqRel) < self.max;
+        if !taken {
+            self.kept.fetch_sub(1, Ordering::AcqRel);
+        }
+        taken
+    }
+
+    fn give_back(&self, places: usize) {
+        self.kept.fetch_sub(places, Ordering::AcqRel);
+    }
+}
+
+/// One host's connections in a pool.
+struct Entry {
+    key: Key,
+    idle: VecDeque<Idle>,
+    /// Its connections checked out.
+    busy: Arc<AtomicUsize>,
+}
+
 /// One runtime's connections, by key.
 pub(crate) struct Pool {
-    idle: Mutex<Vec<(Key, VecDeque<Idle>)>>,
-    /// Idle connections kept per key.
-    max_idle: usize,
+    entries: Mutex<Vec<Entry>>,
+    /// Shared by the client's pools.
+    budget: Arc<IdleBudget>,
     connector: Connector,
-    /// Connections checked out.
-    busy: Arc<AtomicUsize>,
 }
 
 /// A connection checked out of its pool.
@@ -69,6 +113,17 @@ pub(crate) struct Conn {
     pub(crate) sender: Sender,
     pub(crate) key: Key,
     _busy: Busy,
+}
+
+/// A host's connections in a pool, or in all the pools of a client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Open connections waiting for a request.
+    pub idle: usize,
+    /// Connections carrying a request.
+    pub busy: usize,
+    /// Requests waiting for one of the client's `max_connections` request slots.
+    pub waiting: usize,
 }
 
 /// Counts a checked-out connection until it is given back or dropped.
@@ -88,32 +143,51 @@ impl Drop for Busy {
 }
 
 impl Pool {
-    /// A pool keeping at most `max_idle` idle connections per key, opening new ones with
-    /// `connector`.
-    pub(crate) fn new(max_idle: usize, connector: Connector) -> Pool {
+    /// A pool whose idle connections count against `budget`, opening new ones with `connector`.
+    pub(crate) fn new(budget: Arc<IdleBudget>, connector: Connector) -> Pool {
         Pool {
-            idle: Mutex::new(Vec::new()),
-            max_idle,
+            entries: Mutex::new(Vec::new()),
+            budget,
             connector,
-            busy: Arc::new(AtomicUsize::new(0)),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Key, VecDeque<Idle>)>> {
-        self.idle
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
+        self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn pop(&self, key: &Key) -> Option<Idle> {
-        let alone = self.busy.load(Ordering::Acquire) == 0;
-        let mut idle = self.lock();
-        let list = &mut idle.iter_mut().find(|(k, _)| k == key)?.1;
-        if alone {
-            list.pop_back()
+    /// The entry of `key` in `entries`, made when missing.
+    fn entry<'e>(entries: &'e mut Vec<Entry>, key: &Key) -> &'e mut Entry {
+        let i = match entries.iter().position(|e| e.key == *key) {
+            Some(i) => i,
+            None => {
+                entries.push(Entry {
+                    key: key.clone(),
+                    idle: VecDeque::new(),
+                    busy: Arc::new(AtomicUsize::new(0)),
+                });
+                entries.len() - 1
+            }
+        };
+        &mut entries[i]
+    }
+
+    /// An idle connection of `key` (the newest when none is busy, else the oldest), and the
+    /// key's busy counter.
+    fn pop(&self, key: &Key) -> (Option<Idle>, Arc<AtomicUsize>) {
+        let mut entries = self.lock();
+        let entry = Self::entry(&mut entries, key);
+        let popped = if entry.busy.load(Ordering::Acquire) == 0 {
+            entry.idle.pop_back()
         } else {
-            list.pop_front()
+            entry.idle.pop_front()
+        };
+        if popped.is_some() {
+            self.budget.give_back(1);
         }
+        (popped, entry.busy.clone())
     }
 
     /// An open idle connection for `key`, else a new one to `uri`.
@@ -122,22 +196,25 @@ impl Pool {
     /// A connection error marked not-sent when no connection can be opened (a config error for
     /// a scheme the client cannot speak).
     pub(crate) async fn checkout(&self, key: &Key, uri: &Uri) -> Result<Conn, Error> {
-        while let Some(idle) = self.pop(key) {
-            let mut sender = idle.sender;
-            if idle.since.elapsed() >= POOL_IDLE_TIMEOUT || sender.is_closed() {
+        loop {
+            let (idle, busy) = self.pop(key);
+            let Some(idle) = idle else {
+                return self.open(key, uri, &busy).await;
+            };
+            if idle.expired() {
                 continue; // dropped: its task closes the socket
             }
+            let mut sender = idle.sender;
             // Ready at once, but for an answer read to its end a moment ago on a task that has
             // not yet run again; an error means the connection closed meanwhile.
             if sender.ready().await.is_ok() {
                 return Ok(Conn {
                     sender,
                     key: key.clone(),
-                    _busy: Busy::new(&self.busy),
+                    _busy: Busy::new(&busy),
                 });
             }
         }
-        self.connect(key, uri).await
     }
 
     /// A new connection for `key`, to `uri`, whose task runs on the caller's runtime.
@@ -145,6 +222,11 @@ impl Pool {
     /// # Errors
     /// As [`Pool::checkout`].
     pub(crate) async fn connect(&self, key: &Key, uri: &Uri) -> Result<Conn, Error> {
+        let busy = Self::entry(&mut self.lock(), key).busy.clone();
+        self.open(key, uri, &busy).await
+    }
+
+    async fn open(&self, key: &Key, uri: &Uri, busy: &Arc<AtomicUsize>) -> Result<Conn, Error> {
         let stream = self
             .connector
             .clone()
@@ -164,25 +246,64 @@ impl Pool {
         Ok(Conn {
             sender,
             key: key.clone(),
-            _busy: Busy::new(&self.busy),
+            _busy: Busy::new(busy),
         })
     }
 
-    /// Gives back a connection whose last answer was read to the end.
+    /// Gives back a connection whose last answer was read to the end; it is closed instead when
+    /// the client keeps as many idle connections as it may.
     pub(crate) fn put_back(&self, conn: Conn) {
-        if conn.sender.is_closed() {
+        if conn.sender.is_closed() || !self.budget.take() {
             return;
         }
         let idle = Idle {
             sender: conn.sender,
             since: Instant::now(),
         };
-        let mut all = self.lock();
-        match all.iter_mut().find(|(k, _)| *k == conn.key) {
-            Some((_, list)) if list.len() < self.max_idle => list.push_back(idle),
-            Some(_) => {} // enough idle ones: this one closes
-            None => all.push((conn.key, VecDeque::from([idle]))),
+        Self::entry(&mut self.lock(), &conn.key).idle.push_back(idle);
+    }
+
+    /// Closes the idle connections that may not be used any more (idle too long, or closed by
+    /// the host).
+    pub(crate) fn reap(&self) {
+        let mut entries = self.lock();
+        let mut reaped = 0;
+        for entry in entries.iter_mut() {
+            let before = entry.idle.len();
+            entry.idle.retain(|i| !i.expired());
+            reaped += before - entry.idle.len();
         }
+        drop(entries);
+        if reaped != 0 {
+            self.budget.give_back(reaped);
+            tracing::trace!(reaped, "closed idle connections");
+        }
+    }
+
+    /// Closes every idle connection (their runtime has ended).
+    pub(crate) fn close_idle(&self) {
+        let closed: usize = self.lock().iter_mut().map(|e| e.idle.drain(..).count()).sum();
+        self.budget.give_back(closed);
+    }
+
+    /// The connections of `key` in this pool (`waiting` is left at 0).
+    pub(crate) fn status(&self, key: &Key) -> PoolStatus {
+        let entries = self.lock();
+        match entries.iter().find(|e| e.key == *key) {
+            Some(e) => PoolStatus {
+                idle: e.idle.len(),
+                busy: e.busy.load(Ordering::Acquire),
+                waiting: 0,
+            },
+            None => PoolStatus::default(),
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let idle: usize = self.lock().iter().map(|e| e.idle.len()).sum();
+        self.budget.give_back(idle);
     }
 }
 

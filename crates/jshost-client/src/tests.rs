@@ -310,3 +310,199 @@ fn a_requests_state_machine_stays_small() {
     let size = std::mem::size_of_val(&call);
     assert!(size <= 2560, "a request's future is {size} bytes");
 }
+
+/// Serves `reply(request headers, connection number)` -> (status, extra headers, body) on
+/// 127.0.0.1:0; returns the root URL.
+async fn serve_with_headers<F>(reply: F) -> String
+where
+    F: Fn(&http::HeaderMap, usize) -> (u16, Vec<(&'static str, &'static str)>, String)
+        + Send
+        + Sync
+        + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+    let url = format!("http://{}", listener.local_addr().expect("local addr"));
+    let reply = Arc::new(reply);
+    tokio::spawn(async move {
+        let mut connections = 0;
+        while let Ok((stream, _)) = listener.accept().await {
+            connections += 1;
+            let (reply, number) = (reply.clone(), connections);
+            tokio::spawn(async move {
+                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let (status, headers, body) = reply(req.headers(), number);
+                    let mut resp = hyper::Response::builder().status(status);
+                    for (name, value) in headers {
+                        resp = resp.header(name, value);
+                    }
+                    let resp = resp.body(Full::new(Bytes::from(body))).expect("valid response");
+                    async move { Ok::<_, Infallible>(resp) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_call_tells_the_host_its_deadline_when_nodes_timers_can_keep_it() {
+    let url = serve_with_headers(|headers, _| {
+        let sent = headers
+            .get(TIMEOUT_HEADER)
+            .map(|v| v.to_str().unwrap_or("?").to_owned())
+            .unwrap_or_else(|| "none".to_owned());
+        (200, vec![], sent)
+    })
+    .await;
+    let client = HttpClient::new();
+    let call = |timeout| client.call_function(&url, "f", Bytes::from_static(b"{}"), timeout);
+    let ms: u64 = call(Duration::from_secs(10))
+        .await
+        .expect("call")
+        .parse()
+        .expect("ms");
+    assert!((9_000..=10_000).contains(&ms), "{ms}");
+    assert_eq!(
+        call(Duration::from_secs(30 * 24 * 3600)).await.expect("call"),
+        "none"
+    );
+    assert_eq!(call(Duration::MAX).await.expect("call"), "none");
+    let e = client
+        .get(&format!("{url}/status"), Duration::from_secs(5))
+        .await
+        .expect("get");
+    assert_eq!(e.text_lossy(), "none", "only calls carry it");
+}
+
+#[tokio::test]
+async fn a_request_the_host_did_not_run_is_sent_again_on_a_fresh_connection() {
+    // The first connection answers "not run" to everything (a process that is draining).
+    let url = serve_with_headers(|_, connection| match connection {
+        1 => (
+            503,
+            vec![(NOT_RUN_HEADER, "1"), ("connection", "close")],
+            "jshost-node is shutting down: the call was not run; send it again".into(),
+        ),
+        n => (200, vec![], format!("ran on connection {n}")),
+    })
+    .await;
+    let text = HttpClient::new()
+        .call_function(&url, "f", Bytes::from_static(b"{}"), Duration::from_secs(5))
+        .await
+        .expect("sent again");
+    assert_eq!(text, "ran on connection 2");
+
+    // A host that only ever answers "not run": an error saying so, marked not sent.
+    let url = serve_with_headers(|_, _| (503, vec![(NOT_RUN_HEADER, "1")], "draining".into())).await;
+    let e = HttpClient::new()
+        .call_function(&url, "f", Bytes::from_static(b"{}"), Duration::from_secs(5))
+        .await
+        .expect_err("not run");
+    assert!(is_not_run(&e) && e.function_name() == Some("f"), "{e:?}");
+    // A 503 without the header is an answer like any other: not sent again.
+    let url = serve_with_headers(|_, n| (503, vec![], format!("busy {n}"))).await;
+    let e = HttpClient::new()
+        .call_function(&url, "f", Bytes::from_static(b"{}"), Duration::from_secs(5))
+        .await
+        .expect_err("503");
+    assert!(e.is_unexpected_response() && !is_not_run(&e), "{e:?}");
+    assert_eq!(e.body(), Some("busy 1"));
+}
+
+/// Serves 200 "ok" after `delay` on 127.0.0.1:0 from the current runtime; returns the root URL,
+/// the connections open now and the most open at once.
+async fn serve_counting(delay: Duration) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+    let url = format!("http://{}", listener.local_addr().expect("local addr"));
+    let (open, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (o, p) = (open.clone(), peak.clone());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let now = o.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(now, Ordering::SeqCst);
+            let o = o.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |_req: hyper::Request<hyper::body::Incoming>| async move {
+                    tokio::time::sleep(delay).await;
+                    Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+                o.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (url, open, peak)
+}
+
+/// Eight current-thread runtimes (an actix server's workers) share one client of 4 request
+/// slots: 4 requests in flight and 4 connections idle at most over all of them, requests beyond
+/// wait (and are reported waiting), and idle connections are closed once expired.
+#[test]
+fn the_pool_keeps_one_bound_across_runtimes_and_closes_idle_connections() {
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("server runtime");
+    let (url, open, peak) = server.block_on(serve_counting(Duration::from_millis(30)));
+    let client = HttpClient::with_max_connections(4);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let finished = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, url, finished, mut stopped) =
+                (client.clone(), url.clone(), finished.clone(), stopped.clone());
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("worker runtime");
+                runtime.block_on(async move {
+                    for _ in 0..3 {
+                        let calls = (0..16).map(|_| client.get(&url, Duration::from_secs(30)));
+                        for answer in futures::future::join_all(calls).await {
+                            assert_eq!(answer.expect("get").status, 200);
+                        }
+                    }
+                    finished.fetch_add(1, Ordering::SeqCst);
+                    // Keep driving the runtime (its pool's reaper runs on it) until told.
+                    let _ = stopped.wait_for(|s| *s).await;
+                });
+            })
+        })
+        .collect();
+    let poll = |what: &str, check: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let mut saw_waiting = false;
+    while finished.load(Ordering::SeqCst) < 8 {
+        let status = client.pool_status(&url);
+        assert!(status.busy <= 4 && status.idle <= 4, "{status:?}");
+        saw_waiting |= status.waiting > 0;
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(saw_waiting, "128 requests for 4 slots: some waited");
+    let status = client.pool_status(&url);
+    assert_eq!((status.busy, status.waiting), (0, 0), "{status:?}");
+    assert!(status.idle <= 4, "{status:?}");
+    // Eight runtimes' pools of 4 idle each plus 4 busy were 36 sockets; connections being
+    // closed are still counted by the server for a moment.
+    let peak = peak.load(Ordering::SeqCst);
+    assert!(peak <= 12, "{peak} connections open at once");
+    poll("idle connections to be closed", &|| {
+        client.pool_status(&url).idle == 0 && open.load(Ordering::SeqCst) == 0
+    });
+    let _ = stop.send(true);
+    for worker in workers {
+        worker.join().expect("worker thread");
+    }
+}

@@ -3,6 +3,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A boxed error that caused an [`Error`].
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -63,10 +64,15 @@ impl ErrorKind {
 /// the JavaScript stack and the host's logfile. `Display` prints one line of context (plus the JS
 /// stack for function errors); the underlying cause, if any, is available via
 /// [`std::error::Error::source`] and is not repeated in `Display`.
+///
+/// A clone is the same failure with all it carries (its cause is shared): a request that carried
+/// several calls gives each of them its failure.
+#[derive(Clone)]
 pub struct Error {
     inner: Box<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     kind: ErrorKind,
     message: String,
@@ -77,7 +83,7 @@ struct Inner {
     js_stack: Option<String>,
     logfile: Option<PathBuf>,
     not_sent: bool,
-    source: Option<BoxError>,
+    source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
 }
 
 impl Error {
@@ -166,7 +172,7 @@ impl Error {
     /// Attaches the underlying cause, returned by `source()`.
     #[must_use]
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
-        self.inner.source = Some(source.into());
+        self.inner.source = Some(Arc::from(source.into()));
         self
     }
 

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod actix;
+mod batching;
 mod caching;
 mod cli;
 mod concurrency;
