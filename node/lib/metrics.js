@@ -18,18 +18,19 @@ class Metrics {
     this.loop.enable();
   }
 
-  start(name) {
+  /** A call starts: returns its start time, for `end`. */
+  start() {
     this.inFlight++;
-    return { name, started: performance.now() };
+    return performance.now();
   }
 
-  end(token, status) {
+  end(name, started, status) {
     this.inFlight--;
-    const seconds = (performance.now() - token.started) / 1000;
-    let f = this.functions.get(token.name);
+    const seconds = (performance.now() - started) / 1000;
+    let f = this.functions.get(name);
     if (f === undefined) {
       f = emptyFunction();
-      this.functions.set(token.name, f);
+      this.functions.set(name, f);
     }
     f.calls++;
     if (status !== 200) f.errors++;

@@ -73,12 +73,16 @@ function createHandler(
     try {
       answer();
     } catch (err) {
-      log.error(`cannot send the answer of ${what}:\n${describe(err)}`);
-      try {
-        if (!res.headersSent) return void send(res, 500, `Error: cannot send the answer of ${what}: ${describe(err)}`, TEXT_TYPE);
-      } catch {}
-      res.destroy();
+      answerFailed(res, what, err);
     }
+  }
+
+  function answerFailed(res, what, err) {
+    log.error(`cannot send the answer of ${what}:\n${describe(err)}`);
+    try {
+      if (!res.headersSent) return void send(res, 500, `Error: cannot send the answer of ${what}: ${describe(err)}`, TEXT_TYPE);
+    } catch {}
+    res.destroy();
   }
 
   /**
@@ -118,43 +122,56 @@ function createHandler(
 
   /**
    * Runs one call (a plain call or a batch item): `ms` is the client's timer (timerMs), the
-   * host-wide callTimeout applies too (the sooner wins); `done(status, body)` once.
+   * host-wide callTimeout applies too (the sooner wins); `done(status, body)` once, after
+   * hooks.end (hooks.start runs now). A failing hook is logged, not fatal.
    */
   function startCall(req, res, name, fn, data, ms, expired, done) {
     const timer = sooner(ms, defaultMs);
-    const call = new Call(name, hooks === undefined ? done : hooked(name, timer, done));
+    let call;
+    if (hooks === undefined) {
+      call = new Call(name, done);
+    } else {
+      const token = startHook(name, timer);
+      call = new Call(name, (status, body) => {
+        endHook(name, token, status);
+        done(status, body);
+      });
+    }
     call.limit(timer, expired);
     invoke(call, fn, context(name, req, res), data);
   }
 
-  /** `done` with hooks.end before it; hooks.start now. A failing hook is logged, not fatal. */
-  function hooked(name, timer, done) {
-    let token;
+  function startHook(name, timer) {
     try {
-      token = hooks.start(name, timer === 0 ? undefined : timer);
+      return hooks.start(name, timer === 0 ? undefined : timer);
     } catch (err) {
       log.error(`hooks.start failed for function ${name}:\n${describe(err)}`);
     }
-    return (status, body) => {
-      try {
-        hooks.end(token, status);
-      } catch (err) {
-        log.error(`hooks.end failed for function ${name}:\n${describe(err)}`);
-      }
-      done(status, body);
-    };
+  }
+
+  function endHook(name, token, status) {
+    try {
+      hooks.end(token, status);
+    } catch (err) {
+      log.error(`hooks.end failed for function ${name}:\n${describe(err)}`);
+    }
   }
 
   function callFunction(req, res, name, fn, data) {
     const start = verbose ? process.hrtime.bigint() : 0n;
     const ms = timerMs(req.headers['x-jshost-timeout']);
-    startCall(req, res, name, fn, data, ms, plainExpired, (status, body) =>
-      answering(res, `function "${name}"`, () => {
-        if (status !== 200) log.error(`function ${name} produced an error:\n${body}`);
-        if (verbose) logCall(name, status, start);
-        if (!res.headersSent && !res.destroyed) send(res, status, body);
-      }),
-    );
+    startCall(req, res, name, fn, data, ms, plainExpired, (status, body) => answerCall(res, name, status, body, start));
+  }
+
+  /** Sends a plain call's answer; if that throws, as `answering` does. */
+  function answerCall(res, name, status, body, start) {
+    try {
+      if (status !== 200) log.error(`function ${name} produced an error:\n${body}`);
+      if (verbose) logCall(name, status, start);
+      if (!res.headersSent && !res.destroyed) send(res, status, body);
+    } catch (err) {
+      answerFailed(res, `function "${name}"`, err);
+    }
   }
 
   function logCall(name, status, start) {

@@ -84,16 +84,16 @@ async function runWorker(setup) {
   const hooks = {
     start(name, timeoutMs) {
       if (watchdog === null) watchdog = new Watchdog({ logfile: log.file, prefix: `${log.name}[${process.pid}]` });
-      const token = metrics.start(name);
+      const started = metrics.start();
       // The sooner of the call's own deadline and --call-timeout (as server.js times calls).
       const own = timeoutMs > 0 && timeoutMs <= 2147483647 ? timeoutMs : undefined;
       const timeout = own === undefined ? opts.callTimeout : opts.callTimeout === undefined ? own : Math.min(own, opts.callTimeout);
-      token.watch = timeout > 0 ? watchdog.start(name, timeout) : null;
+      const watch = timeout > 0 ? watchdog.start(name, timeout) : null;
       if (opts.maxCalls !== undefined && ++calls >= opts.maxCalls) recycle(`${calls} calls, --max-calls ${opts.maxCalls}`);
-      return token;
+      return { name, started, watch };
     },
     end(token, status) {
-      metrics.end(token, status);
+      metrics.end(token.name, token.started, status);
       if (token.watch !== null) watchdog.end(token.watch);
     },
   };
