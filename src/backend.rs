@@ -495,7 +495,6 @@ fn unknown_function(endpoint: &Endpoint, name: &str) -> Error {
 
 /// Each backend's URL (as people read it) and `client`'s connections to it, over every runtime.
 /// (For `JsHost::pool_status`.)
-#[allow(dead_code)]
 pub(crate) fn pool_status(
     backends: &[Arc<Backend>],
     client: &HttpClient,

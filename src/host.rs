@@ -3,7 +3,7 @@
 use crate::backend::{compatible, Backend, Origin, Supervision};
 use crate::{balance, connect, Function};
 use bytes::Bytes;
-use jshost_client::{display_url, driver, HttpClient};
+use jshost_client::{display_url, driver, HttpClient, PoolStatus};
 use jshost_core::{Result, Settings, Status};
 use jshost_manager::{probe_status_with, Manager, NodeSetup};
 use std::fmt;
@@ -153,6 +153,13 @@ impl JsHost {
                 function_timeout: settings.function_timeout,
             }),
         }
+    }
+
+    /// This handle's connections to each of its hosts, summed over every runtime that calls:
+    /// idle and busy connections and calls waiting for a request slot, by host URL (`unix:PATH`
+    /// for a socket). Idle connections of all runtimes share one bound, `max_connections`.
+    pub fn pool_status(&self) -> Vec<(String, PoolStatus)> {
+        crate::backend::pool_status(&self.inner.backends, &self.inner.client)
     }
 
     /// The hosts calls are spread over, each as a handle of its own (sharing this handle's

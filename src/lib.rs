@@ -104,6 +104,7 @@ mod host;
 
 pub use function::Function;
 pub use host::JsHost;
+pub use jshost_client::PoolStatus;
 #[doc(inline)]
 pub use jshost_core::{hash, Error, ErrorKind, Result, Settings, Status};
 #[doc(inline)]
