@@ -18,6 +18,14 @@ const FLAGS = {
   watch: [null, false],
   verbose: [null, false],
   prepare: [null, false],
+  'call-timeout': [null, true],
+  grace: [null, true],
+  'max-memory': [null, true],
+  'max-calls': [null, true],
+  'allowed-hosts': [null, true],
+  'auth-token-file': [null, true],
+  'tls-cert': [null, true],
+  'tls-key': [null, true],
 };
 const ALIASES = Object.fromEntries(
   Object.entries(FLAGS).filter(([, [a]]) => a).map(([name, [a]]) => [a, name]),
@@ -47,6 +55,19 @@ jshost-node options:
   --prepare             with --manager: start a host for the manager's own config at once,
                         kept aside for the first /host/start of that config (killed if
                         unused for 30 s); rejected without --manager
+  --call-timeout MS     a call without its own deadline (X-Jshost-Timeout header, batch
+                        item "timeout") gets this one; a call that keeps the event loop
+                        from turning past its deadline gets its worker replaced
+  --grace S             on SIGTERM/SIGINT (and for retired workers) finish the calls in
+                        flight for up to S seconds (default 10), then exit
+  --max-memory MB       recycle a worker (drain, replace) once its RSS is over MB
+  --max-calls N         recycle a worker after N calls
+  --allowed-hosts A,B   answer only requests whose Host header names one of these (403)
+  --auth-token-file F   every request (but GET /jshost/health) must carry
+                        "Authorization: Bearer <the file's content>" (401); F must not be
+                        readable or writable by group or others
+  --tls-cert F --tls-key F
+                        serve HTTPS with this certificate chain and key (PEM)
 
 Example:
   jshost-node host.config.js --port 0 --json`;
@@ -114,6 +135,14 @@ function finish(out) {
     watch: !!out.watch,
     verbose: !!out.verbose,
     prepare: !!out.prepare,
+    callTimeout: undefined,
+    grace: 10,
+    maxMemory: undefined,
+    maxCalls: undefined,
+    allowedHosts: null,
+    authTokenFile: out['auth-token-file'] === undefined ? undefined : String(out['auth-token-file']),
+    tlsCert: out['tls-cert'] === undefined ? undefined : String(out['tls-cert']),
+    tlsKey: out['tls-key'] === undefined ? undefined : String(out['tls-key']),
   };
   if (opts.help || opts.version) return opts;
   if (opts.configFile === undefined) {
@@ -127,8 +156,41 @@ function finish(out) {
     }
     opts.workers = w;
   }
+  if (out['call-timeout'] !== undefined) opts.callTimeout = integer(out, 'call-timeout', 'milliseconds', MAX_TIMER_MS);
+  if (out['max-calls'] !== undefined) opts.maxCalls = integer(out, 'max-calls', 'calls', Number.MAX_SAFE_INTEGER);
+  if (out['max-memory'] !== undefined) opts.maxMemory = positive(out, 'max-memory', 'megabytes');
+  if (out.grace !== undefined) {
+    const g = out.grace;
+    if (typeof g !== 'number' || !(g >= 0) || g > MAX_TIMER_MS / 1000) {
+      throw new UsageError(`--grace takes a number of seconds (0 or more), not ${JSON.stringify(g)}`);
+    }
+    opts.grace = g;
+  }
+  if (out['allowed-hosts'] !== undefined) {
+    const names = String(out['allowed-hosts']).split(',').map((h) => h.trim().toLowerCase());
+    if (names.some((h) => h.length === 0 || /[\s/]/.test(h))) {
+      throw new UsageError(`--allowed-hosts takes host names separated by commas, not ${JSON.stringify(out['allowed-hosts'])}`);
+    }
+    opts.allowedHosts = names;
+  }
+  if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
   // A manager passes --workers and --watch on to the hosts it starts.
   return opts;
+}
+
+// Node's timers fire at once for any delay above 2^31 - 1 ms.
+const MAX_TIMER_MS = 2147483647;
+
+function integer(out, name, unit, max) {
+  const v = out[name];
+  if (!Number.isInteger(v) || v < 1 || v > max) throw new UsageError(`--${name} takes a whole number of ${unit} (1 to ${max}), not ${JSON.stringify(v)}`);
+  return v;
+}
+
+function positive(out, name, unit) {
+  const v = out[name];
+  if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw new UsageError(`--${name} takes a number of ${unit} above 0, not ${JSON.stringify(v)}`);
+  return v;
 }
 
 /** The features a process run with `opts` has on, in the header's order. */

@@ -5,8 +5,8 @@
 // `timeout` (ms) is answered 504 when it has not answered by then, so a function that never
 // answers holds its batch-mates back no longer than that.
 
-const { Call, invoke } = require('./call');
 const { HttpError } = require('./body');
+const { timerMs } = require('./call');
 
 /** Checks a parsed batch; throws a 400 HttpError naming the first problem. */
 function validate(items) {
@@ -25,18 +25,23 @@ function validate(items) {
     if (data !== undefined && (data === null || typeof data !== 'object')) {
       throw new HttpError(400, 'BadRequestError', `batch item ${i}: "data" must be an object or an array`);
     }
+    // A number too large for a host timer (even 1e999, read as Infinity) means no timer.
     const timeout = item.timeout;
-    if (timeout !== undefined && !(typeof timeout === 'number' && timeout > 0 && Number.isFinite(timeout))) {
+    if (timeout !== undefined && !(typeof timeout === 'number' && timeout > 0)) {
       throw new HttpError(400, 'BadRequestError', `batch item ${i}: "timeout" must be a positive number of milliseconds`);
     }
   }
 }
 
+/** The 504 body of a batch item past its `timeout`. */
+const itemExpired = (name, ms) => `Function "${name}" did not answer within its timeout of ${ms} ms`;
+
 /**
- * Runs every item; `onDone(results)` once all have answered. `context(name)` makes the `this`
- * of a call; `onItem(name, status)` is told about each (for --verbose).
+ * Runs every item; `onDone(results)` once all have answered. `startCall(name, fn, data, ms,
+ * expired, done)` runs one call (`ms`: its timer, 0 for none; `done(status, body)`);
+ * `onUnknown(name)` is told about an item naming no function.
  */
-function runBatch(items, functions, context, onDone, onItem) {
+function runBatch(items, functions, startCall, onDone, onUnknown) {
   const results = new Array(items.length);
   let pending = items.length;
   if (pending === 0) {
@@ -48,21 +53,42 @@ function runBatch(items, functions, context, onDone, onItem) {
     const fn = functions[name];
     if (fn === undefined) {
       results[i] = { status: 404, error: `Not found. Unknown function "${name}"` };
-      if (onItem) onItem(name, 404);
+      onUnknown(name);
       if (--pending === 0) onDone(results);
       continue;
     }
-    let timer = null;
-    const call = new Call(name, (status, body) => {
-      if (timer !== null) clearTimeout(timer);
+    const { data, timeout } = items[i];
+    startCall(name, fn, data === undefined ? {} : data, timerMs(timeout), itemExpired, (status, body) => {
       results[i] = status === 200 ? { status, output: body } : { status, error: body };
-      if (onItem) onItem(name, status);
       if (--pending === 0) onDone(results);
     });
-    const { data, timeout } = items[i];
-    if (timeout !== undefined) timer = setTimeout(() => call.expire(timeout), timeout);
-    invoke(call, fn, context(name), data === undefined ? {} : data);
   }
 }
 
-module.exports = { validate, runBatch };
+/**
+ * The answer to a batch, in pieces: '[', each result's JSON (after a ',' from the second on),
+ * ']'. Each result is encoded as its piece is asked for, and let go of, so that neither the
+ * whole answer nor all encoded outputs are ever held at once. A result that cannot be encoded
+ * (an output longer, escaped, than V8's longest string) becomes a 500 naming the reason.
+ */
+function* answerPieces(items, results) {
+  yield '[';
+  for (let i = 0; i < results.length; i++) {
+    const result = results[i];
+    results[i] = undefined;
+    yield (i === 0 ? '' : ',') + encode(items[i].function, result);
+  }
+  yield ']';
+}
+
+function encode(name, result) {
+  try {
+    return JSON.stringify(result);
+  } catch (err) {
+    const text = result.status === 200 ? result.output : result.error;
+    const error = new Error(`function "${name}": its answer (${text.length} characters) is too long for a batch answer (${err}); call it alone`);
+    return JSON.stringify({ status: 500, error: error.stack });
+  }
+}
+
+module.exports = { validate, runBatch, answerPieces };

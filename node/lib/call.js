@@ -6,6 +6,9 @@
 
 const { runIn, runOutside, currentCall } = require('./context');
 
+/** The longest delay Node's timers keep (2^31-1 ms): a longer one fires at once. */
+const MAX_TIMER_MS = 2147483647;
+
 /**
  * One call in flight. `done(status, body)` is called exactly once, with 200 and the output
  * text, or 500 and the error's stack.
@@ -19,7 +22,15 @@ class Call {
     this.done = done;
     this.settled = false;
     this.expired = false;
-    this.generation = null; // context.js: set when it marks an async resource
+    this.timer = null;
+  }
+
+  /**
+   * Answers 504 (`expired(name, ms)` is the body) if the call has not answered within `ms`
+   * milliseconds; no timer when `ms` is 0 (see timerMs).
+   */
+  limit(ms, expired) {
+    if (ms > 0) this.timer = setTimeout(expire, ms, this, ms, expired);
   }
 
   /** js-host's callback: `cb(err)` fails, `cb(null, output)` answers. */
@@ -47,7 +58,7 @@ class Call {
     try {
       body = outputText(output);
     } catch (e) {
-      this.answer(500, errorText(e));
+      this.answer(500, errorText(isRangeError(e) ? new Error(`function "${this.name}": its output cannot be encoded as JSON (${e})`) : e));
       return;
     }
     this.answer(200, body);
@@ -55,22 +66,48 @@ class Call {
 
   /** Calls `done` outside the call (the host's work: context.js), and lets go of it. */
   answer(status, body) {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
     const done = this.done;
     this.done = null; // the call lives on while resources it marked do
     runOutside(done, status, body);
   }
 
-  /** Answers 504 now if the call has not answered (a batch item past its `timeout`). */
-  expire(ms) {
-    if (this.settled) return;
-    this.settled = true;
-    this.expired = true;
-    this.answer(504, `Function "${this.name}" did not answer within its timeout of ${ms} ms`);
-  }
-
   fail(err) {
     this.settle(err || new Error(`Function "${this.name}" failed with ${String(err)}`));
   }
+}
+
+function expire(call, ms, expired) {
+  call.timer = null;
+  if (call.settled) return;
+  call.settled = true;
+  call.expired = true; // it may still answer: that is expected
+  call.answer(504, expired(call.name, ms));
+}
+
+/** The 504 body of a plain call past its timeout (the wire contract's words). */
+const plainExpired = (name, ms) => `function "${name}" did not answer within ${ms} ms`;
+
+/**
+ * The milliseconds of a host timer for a call: `value` is a number (a batch item's `timeout`,
+ * --call-timeout) or a decimal header value (X-Jshost-Timeout). A missing, malformed,
+ * non-positive value, or one above MAX_TIMER_MS, means no timer (0): the client enforces its
+ * own deadline, and js-host clients may send anything.
+ */
+function timerMs(value) {
+  let ms = value;
+  if (typeof value === 'string') ms = /^[0-9]{1,10}$/.test(value) ? Number(value) : 0;
+  else if (typeof value !== 'number') return 0;
+  return ms > 0 && ms <= MAX_TIMER_MS ? ms : 0;
+}
+
+/** The smaller of two timerMs values, 0 (none) counting as no limit. */
+function sooner(a, b) {
+  if (a === 0) return b;
+  return b === 0 || a < b ? a : b;
 }
 
 /** js-host's rules for the output: falsy is an error, objects are JSON, others String(v). */
@@ -87,15 +124,29 @@ function outputText(output) {
 
 /** js-host's error body: the stack, after wrapping a non-Error (`cb('text')`) in an Error. */
 function errorText(err) {
-  let e = err;
-  if (!(e instanceof Error)) {
-    try {
-      e = new Error(e);
-    } catch {
-      e = new Error(safeString(err));
+  try {
+    let e = err;
+    if (!(e instanceof Error)) {
+      try {
+        e = new Error(e);
+      } catch {
+        e = new Error(safeString(err));
+      }
     }
+    const stack = e.stack;
+    return typeof stack === 'string' ? stack : safeString(e);
+  } catch {
+    // A Proxy or an object whose getters throw: the failure itself cannot be described.
+    return new Error('the function failed with a value that cannot be described').stack;
   }
-  return typeof e.stack === 'string' ? e.stack : safeString(e);
+}
+
+function isRangeError(e) {
+  try {
+    return e instanceof RangeError;
+  } catch {
+    return false;
+  }
 }
 
 function safeString(v) {
@@ -111,28 +162,35 @@ function invoke(call, fn, ctx, data) {
   runIn(call, run, call, fn, ctx, data);
 }
 
+// Everything that touches the function's value (its `then`, even a getter that throws) runs
+// inside the call's error handling: it fails the call, never the host.
 function run(call, fn, ctx, data) {
   let ret;
+  let direct;
   try {
+    direct = fn.length < 2;
     ret = fn.call(ctx, data, call.callback());
+    if (call.settled) return;
+    if (ret !== null && (typeof ret === 'object' || typeof ret === 'function')) {
+      const then = ret.then;
+      if (typeof then === 'function') {
+        then.call(
+          ret,
+          (value) => {
+            // A callback-style async function resolves with undefined and calls cb later.
+            if (value === undefined && !direct) return;
+            call.settle(null, value);
+          },
+          (err) => call.fail(err),
+        );
+        return;
+      }
+    }
   } catch (err) {
     call.fail(err);
     return;
   }
-  if (call.settled) return;
-  if (ret !== null && (typeof ret === 'object' || typeof ret === 'function') && typeof ret.then === 'function') {
-    const direct = fn.length < 2;
-    ret.then(
-      (value) => {
-        // A callback-style async function resolves with undefined and calls cb later.
-        if (value === undefined && !direct) return;
-        call.settle(null, value);
-      },
-      (err) => call.fail(err),
-    );
-  } else if (fn.length < 2) {
-    call.settle(null, ret);
-  }
+  if (direct) call.settle(null, ret);
 }
 
-module.exports = { Call, invoke, currentCall, outputText, errorText };
+module.exports = { Call, invoke, currentCall, outputText, errorText, timerMs, sooner, plainExpired, MAX_TIMER_MS };

@@ -1,6 +1,6 @@
 'use strict';
-// The command line: js-host 0.12's modes (host, --manager, --config, --detached) plus
-// --workers / --watch (cluster primary) and the worker entry point.
+// The command line: js-host 0.12's modes (host, --manager, --config, --detached). A host is
+// always a cluster primary with its workers (one by default): see cluster.js.
 
 const { parseArgs, USAGE, UsageError } = require('./args');
 const { VERSION } = require('./version');
@@ -24,8 +24,7 @@ async function main(argv) {
     return require('./detach').runDetached(argv, JSON.stringify(status));
   }
   if (opts.manager) return require('./manager').runManager(opts);
-  if (opts.workers !== undefined || opts.watch) return require('./cluster').runPrimary(opts);
-  return require('./host').runHost(opts);
+  return require('./cluster').runPrimary(opts);
 }
 
 /** The status the process would report (what --config prints), or exit 1 with the reason. */

@@ -1,18 +1,14 @@
 'use strict';
-// A host: the config's functions behind the HTTP handler. `buildHost` is shared by a single
-// process, a cluster worker and `--config`; `runHost` runs a single-process host.
+// A host: the config's functions behind the HTTP handler. `buildHost` is shared by cluster
+// workers and `--config`.
 
 const http = require('node:http');
 const { effectiveConfig, statusOf, functionTable, addFunction, loadConfig } = require('./config');
 const { requireLimit } = require('./limit');
 const { createHandler } = require('./server');
-const { Call } = require('./call');
-const { Log, describe } = require('./log');
+const { describe } = require('./log');
 const { NAME, VERSION } = require('./version');
 const { features } = require('./args');
-const { listen, describeListen } = require('./listen');
-const guard = require('./guard');
-const stdin = require('./stdin');
 
 /**
  * The host for a loaded config. `opts` are the command-line options; `info` = {workers,
@@ -73,43 +69,24 @@ async function loadHost(opts, log, info) {
   }
 }
 
-function newServer(host, opts, log, state) {
-  const handler = createHandler(host, { identity: identityHeader(opts), log, verbose: opts.verbose, state });
-  return http.createServer(handler);
+/**
+ * The HTTP (or, with `extra.tls` = {cert, key}, HTTPS) server for `host`; it never listens
+ * itself: a worker emits 'connection' with the sockets the primary hands it.
+ * `extra`: {hooks, authToken, tls}.
+ */
+function newServer(host, opts, log, state, extra = {}) {
+  const handler = createHandler(host, {
+    identity: identityHeader(opts),
+    log,
+    verbose: opts.verbose,
+    state,
+    callTimeout: opts.callTimeout,
+    hooks: extra.hooks,
+    allowedHosts: opts.allowedHosts,
+    authToken: extra.authToken || null,
+  });
+  // node:https (and TLS) is loaded only when used: it adds to every host's start-up.
+  return extra.tls ? require('node:https').createServer({ cert: extra.tls.cert, key: extra.tls.key }, handler) : http.createServer(handler);
 }
 
-/** A host in this process (no workers). */
-async function runHost(opts) {
-  const log = new Log({ logfile: opts.logfile, verbose: opts.verbose });
-  Call.log = log;
-  const { host } = await loadHost(opts, log);
-  guard.install(log);
-  const server = newServer(host, opts, log, { closing: false });
-  if (opts.exitOnStdinClose) {
-    stdin.onClose(() => {
-      log.info('stdin closed; exiting');
-      process.exit(0);
-    });
-  }
-  if (opts.socket !== undefined) {
-    // Exit through process.exit so that the socket file is removed.
-    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, () => process.exit(0));
-  }
-  try {
-    const port = await listen(server, host.config, opts);
-    host.setListeningPort(port);
-  } catch (err) {
-    log.fatal(`cannot listen at ${describeListen(host.config, opts)}: ${err.message}\n${err.stack}`);
-    process.exit(1);
-  }
-  announce(host, opts, log);
-}
-
-/** What js-host prints once listening: the status line with --json, else "Host listening at ...". */
-function announce(host, opts, log, statusJson = host.statusJson()) {
-  const where = opts.socket !== undefined ? opts.socket : `${host.config.address}:${host.config.port}`;
-  log.info(`Host listening at ${where}`);
-  process.stdout.write(opts.json ? statusJson + '\n' : `Host listening at ${where}\n`);
-}
-
-module.exports = { buildHost, loadHost, runHost, newServer, announce, identityHeader };
+module.exports = { buildHost, loadHost, newServer, identityHeader };

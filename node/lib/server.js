@@ -1,45 +1,160 @@
 'use strict';
 // The host's HTTP handler: js-host 0.12's routes (GET /status, POST /function/NAME) with its
-// status codes and bodies, plus POST /batch and GET /jshost/info. Every response carries the
-// identity header. The hot path (POST /function/NAME) avoids URL objects and extra work.
+// status codes and bodies, plus POST /batch, GET /jshost/info, /jshost/health and /metrics.
+// Every response carries the identity header. Before routing: the Host header and bearer token
+// checks (when configured), and, while the process drains, "not run, send again" answers.
 
+const crypto = require('node:crypto');
 const { readJson, HttpError } = require('./body');
-const { Call, invoke } = require('./call');
+const { Call, invoke, timerMs, sooner, plainExpired } = require('./call');
 const batch = require('./batch');
 const { installQuery } = require('./query');
+const { describe } = require('./log');
 
 const FUNCTION_PREFIX = '/function/';
 const JSON_TYPE = 'application/json; charset=utf-8';
+const TEXT_TYPE = 'text/plain; charset=utf-8';
+const METRICS_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+const NOT_RUN = 'jshost-node is shutting down: the call was not run; send it again';
+const NOT_RUN_HEADERS = ['X-Jshost-Not-Run', '1', 'Connection', 'close'];
+const UNAUTHORIZED_HEADERS = ['WWW-Authenticate', 'Bearer'];
+// Answers longer than this (characters) are streamed rather than built as one string.
+const STREAM_ABOVE = 1 << 20;
 
 /**
- * host: {functions, limit, api (the `this.host` of calls), statusJson(), infoJson()}
- * options: {identity (header value), log, verbose, state: {closing}}
+ * host: {functions, limit, api (the `this.host` of calls), statusJson(), infoJson(), and
+ *   optionally health() -> {status, body} and metrics() -> string}
+ * options: {identity (header value), log, verbose,
+ *   state: {closing, draining} (read on every request: draining answers 503 "not run"),
+ *   callTimeout: ms for every call (see timerMs; the sooner of it and the client's wins),
+ *   hooks: {start(name, timeoutMs | undefined) -> token, end(token, status)} around every call,
+ *   allowedHosts: lowercase host names (no port), or null for any,
+ *   authToken: Buffer or null (then every request but GET /jshost/health needs
+ *     `Authorization: Bearer TOKEN`)}
  */
-function createHandler(host, { identity, log, verbose, state = { closing: false } }) {
+function createHandler(
+  host,
+  { identity, log, verbose, state = { closing: false, draining: false }, callTimeout, hooks, allowedHosts = null, authToken = null },
+) {
   installQuery();
   const functions = host.functions;
   const limit = host.limit;
+  const defaultMs = timerMs(callTimeout);
+  const allowed = allowedHosts === null || allowedHosts === undefined ? null : new Set(allowedHosts);
+  const tokenDigest = authToken === null || authToken === undefined ? null : digest(authToken);
 
-  function send(res, status, body, type) {
+  function send(res, status, body, type, extra) {
     const headers = ['X-Jshost-Node', identity, 'Content-Length', Buffer.byteLength(body)];
     if (type !== undefined) headers.push('Content-Type', type);
-    if (state.closing) headers.push('Connection', 'close');
+    if (extra !== undefined) headers.push(...extra);
+    if (state.closing && extra !== NOT_RUN_HEADERS) headers.push('Connection', 'close');
     res.writeHead(status, headers);
     res.end(body);
+  }
+
+  /** Wire contract item 2: this process will not run the request; the client sends it again. */
+  function notRun(res) {
+    send(res, 503, NOT_RUN, TEXT_TYPE, NOT_RUN_HEADERS);
+  }
+
+  /** Answers `answer(res)` once the request's body has been read (and dropped). */
+  function afterBody(req, res, answer) {
+    if (req.complete) return answer(res);
+    req.once('end', () => answer(res));
+    req.on('error', () => {});
+    req.resume();
+  }
+
+  /**
+   * Runs `answer()`, the steps that send a call's answer; if one throws, the call gets a 500
+   * (or, with its answer already begun, loses its connection) and the host serves on.
+   */
+  function answering(res, what, answer) {
+    try {
+      answer();
+    } catch (err) {
+      log.error(`cannot send the answer of ${what}:\n${describe(err)}`);
+      try {
+        if (!res.headersSent) return void send(res, 500, `Error: cannot send the answer of ${what}: ${describe(err)}`, TEXT_TYPE);
+      } catch {}
+      res.destroy();
+    }
+  }
+
+  /**
+   * Sends an answer given as pieces (an iterator of strings). A short answer goes out as one
+   * string with its Content-Length; a longer one is streamed (chunked) piece by piece, waiting
+   * for the socket to drain, so that no string ever holds it whole.
+   */
+  function sendPieces(res, status, pieces, type) {
+    let head = '';
+    for (;;) {
+      const next = pieces.next();
+      if (next.done) return send(res, status, head, type);
+      head += next.value;
+      if (head.length > STREAM_ABOVE) break;
+    }
+    const headers = ['X-Jshost-Node', identity, 'Content-Type', type];
+    if (state.closing) headers.push('Connection', 'close');
+    res.writeHead(status, headers);
+    const flowing = res.write(head);
+    head = '';
+    const pump = () =>
+      answering(res, 'a batch', () => {
+        for (;;) {
+          if (res.destroyed) return;
+          const next = pieces.next();
+          if (next.done) return void res.end();
+          if (!res.write(next.value)) return void res.once('drain', pump);
+        }
+      });
+    if (flowing) pump();
+    else res.once('drain', pump);
   }
 
   function context(name, req, res) {
     return { name, host: host.api, req, res };
   }
 
+  /**
+   * Runs one call (a plain call or a batch item): `ms` is the client's timer (timerMs), the
+   * host-wide callTimeout applies too (the sooner wins); `done(status, body)` once.
+   */
+  function startCall(req, res, name, fn, data, ms, expired, done) {
+    const timer = sooner(ms, defaultMs);
+    const call = new Call(name, hooks === undefined ? done : hooked(name, timer, done));
+    call.limit(timer, expired);
+    invoke(call, fn, context(name, req, res), data);
+  }
+
+  /** `done` with hooks.end before it; hooks.start now. A failing hook is logged, not fatal. */
+  function hooked(name, timer, done) {
+    let token;
+    try {
+      token = hooks.start(name, timer === 0 ? undefined : timer);
+    } catch (err) {
+      log.error(`hooks.start failed for function ${name}:\n${describe(err)}`);
+    }
+    return (status, body) => {
+      try {
+        hooks.end(token, status);
+      } catch (err) {
+        log.error(`hooks.end failed for function ${name}:\n${describe(err)}`);
+      }
+      done(status, body);
+    };
+  }
+
   function callFunction(req, res, name, fn, data) {
     const start = verbose ? process.hrtime.bigint() : 0n;
-    const call = new Call(name, (status, body) => {
-      if (status !== 200) log.error(`function ${name} produced an error:\n${body}`);
-      if (verbose) logCall(name, status, start);
-      if (!res.headersSent && !res.destroyed) send(res, status, body);
-    });
-    invoke(call, fn, context(name, req, res), data);
+    const ms = timerMs(req.headers['x-jshost-timeout']);
+    startCall(req, res, name, fn, data, ms, plainExpired, (status, body) =>
+      answering(res, `function "${name}"`, () => {
+        if (status !== 200) log.error(`function ${name} produced an error:\n${body}`);
+        if (verbose) logCall(name, status, start);
+        if (!res.headersSent && !res.destroyed) send(res, status, body);
+      }),
+    );
   }
 
   function logCall(name, status, start) {
@@ -49,19 +164,19 @@ function createHandler(host, { identity, log, verbose, state = { closing: false 
 
   function fail(res, err) {
     if (err instanceof HttpError) {
-      send(res, err.status, err.body, 'text/plain; charset=utf-8');
+      send(res, err.status, err.body, TEXT_TYPE);
     } else {
       log.error(`request failed:\n${err && err.stack}`);
-      send(res, 500, String(err && err.stack), 'text/plain; charset=utf-8');
+      send(res, 500, String(err && err.stack), TEXT_TYPE);
     }
   }
 
   function notFound(req, res, path) {
-    send(res, 404, `Cannot ${req.method} ${path}`, 'text/plain; charset=utf-8');
+    send(res, 404, `Cannot ${req.method} ${path}`, TEXT_TYPE);
   }
 
   // POST /function/NAME: the body is read (and may fail) before the name is looked up, as in
-  // js-host. Returns the decoded name, or undefined when it does not decode (a 400).
+  // js-host (a name that does not decode is a 400).
   function functionRoute(req, res, rawName) {
     let name = rawName;
     if (name.indexOf('%') !== -1) {
@@ -69,16 +184,16 @@ function createHandler(host, { identity, log, verbose, state = { closing: false 
         name = decodeURIComponent(name);
       } catch {
         readJson(req, limit, (err) => fail(res, err || new HttpError(400, 'URIError', `Failed to decode param '${rawName}'`)));
-        return undefined;
+        return;
       }
     }
     namedRoute(req, res, name);
-    return name;
   }
 
   function namedRoute(req, res, name) {
     readJson(req, limit, (err, data) => {
       if (err) return fail(res, err);
+      if (state.draining) return notRun(res);
       const fn = functions[name];
       if (fn === undefined) {
         if (verbose) log.info(`request for unknown function "${name}"`);
@@ -95,27 +210,35 @@ function createHandler(host, { identity, log, verbose, state = { closing: false 
       limit,
       (err, items) => {
         if (err) return fail(res, err);
+        if (state.draining) return notRun(res);
         try {
           batch.validate(items);
         } catch (e) {
           return fail(res, e);
         }
-        const onItem = verbose ? (name, status) => log.info(`POST /batch ${name} ${status}`) : undefined;
+        const logItem = (name, status) => {
+          if (verbose) log.info(`POST /batch ${name} ${status}`);
+        };
         batch.runBatch(
           items,
           functions,
-          (name) => context(name, req, res),
-          (results) => {
-            if (!res.headersSent && !res.destroyed) send(res, 200, JSON.stringify(results), JSON_TYPE);
-          },
-          onItem,
+          (name, fn, data, ms, expired, done) =>
+            startCall(req, res, name, fn, data, ms, expired, (status, body) => {
+              logItem(name, status);
+              done(status, body);
+            }),
+          (results) =>
+            answering(res, 'a batch', () => {
+              if (!res.headersSent && !res.destroyed) sendPieces(res, 200, batch.answerPieces(items, results), JSON_TYPE);
+            }),
+          (name) => logItem(name, 404),
         );
       },
       true,
     );
   }
 
-  // Everything but the hot path: express-like matching (case-insensitive, optional trailing slash).
+  // Everything but POST /function/NAME: express-like matching (case-insensitive, optional trailing slash).
   function slowRoute(req, res) {
     const url = req.url;
     const q = url.indexOf('?');
@@ -123,6 +246,14 @@ function createHandler(host, { identity, log, verbose, state = { closing: false 
     let key = path.toLowerCase();
     if (key.length > 1 && key.endsWith('/')) key = key.slice(0, -1);
     const method = req.method;
+    if (method === 'GET' || method === 'HEAD') {
+      if (key === '/jshost/health' && host.health !== undefined) {
+        const { status, body } = host.health();
+        return send(res, status, body, JSON_TYPE);
+      }
+      if (key === '/metrics' && host.metrics !== undefined) return send(res, 200, host.metrics(), METRICS_TYPE);
+    }
+    if (state.draining) return afterBody(req, res, notRun);
     if (method === 'GET' || method === 'HEAD') {
       if (key === '/status') return send(res, 200, host.statusJson(), JSON_TYPE);
       if (key === '/jshost/info') return send(res, 200, host.infoJson(), JSON_TYPE);
@@ -140,32 +271,69 @@ function createHandler(host, { identity, log, verbose, state = { closing: false 
     readJson(req, limit, (err) => (err ? fail(res, err) : notFound(req, res, path)));
   }
 
-  // The URL the hot path last routed and its function's name: a client calling one function
-  // over and over (the usual case) has its URL neither parsed again nor the name, a new string
-  // each time, looked up in V8's string table (~900 instructions a call).
-  let lastUrl = null;
-  let lastName = '';
+  /** allowedHosts and authToken: a refusal was answered (true), or the request may go on. */
+  function refused(req, res) {
+    if (allowed !== null) {
+      const name = hostName(req.headers.host);
+      if (!allowed.has(name)) {
+        afterBody(req, res, () => send(res, 403, `Host "${name}" is not allowed`, TEXT_TYPE));
+        return true;
+      }
+    }
+    if (tokenDigest !== null && !isHealth(req) && !bearerMatches(req.headers.authorization, tokenDigest)) {
+      afterBody(req, res, () => send(res, 401, 'missing or wrong bearer token', TEXT_TYPE, UNAUTHORIZED_HEADERS));
+      return true;
+    }
+    return false;
+  }
 
   return function handle(req, res) {
+    if ((allowed !== null || tokenDigest !== null) && refused(req, res)) return;
     const url = req.url;
-    if (req.method === 'POST') {
-      if (url === lastUrl) return namedRoute(req, res, lastName);
+    if (req.method === 'POST' && !state.draining) {
       if (url.startsWith(FUNCTION_PREFIX)) {
         let end = url.indexOf('?', FUNCTION_PREFIX.length);
         if (end === -1) end = url.length;
         const raw = url.slice(FUNCTION_PREFIX.length, end);
-        if (raw.length !== 0 && raw.indexOf('/') === -1) {
-          const name = functionRoute(req, res, raw);
-          if (name !== undefined) {
-            lastUrl = url;
-            lastName = name;
-          }
-          return;
-        }
+        if (raw.length !== 0 && raw.indexOf('/') === -1) return functionRoute(req, res, raw);
       }
     }
     slowRoute(req, res);
   };
+}
+
+/** The name in a Host header, lowercase, without its port (an IPv6 address without brackets). */
+function hostName(header) {
+  if (typeof header !== 'string') return '';
+  let name = header;
+  if (name.startsWith('[')) {
+    const end = name.indexOf(']');
+    name = end === -1 ? name.slice(1) : name.slice(1, end);
+  } else {
+    const colon = name.indexOf(':');
+    if (colon !== -1) name = name.slice(0, colon);
+  }
+  return name.toLowerCase();
+}
+
+function digest(bytes) {
+  return crypto.createHash('sha256').update(bytes).digest();
+}
+
+/** Whether `Authorization: Bearer TOKEN` carries the token: equal-length digests, compared in constant time. */
+function bearerMatches(header, tokenDigest) {
+  if (typeof header !== 'string' || header.length < 7 || header.slice(0, 7).toLowerCase() !== 'bearer ') return false;
+  return crypto.timingSafeEqual(digest(Buffer.from(header.slice(7).trim(), 'latin1')), tokenDigest);
+}
+
+/** GET /jshost/health needs no token: probes (Kubernetes, load balancers) carry none. */
+function isHealth(req) {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+  const url = req.url;
+  const q = url.indexOf('?');
+  let key = (q === -1 ? url : url.slice(0, q)).toLowerCase();
+  if (key.length > 1 && key.endsWith('/')) key = key.slice(0, -1);
+  return key === '/jshost/health';
 }
 
 module.exports = { createHandler, JSON_TYPE };

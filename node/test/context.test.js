@@ -9,7 +9,7 @@ const fs = require('node:fs');
 const { runIn, runOutside, currentCall } = require('../lib/context');
 const { tmpDir, write, startHost, post, waitFor } = require('../testlib/helpers');
 
-const newCall = (name) => ({ name, generation: null });
+const newCall = (name) => ({ name });
 const later = (fn) => new Promise((resolve) => setTimeout(() => resolve(fn()), 1));
 
 test('context: resources created by a call, and by their callbacks, carry it', async () => {

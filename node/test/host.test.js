@@ -1,5 +1,5 @@
 'use strict';
-// Beyond js-host 0.12, one host process: async functions, errors in async code mapped to their
+// Beyond js-host 0.12, one host (a primary and its one worker): async functions, errors in async code mapped to their
 // call, /batch, the identity header and /jshost/info, quiet logs and --verbose, --logfile,
 // ES module configs, --socket.
 
@@ -7,7 +7,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { tmpDir, write, startHost, spawnLine, request, post, waitFor } = require('../testlib/helpers');
+const { tmpDir, write, startHost, spawnLine, request, post, waitFor, childPids, alive } = require('../testlib/helpers');
 
 const CONFIG = `
 module.exports = {
@@ -159,7 +159,7 @@ test('beyond js-host: one process', async (t) => {
       features: ['promise', 'batch'],
       workers: 1,
       generation: 1,
-      pid: host.child.pid,
+      pid: childPids(host.child.pid)[0],
     });
   });
 
@@ -175,12 +175,15 @@ test('beyond js-host: one process', async (t) => {
     assert.match(log, /Host listening at 127\.0\.0\.1:\d+/);
   });
 
-  await t.test('an error that belongs to no call is logged and the process exits non-zero', async () => {
-    const exited = new Promise((resolve) => host.child.once('exit', (code) => resolve(code)));
-    process.kill(host.child.pid, 'SIGUSR2');
-    assert.equal(await exited, 1);
+  await t.test('an error that belongs to no call is logged, its worker exits 1 and is replaced', async () => {
+    const [worker] = childPids(host.child.pid);
+    process.kill(worker, 'SIGUSR2');
+    await waitFor(() => !alive(worker), { what: 'the worker to exit' });
+    await waitFor(() => /exited with code 1; replacing it/.test(host.stderr()), { what: 'the replacement' });
     assert.match(host.stderr(), /outside any call; exiting:\nError: an error that belongs to no call/);
     assert.match(fs.readFileSync(logfile, 'utf8'), /an error that belongs to no call/);
+    await waitFor(async () => (await call('echo', { back: 1 })).body === '{"back":1}', { what: 'a call on the new worker' });
+    assert.notEqual(childPids(host.child.pid)[0], worker);
   });
 });
 

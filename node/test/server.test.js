@@ -1,8 +1,8 @@
 'use strict';
-// The hot path of the HTTP handler (lib/server.js, lib/body.js): the URL of the last call is
-// remembered, so repeated, alternating, escaped, undecodable and unknown names must each still
-// route as on their first request, and functions added at run time must be found; a request
-// aborted in the middle of its body leaves the host serving, without a word in the log.
+// Routing of the HTTP handler (lib/server.js, lib/body.js): repeated, alternating, escaped,
+// undecodable and unknown names each route as on their first request, and functions added at
+// run time are found; a request aborted in the middle of its body leaves the host serving,
+// without a word in the log.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -19,7 +19,7 @@ const CONFIG = `module.exports = { functions: {
   }
 } };`;
 
-test('hot path: the remembered URL routes like a first request', async (t) => {
+test('routing: repeated, escaped, undecodable, unknown and added names', async (t) => {
   const dir = tmpDir(t);
   const host = await startHost(t, write(dir, 'host.config.js', CONFIG));
   const at = async (path, data = {}) => {

@@ -164,6 +164,29 @@ function childPids(pid) {
   return out;
 }
 
+/**
+ * The worker pids of a host whose primary is `pid`, remembered: after the test (once the
+ * primary is stopped) every worker ever seen must be gone. Returns `workers()`.
+ */
+function trackWorkers(t, pid) {
+  const seen = new Set();
+  const workers = () => {
+    const now = childPids(pid);
+    for (const w of now) seen.add(w);
+    return now;
+  };
+  workers();
+  t.after(async () => {
+    try {
+      await waitFor(() => ![...seen].some(alive), { timeout: 5000, what: `no worker of ${pid} left` });
+    } catch (err) {
+      for (const w of seen) if (alive(w)) process.kill(w, 'SIGKILL');
+      throw err;
+    }
+  });
+  return workers;
+}
+
 /** A config (with `extra` config keys) serving `echo` and `pid`, for the manager's tests. */
 const hostConfig = (extra = '') => `
 module.exports = {
@@ -191,5 +214,6 @@ module.exports = {
   post,
   freePort,
   childPids,
+  trackWorkers,
   hostConfig,
 };
