@@ -71,11 +71,11 @@ async fn compare(o: &Opts, servers: &[NodeHost]) -> Result<Vec<Vec<Fig>>> {
     let mut runs = Vec::new();
     for &c in &o.connections {
         for s in servers {
-            let caller = Arc::new(Caller::Wrk(
+            let (label, url) = (
+                format!("{}, -c{c}", s.label),
                 measure::function_url(&s.url, "echo", &body),
-                body.clone(),
-            ));
-            let label = format!("{}, -c{c}", s.label);
+            );
+            let caller = Arc::new(Caller::Wrk(url, body.clone()));
             runs.push(Run::new(label, caller, c, Some(s.pid)));
         }
     }

@@ -109,8 +109,10 @@ fn command_output(program: &str, args: &[&str]) -> String {
 fn print_header() {
     let cpu = command_output("sh", &["-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"]);
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    println!("## jshost-bench {}\n", args.join(" "));
+    println!(
+        "## jshost-bench {}\n",
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    );
     println!(
         "{} UTC, commit {}; {cores} cores ({cpu}), Linux {}; node {}; load average {}\n",
         command_output("date", &["-u", "+%Y-%m-%d %H:%M"]),
@@ -123,10 +125,7 @@ fn print_header() {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("building the tokio runtime")?;
+    let runtime = tokio::runtime::Runtime::new().context("building the tokio runtime")?;
     let work = work_dir();
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     print_header();

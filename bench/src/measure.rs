@@ -35,15 +35,24 @@ pub struct Fig {
     /// Steal time in % of the machine's CPU time during the measurement (the most of the rounds
     /// for a median).
     pub steal: f64,
+    /// For a median of several rounds: max − min of their calls/s, in % of the median (shown
+    /// as ± half of it).
+    pub spread: f64,
 }
 
 impl Fig {
-    /// `12,345 calls/s (p50 1.2 ms, p99 3.4 ms)`.
+    /// `12345 calls/s ±4% (p50 1.2 ms, p99 3.4 ms)`.
     pub fn show(&self) -> String {
         let (p50, p99) = (dur(self.p50), dur(self.p99));
-        let failed =
-            [String::new(), format!(", **{} failed**", self.failed)][usize::from(self.failed > 0)].clone();
-        format!("{} calls/s (p50 {p50}, p99 {p99}{failed})", rate(self.rate))
+        let failed = Some(self.failed)
+            .filter(|&n| n > 0)
+            .map(|n| format!(", **{n} failed**"));
+        let spread = Some(self.spread)
+            .filter(|&s| s > 0.0)
+            .map(|s| format!(" ±{:.0}%", s / 2.0));
+        let (failed, spread) = (failed.unwrap_or_default(), spread.unwrap_or_default());
+        let rate = rate(self.rate);
+        format!("{rate} calls/s{spread} (p50 {p50}, p99 {p99}{failed})")
     }
 
     /// The steal column: the most of the rounds, flagged when over the limit.
@@ -56,6 +65,8 @@ impl Fig {
 /// The median of each figure over rounds (failed calls summed, the most steal).
 pub fn median(rounds: &[Fig]) -> Fig {
     let pick = |f: fn(&Fig) -> f64| median_f64(rounds.iter().map(f).collect());
+    let rates = rounds.iter().map(|f| f.rate);
+    let (min, max) = (rates.clone().fold(f64::MAX, f64::min), rates.fold(0.0, f64::max));
     Fig {
         rate: pick(|f| f.rate),
         cpu: pick(|f| f.cpu),
@@ -63,6 +74,7 @@ pub fn median(rounds: &[Fig]) -> Fig {
         p99: Duration::from_secs_f64(pick(|f| f.p99.as_secs_f64())),
         failed: rounds.iter().map(|f| f.failed).sum(),
         steal: rounds.iter().map(|f| f.steal).fold(0.0, f64::max),
+        spread: 100.0 * (max - min).max(0.0) / pick(|f| f.rate).max(1e-9),
     }
 }
 
@@ -70,12 +82,6 @@ pub fn median(rounds: &[Fig]) -> Fig {
 fn median_f64(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0)
-}
-
-/// The median of durations.
-pub fn median_dur(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
 /// `(steal, total)` clock ticks of the machine so far, from the `cpu` line of `/proc/stat`.
