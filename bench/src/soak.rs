@@ -1,224 +1,174 @@
-//! The soak: many `echo` calls through the SDK on one owned host, then the disk use of the host's
-//! files.
-//!
-//! The host is `JsHost::spawn(settings)` with the SDK's default settings (unless `--soak-host`
-//! names a host), so it writes a logfile only if the defaults ask for one. Counted as the host's
-//! disk use, measured after the calls and before the host is stopped (stopping removes the
-//! logfile):
-//! - its logfile (`JsHost::logfile`), if any;
-//! - what appeared or grew in the temporary directory among the `jshost-*` entries the SDK writes
-//!   for this process (names carrying this process's id, the guard script, the status cache);
-//!   growth of other `jshost-*` entries (other processes' managers and tests) is reported apart;
-//! - regular files the host process holds open for writing.
+//! The leak soak (issue 20): a function keeping 1 MB per 100 calls, called at a steady rate for
+//! N minutes on a host started with `--max-memory MB`: failed calls and host RSS over time.
 
-use crate::procfs;
-use anyhow::{ensure, Context, Result};
-use futures::StreamExt;
-use jshost::{JsHost, Settings};
-use serde_json::Value;
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use crate::node::{self, Kind, NodeHost};
+use anyhow::Result;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use tokio::time::MissedTickBehavior;
 
-/// What the soak measured.
-#[derive(Debug, Clone)]
-pub struct Soak {
-    /// `Settings::path_to_bin` of the host.
-    pub bin: PathBuf,
-    pub calls: usize,
-    pub in_flight: usize,
-    pub ok: usize,
-    pub failed: usize,
-    pub first_error: Option<String>,
-    pub elapsed: Duration,
-    pub logfile: Option<(PathBuf, u64)>,
-    /// Growth, in bytes, of each file counted as the host's (logfile included).
-    pub counted: BTreeMap<PathBuf, u64>,
-    /// Growth of other `jshost-*` entries of the temporary directory meanwhile.
-    pub others: BTreeMap<PathBuf, u64>,
-    /// The host process's RSS before and after the calls, KiB.
-    pub rss_kib: [Option<u64>; 2],
+/// Time between printed rows.
+const ROW_EVERY: Duration = Duration::from_secs(10);
+/// Distinct errors kept for the summary.
+const ERRORS_KEPT: usize = 5;
+
+#[derive(clap::Args, Debug)]
+pub struct Opts {
+    /// How long to call.
+    #[arg(long, default_value_t = 10.0)]
+    pub minutes: f64,
+    /// The host's `--max-memory MB` (0: not passed). A host that refuses it runs without it, and
+    /// the soak still reports RSS.
+    #[arg(long, default_value_t = 200)]
+    pub max_memory: u64,
+    /// Calls per second, spread over the callers (the leak is 10 KB per call).
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    /// Calls in flight at most.
+    #[arg(long, default_value_t = 16)]
+    pub in_flight: u64,
+    /// Stop early when the host's RSS passes this many MB (a host that never recycles).
+    #[arg(long, default_value_t = 4096.0)]
+    pub rss_limit: f64,
+    /// Extra flags for the host, e.g. `--host-arg=--workers --host-arg=2`.
+    #[arg(long = "host-arg", allow_hyphen_values = true)]
+    pub host_args: Vec<String>,
+    /// The host (default: node_modules/jshost-node/bin/jshost-node.js).
+    #[arg(long)]
+    pub bin: Option<PathBuf>,
 }
 
-impl Soak {
-    /// Bytes counted as the host's disk use.
-    pub fn disk_use(&self) -> u64 {
-        self.counted.values().sum()
+#[derive(Default)]
+struct Counts {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    errors: Mutex<Vec<String>>,
+}
+
+pub async fn run(o: Opts) -> Result<()> {
+    let bin = o.bin.clone().unwrap_or_else(crate::jshost_node_bin);
+    let mut extra = o.host_args.clone();
+    if o.max_memory > 0 {
+        extra.extend(["--max-memory".to_owned(), o.max_memory.to_string()]);
     }
-}
-
-/// Size of a file, or of every file under a directory (symbolic links are not followed).
-fn size_of(path: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if meta.is_dir() {
-        std::fs::read_dir(path)
-            .map(|d| d.flatten().map(|e| size_of(&e.path())).sum())
-            .unwrap_or(0)
-    } else if meta.is_file() {
-        meta.len()
-    } else {
-        0
-    }
-}
-
-/// The temporary directory's `jshost-*` entries and their sizes, but `skip` (the bench's own work
-/// directory).
-fn snapshot(skip: &Path) -> BTreeMap<PathBuf, u64> {
-    let mut out = BTreeMap::new();
-    if let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) {
-        for e in dir.flatten() {
-            let path = e.path();
-            if path == skip || !e.file_name().to_string_lossy().starts_with("jshost-") {
-                continue;
-            }
-            out.insert(path.clone(), size_of(&path));
+    let (mut host, extra, note) = match NodeHost::start("soak host", Kind::JshostNode, &bin, &extra).await {
+        Ok(h) => (h, extra, ""),
+        Err(e) if o.max_memory > 0 => {
+            eprintln!("soak: {e:#}");
+            let h = NodeHost::start("soak host", Kind::JshostNode, &bin, &o.host_args).await?;
+            (
+                h,
+                o.host_args.clone(),
+                " **The host refused `--max-memory`: it runs without it.**",
+            )
         }
-    }
-    out
-}
-
-/// Whether a `jshost-*` entry of the temporary directory is one the SDK writes for this process.
-fn ours(name: &str, pid: u32) -> bool {
-    let id = pid.to_string();
-    name.starts_with("jshost-guard-")
-        || name.starts_with("jshost-status-cache")
-        || name.split(['-', '.']).any(|part| part == id)
-}
-
-/// Runs `calls` `echo` calls with `in_flight` at a time on a host spawned from `settings`, then
-/// measures its disk use; the host is stopped at the end, also on error.
-pub async fn run(
-    settings: Settings,
-    data: &Value,
-    calls: usize,
-    in_flight: usize,
-    work: &Path,
-) -> Result<Soak> {
-    let before = snapshot(work);
-    let bin = settings.path_to_bin.clone();
-    let host = JsHost::spawn(settings)
-        .await
-        .with_context(|| format!("spawning the soak's host ({})", bin.display()))?;
-    let result = soak(&host, bin, before, data, calls, in_flight, work).await;
-    if let Err(e) = host.stop().await {
-        eprintln!("jshost-bench: stopping the soak's host: {e}");
-    }
+        Err(e) => return Err(e),
+    };
+    let length = Duration::from_secs_f64(o.minutes.max(0.0) * 60.0);
+    println!(
+        "Method: one host (`node {} bench/bench.config.js --port 0 --json --exit-on-stdin-close{}`, pid {}), the \
+         SDK (`root_url`, batching on) calling `leak` (keeps 10 KB per call: 1 MB per 100 calls) at {} calls/s, at \
+         most {} in flight, for {}; host RSS = VmRSS of the host and its descendants, sampled every second.{note}\n",
+        bin.display(),
+        extra.iter().map(|a| format!(" {a}")).collect::<String>(),
+        host.pid,
+        o.rate,
+        o.in_flight,
+        crate::measure::dur(length)
+    );
+    let result = soak(&o, &mut host, length).await;
+    host.stop().await?;
     result
 }
 
-async fn soak(
-    host: &JsHost,
-    bin: PathBuf,
-    before: BTreeMap<PathBuf, u64>,
-    data: &Value,
-    calls: usize,
-    in_flight: usize,
-    work: &Path,
-) -> Result<Soak> {
-    let function = host.function("echo");
-    let expected = serde_json::to_string(data)?;
-    let answer = function.call(data).await.context("the soak's first call")?;
-    ensure!(
-        answer == expected,
-        "echo answered {answer:?}, expected {expected:?}"
-    );
-    let pid = host.pid();
-    let rss0 = pid.and_then(procfs::rss_kib_of);
-    eprintln!(
-        "soak: {calls} `echo` calls, {in_flight} in flight, on {} (pid {})...",
-        bin.display(),
-        pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
-    );
-    let step = (calls / 10).max(1);
-    let started = Instant::now();
-    let mut results = futures::stream::iter(0..calls)
-        .map(|_| function.call(data))
-        .buffer_unordered(in_flight.max(1));
-    let (mut ok, mut failed, mut first_error) = (0usize, 0usize, None);
-    while let Some(r) = results.next().await {
-        match r {
-            Ok(_) => ok += 1,
-            Err(e) => {
-                failed += 1;
-                first_error.get_or_insert_with(|| e.to_string());
-                if failed >= 100 {
-                    break;
+async fn soak(o: &Opts, host: &mut NodeHost, length: Duration) -> Result<()> {
+    let sdk = host.sdk(true).await?;
+    let function = sdk.function("leak");
+    let counts = Arc::new(Counts::default());
+    let (started, callers) = (Instant::now(), o.in_flight.max(1));
+    let deadline = started + length;
+    let period = Duration::from_secs_f64(callers as f64 / o.rate.max(1) as f64);
+    let tasks: Vec<_> = (0..callers)
+        .map(|i| {
+            let (function, counts) = (function.clone(), Arc::clone(&counts));
+            // The callers' first calls spread over one period.
+            let first = tokio::time::Instant::now() + period.mul_f64(i as f64 / callers as f64);
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval_at(first, period);
+                ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                while Instant::now() < deadline {
+                    ticks.tick().await;
+                    if let Err(e) = function.call(&serde_json::json!({})).await {
+                        counts.failed.fetch_add(1, Ordering::Relaxed);
+                        let mut errors = counts.errors.lock().unwrap_or_else(PoisonError::into_inner);
+                        if errors.len() < ERRORS_KEPT && !errors.contains(&e.to_string()) {
+                            errors.push(e.to_string());
+                        }
+                    } else {
+                        counts.ok.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
-            }
+            })
+        })
+        .collect();
+
+    println!("| time | calls answered | failed | calls/s | host RSS | host processes | pids seen |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    let (mut seen, mut rss_max, mut most_at_once) = (BTreeSet::new(), 0.0f64, 0);
+    let (mut last_ok, mut last_row) = (0, Instant::now());
+    let mut stopped_early = None;
+    while Instant::now() < deadline && stopped_early.is_none() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (pids, rss) = (node::tree(host.pid), node::tree_rss_mb(host.pid));
+        seen.extend(pids.iter().copied());
+        (most_at_once, rss_max) = (most_at_once.max(pids.len()), rss_max.max(rss));
+        if !host.running() {
+            stopped_early = Some("the host process exited".to_owned());
+        } else if rss > o.rss_limit {
+            stopped_early = Some(format!(
+                "host RSS {rss:.0} MB passed --rss-limit {:.0} MB",
+                o.rss_limit
+            ));
         }
-        let done = ok + failed;
-        if done % step == 0 {
-            eprintln!(
-                "soak: {done} calls ({:.0} calls/s)",
-                done as f64 / started.elapsed().as_secs_f64()
+        if last_row.elapsed() >= ROW_EVERY || Instant::now() >= deadline || stopped_early.is_some() {
+            let ok = counts.ok.load(Ordering::Relaxed);
+            println!(
+                "| {:.0} s | {ok} | {} | {:.0} | {rss:.0} MB | {} | {} |",
+                started.elapsed().as_secs_f64(),
+                counts.failed.load(Ordering::Relaxed),
+                (ok - last_ok) as f64 / last_row.elapsed().as_secs_f64(),
+                pids.len(),
+                seen.len()
             );
+            (last_ok, last_row) = (ok, Instant::now());
         }
     }
-    drop(results);
-    let elapsed = started.elapsed();
-    let rss1 = pid.and_then(procfs::rss_kib_of);
-
-    let after = snapshot(work);
-    let me = std::process::id();
-    let mut counted = BTreeMap::new();
-    let mut others = BTreeMap::new();
-    for (path, size) in &after {
-        let grown = size.saturating_sub(before.get(path).copied().unwrap_or(0));
-        if grown == 0 {
-            continue;
-        }
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if ours(&name, me) {
-            counted.insert(path.clone(), grown);
-        } else {
-            others.insert(path.clone(), grown);
-        }
+    if stopped_early.is_some() {
+        tasks.iter().for_each(|t| t.abort());
     }
-    let logfile = host.logfile().map(|p| {
-        let size = size_of(&p);
-        (p, size)
-    });
-    if let Some((path, size)) = &logfile {
-        others.remove(path);
-        counted.entry(path.clone()).or_insert(*size);
+    for t in tasks {
+        let _ = t.await;
     }
-    if let Some(pid) = pid {
-        for (path, size) in procfs::files_open_for_writing(pid) {
-            others.remove(&path);
-            counted.entry(path).or_insert(size);
-        }
+    sdk.disconnect().await?;
+    println!(
+        "\nSoak: {} calls answered, {} failed in {:.0} s; host RSS at most {rss_max:.0} MB; {} host processes seen, \
+         at most {most_at_once} at once.{}",
+        counts.ok.load(Ordering::Relaxed),
+        counts.failed.load(Ordering::Relaxed),
+        started.elapsed().as_secs_f64(),
+        seen.len(),
+        stopped_early.map(|why| format!(" **Stopped early: {why}.**")).unwrap_or_default()
+    );
+    for e in counts
+        .errors
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+    {
+        println!("- error: {e}");
     }
-    Ok(Soak {
-        bin,
-        calls,
-        in_flight,
-        ok,
-        failed,
-        first_error,
-        elapsed,
-        logfile,
-        counted,
-        others,
-        rss_kib: [rss0, rss1],
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tells_this_process_files_from_others() {
-        assert!(ours("jshost-host-1234-0.log", 1234));
-        assert!(ours("jshost-manager-0ce0fd56853b-1234-2.log", 1234));
-        assert!(ours("jshost-guard-6a71cb7106e8.js", 1));
-        assert!(ours("jshost-status-cache", 1));
-        assert!(!ours("jshost-host-12345-0.log", 1234));
-        assert!(!ours("jshost-manager-0ce0fd56853b.lock", 1234));
-    }
+    Ok(())
 }

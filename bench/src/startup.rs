@@ -1,330 +1,146 @@
-//! Start-up with a managed host (`--only startup`): `JsHost::connect` (`use_manager(true)`) until
-//! the first answer, for js-host 0.12 and for jshost-node (the SDK's default host), each with a
-//! manager of its own: a config file of its own that `require`s the bench config, with a port of
-//! its own.
-//!
-//! - first ever: nothing running, nothing cached (the config file is new);
-//! - warm: a managed host of the config running (a handle stays connected through the warm runs);
-//! - cold: nothing running, the config's status cached: manager + host + first answer.
-//!
-//! Before each first-ever and each cold run, every manager is stopped (`/manager/stop`) and the
-//! run waits, polling with a deadline, until no process of either config is left (any process
-//! with the config file as an argument: a manager, the hosts it started, a `--config` run) and
-//! both ports are free. Python's `settings.configure` + first call (js-host 0.2.0, which speaks
-//! js-host's manager protocol) runs beside js-host, warm and cold. The runs alternate between the
-//! hosts (rotating which goes first), so both see the same machine. Every manager is stopped at
-//! the end, also on error, and any process of theirs still there is killed (an error).
+//! Start-up to the first answer (issue 22): cold managed, warm managed and owned hosts.
 
-use crate::procfs::{self, Proc};
-use crate::python::Python;
-use crate::{free_port, Func};
+use crate::measure::dur;
+use crate::node;
 use anyhow::{bail, Context, Result};
-use jshost::{JsHost, Manager, Settings};
-use serde_json::Value;
-use std::path::{Path, PathBuf};
+use jshost::{JsHost, Settings};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// How long stopping the managers may take before it is an error.
+/// How long stopping the manager and its hosts may take.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
 
-/// A managed host measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Managed {
-    /// js-host 0.12.
-    JsHost,
-    /// jshost-node (`Settings::default().path_to_bin`).
-    JshostNode,
+#[derive(clap::Args, Debug)]
+pub struct Opts {
+    /// Runs of each kind, alternating.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// The host (default: node_modules/jshost-node/bin/jshost-node.js).
+    #[arg(long)]
+    pub bin: Option<PathBuf>,
 }
 
-impl Managed {
-    pub const ALL: [Managed; 2] = [Managed::JsHost, Managed::JshostNode];
+pub async fn run(o: Opts) -> Result<()> {
+    let bin = o.bin.clone().unwrap_or_else(crate::jshost_node_bin);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    // A config of its own, new in every run (so the first connect finds no cached status), on a
+    // port of its own, so that its manager is this run's alone.
+    let needle = format!("bench-startup-{}.config.js", std::process::id());
+    let config = crate::work_dir().join(&needle);
+    std::fs::write(
+        &config,
+        format!(
+            "module.exports = Object.assign({{}}, require({}), {{ port: {port} }});\n",
+            serde_json::to_string(&crate::bench_config())?
+        ),
+    )?;
+    let owned = Settings::default()
+        .source_root(crate::root())
+        .config_file(&config)
+        .path_to_bin(&bin);
+    let managed = owned.clone().use_manager(true);
+    let result = runs(&o, &owned, &managed, port, &needle).await;
+    let stopped = stop_all(port, &needle).await;
+    let [first, cold, warm, own] = result?;
+    stopped?;
 
-    pub fn label(self) -> &'static str {
-        match self {
-            Managed::JsHost => "js-host 0.12",
-            Managed::JshostNode => "jshost-node",
-        }
+    println!(
+        "Method: wall time from the call to the first answer of `echo`, on the host {} with bench/bench.config.js (through a config of \
+         its own on port {port}). Cold managed: `JsHost::connect(use_manager(true))` with nothing running (before \
+         each run the manager is stopped with `/manager/stop` and the run waits, polling, until no process with the \
+         config in its arguments is left and the port is free), the config's status cached by the SDK from the first \
+         run; warm managed: `connect` while another handle keeps the managed host running; owned: `JsHost::spawn` \
+         (then `stop`). {} runs of each, alternating cold, warm ×2, owned; medians.\n",
+        bin.display(),
+        o.runs
+    );
+    println!("| start-up | median | min – max | runs |");
+    println!("| --- | --- | --- | --- |");
+    for (label, v) in [
+        ("cold managed: manager + host + first answer", cold),
+        ("warm managed: connect + first answer", warm),
+        ("owned: `JsHost::spawn` + first answer", own),
+        ("first run: cold managed, status not cached", first),
+    ] {
+        let mut v = v;
+        v.sort();
+        let at = |i: usize| dur(v.get(i).copied().unwrap_or_default());
+        let (n, median) = (v.len(), at(v.len() / 2));
+        println!(
+            "| {label} | {median} | {} – {} | {n} |",
+            at(0),
+            at(n.saturating_sub(1))
+        );
     }
-
-    fn slug(self) -> &'static str {
-        match self {
-            Managed::JsHost => "js-host",
-            Managed::JshostNode => "jshost-node",
-        }
-    }
-
-    fn bin(self) -> &'static str {
-        match self {
-            Managed::JsHost => crate::compare::JS_HOST_BIN,
-            Managed::JshostNode => crate::compare::JSHOST_NODE_BIN,
-        }
-    }
+    Ok(())
 }
 
-/// What to measure.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    pub function: Func,
-    pub warm_runs: usize,
-    pub cold_runs: usize,
-    /// Python's runs, warm and cold (js-host only).
-    pub python_runs: usize,
-}
-
-/// One host's start-up times.
-#[derive(Debug, Clone)]
-pub struct Startup {
-    pub host: Managed,
-    /// The manager's port.
-    pub port: u16,
-    pub first_ever: Option<Duration>,
-    pub warm: Vec<Duration>,
-    pub cold: Vec<Duration>,
-    pub python_warm: Vec<Duration>,
-    pub python_cold: Vec<Duration>,
-    pub python_error: Option<String>,
-}
-
-/// One host's manager setup.
-struct Subject {
-    host: Managed,
-    settings: Settings,
-    config: PathBuf,
-    /// The config file's name, unique to this run: an argument of every process of the config.
-    needle: String,
-    url: String,
-    port: u16,
-}
-
-impl Subject {
-    fn new(host: Managed, root: &Path, bench_config: &Path, work: &Path) -> Result<Subject> {
-        let port = free_port()?;
-        let needle = format!("bench-managed-{}-{}.config.js", host.slug(), std::process::id());
-        let config = work.join(&needle);
-        std::fs::write(
-            &config,
-            format!(
-                "// jshost-bench: {} with its {} manager on port {port}.\n\
-                 module.exports = Object.assign({{}}, require({}), {{ port: {port} }});\n",
-                bench_config.display(),
-                host.label(),
-                serde_json::to_string(&bench_config)?
-            ),
-        )?;
-        let settings = Settings::default()
-            .source_root(root)
-            .config_file(&config)
-            .path_to_bin(host.bin())
-            .use_manager(true);
-        Ok(Subject {
-            host,
-            settings,
-            config,
-            needle,
-            url: format!("http://127.0.0.1:{port}"),
-            port,
-        })
-    }
-
-    /// Its processes still there, and whether something listens on its port.
-    fn left(&self) -> (Vec<Proc>, bool) {
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
-        let listening = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
-        (procfs::with_arg(&self.needle), listening)
-    }
-}
-
-/// Measures the start-up of every host of [`Managed::ALL`]; Python beside js-host.
-pub async fn run(
-    plan: &Plan,
-    root: &Path,
-    bench_config: &Path,
-    work: &Path,
-    python: Option<&Python>,
-) -> Result<Vec<Startup>> {
-    let subjects = Managed::ALL
-        .into_iter()
-        .map(|h| Subject::new(h, root, bench_config, work))
-        .collect::<Result<Vec<_>>>()?;
-    let result = runs(plan, &subjects, python).await;
-    let stopped = stop_all(&subjects).await;
-    if stopped.is_err() {
-        for s in &subjects {
-            procfs::leftovers(&procfs::with_arg(&s.needle)).await;
-        }
-    }
-    let startup = result?;
-    stopped.context("stopping the start-up runs' managers (what was left is killed)")?;
-    Ok(startup)
-}
-
-/// Stops every subject's manager (and so its hosts), then waits until none of their processes
-/// is left and their ports are free, polling, for [`STOP_DEADLINE`] at most.
-async fn stop_all(subjects: &[Subject]) -> Result<()> {
-    for s in subjects {
-        let manager = Manager::new(&s.url);
-        if manager.is_running().await {
-            if let Err(e) = manager.stop().await {
-                // It may have stopped in between: what is left decides.
-                eprintln!(
-                    "jshost-bench: stopping the {} manager at {}: {e}",
-                    s.host.label(),
-                    s.url
-                );
-            }
-        }
-    }
-    let deadline = Instant::now() + STOP_DEADLINE;
-    loop {
-        let left: Vec<String> = subjects
-            .iter()
-            .filter_map(|s| {
-                let (procs, listening) = s.left();
-                (!procs.is_empty() || listening).then(|| {
-                    format!(
-                        "{}: process(es) [{}]{}",
-                        s.host.label(),
-                        procs
-                            .iter()
-                            .map(|p| p.pid.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        if listening {
-                            format!(", port {} still listening", s.port)
-                        } else {
-                            String::new()
-                        }
-                    )
-                })
-            })
-            .collect();
-        if left.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "{STOP_DEADLINE:?} after `/manager/stop`, still running: {}",
-                left.join("; ")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Connect + first call, timed.
-async fn connect_and_call(settings: &Settings, function: &str, data: &Value) -> Result<(JsHost, Duration)> {
+/// Connect (or spawn) + first answer, timed.
+async fn first_answer(settings: &Settings, spawn: bool) -> Result<(JsHost, Duration)> {
     let started = Instant::now();
-    let host = JsHost::connect(settings.clone()).await?;
-    host.function(function).call(data).await?;
+    let host = if spawn {
+        JsHost::spawn(settings.clone()).await?
+    } else {
+        JsHost::connect(settings.clone()).await?
+    };
+    host.function("echo").call(&crate::echo_data()).await?;
     Ok((host, started.elapsed()))
 }
 
-/// The subjects in the order of `round` (rotating which goes first).
-fn rotated(subjects: &[Subject], round: usize) -> impl Iterator<Item = (usize, &Subject)> {
-    (0..subjects.len()).map(move |k| {
-        let i = (round + k) % subjects.len();
-        (i, &subjects[i])
-    })
-}
+/// First run, cold managed, warm managed, owned.
+type Times = [Vec<Duration>; 4];
 
-async fn runs(plan: &Plan, subjects: &[Subject], python: Option<&Python>) -> Result<Vec<Startup>> {
-    let function = plan.function.name();
-    let data = plan.function.data();
-    let mut out: Vec<Startup> = subjects
-        .iter()
-        .map(|s| Startup {
-            host: s.host,
-            port: s.port,
-            first_ever: None,
-            warm: Vec::new(),
-            cold: Vec::new(),
-            python_warm: Vec::new(),
-            python_cold: Vec::new(),
-            python_error: None,
-        })
-        .collect();
-    let python = |s: &Subject| python.filter(|_| s.host == Managed::JsHost);
-    let with_context =
-        |s: &Subject, what: &str| format!("{} start-up, {what} (manager port {})", s.host.label(), s.port);
-
-    for (i, s) in subjects.iter().enumerate() {
-        eprintln!(
-            "start-up: {} first ever (manager on port {})...",
-            s.host.label(),
-            s.port
-        );
-        stop_all(subjects).await?;
-        let (host, took) = connect_and_call(&s.settings, function, &data)
-            .await
-            .with_context(|| with_context(s, "first ever"))?;
-        out[i].first_ever = Some(took);
-        host.disconnect().await?;
-    }
-
-    // Warm: a handle of each stays connected meanwhile, so each manager keeps its host.
-    let mut primes = Vec::new();
-    for s in subjects {
-        let (prime, _) = connect_and_call(&s.settings, function, &data)
-            .await
-            .with_context(|| with_context(s, "warm"))?;
-        primes.push(prime);
-    }
-    eprintln!("start-up: warm x{} each...", plan.warm_runs);
-    for round in 0..plan.warm_runs {
-        for (i, s) in rotated(subjects, round) {
-            let (host, took) = connect_and_call(&s.settings, function, &data)
-                .await
-                .with_context(|| with_context(s, "warm"))?;
-            out[i].warm.push(took);
+async fn runs(o: &Opts, owned: &Settings, managed: &Settings, port: u16, needle: &str) -> Result<Times> {
+    let mut out = Times::default();
+    stop_all(port, needle).await?;
+    let (host, took) = first_answer(managed, false).await.context("first run")?;
+    out[0].push(took);
+    host.disconnect().await?;
+    for run in 0..o.runs {
+        eprintln!("startup: run {} of {}...", run + 1, o.runs);
+        stop_all(port, needle).await?;
+        let (prime, took) = first_answer(managed, false).await.context("cold managed")?;
+        out[1].push(took);
+        for _ in 0..2 {
+            let (host, took) = first_answer(managed, false).await.context("warm managed")?;
+            out[2].push(took);
             host.disconnect().await?;
         }
-    }
-    for (i, s) in subjects.iter().enumerate() {
-        let Some(py) = python(s) else { continue };
-        eprintln!("start-up: Python warm x{}...", plan.python_runs);
-        for _ in 0..plan.python_runs {
-            match py.startup(&s.config).await {
-                Ok(took) => out[i].python_warm.push(took),
-                Err(e) => {
-                    out[i].python_error = Some(format!("{e:#}"));
-                    break;
-                }
-            }
-        }
-    }
-    for prime in primes {
         prime.disconnect().await?;
-    }
-
-    eprintln!(
-        "start-up: cold x{} each (every manager stopped and its processes gone before each run)...",
-        plan.cold_runs
-    );
-    for round in 0..plan.cold_runs {
-        for (i, s) in rotated(subjects, round) {
-            stop_all(subjects).await?;
-            let (host, took) = connect_and_call(&s.settings, function, &data)
-                .await
-                .with_context(|| with_context(s, "cold"))?;
-            out[i].cold.push(took);
-            host.disconnect().await?;
-        }
-    }
-    for (i, s) in subjects.iter().enumerate() {
-        let (Some(py), None) = (python(s), &out[i].python_error) else {
-            continue;
-        };
-        eprintln!("start-up: Python cold x{}...", plan.python_runs);
-        for _ in 0..plan.python_runs {
-            stop_all(subjects).await?;
-            match py.startup(&s.config).await {
-                Ok(took) => out[i].python_cold.push(took),
-                Err(e) => {
-                    out[i].python_error = Some(format!("{e:#}"));
-                    break;
-                }
-            }
-        }
+        let (host, took) = first_answer(owned, true).await.context("owned")?;
+        out[3].push(took);
+        host.stop().await?;
     }
     Ok(out)
+}
+
+/// Stops the manager on `port` (and so its hosts), then waits until no process with `needle`
+/// in its arguments is left and the port is free; what is left after the deadline is killed.
+async fn stop_all(port: u16, needle: &str) -> Result<()> {
+    if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+        let request = format!(
+            "POST /manager/stop HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(STOP_DEADLINE, s.read_to_end(&mut answer)).await;
+    }
+    let deadline = Instant::now() + STOP_DEADLINE;
+    loop {
+        let left = node::with_arg(needle);
+        let listening = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+        if left.is_empty() && !listening {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            for pid in &left {
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", &pid.to_string()])
+                    .status();
+            }
+            bail!("{STOP_DEADLINE:?} after /manager/stop, still running: {left:?} (killed), port {port} listening: {listening}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
