@@ -26,16 +26,24 @@ class Connections {
         this.busy.delete(socket);
       });
     });
+    // One listener for every response (`this` is the response): no closure per request.
+    const answered = function () {
+      connections.answered(this.req.socket);
+    };
+    const connections = this;
     server.on('request', (req, res) => {
       const socket = req.socket;
       this.busy.set(socket, (this.busy.get(socket) || 0) + 1);
-      res.once('close', () => {
-        const left = (this.busy.get(socket) || 1) - 1;
-        if (left === 0) this.busy.delete(socket);
-        else this.busy.set(socket, left);
-        if (this.closeIdle && left === 0) setImmediate(() => this.closeIfIdle(socket));
-      });
+      res.once('close', answered);
     });
+  }
+
+  /** A response on `socket` is over (sent, or its connection lost). */
+  answered(socket) {
+    const left = (this.busy.get(socket) || 1) - 1;
+    if (left === 0) this.busy.delete(socket);
+    else this.busy.set(socket, left);
+    if (this.closeIdle && left === 0) setImmediate(() => this.closeIfIdle(socket));
   }
 
   add(socket) {
