@@ -318,6 +318,7 @@ impl Manager {
         if let Some(info) = self.host_status(config).await? {
             if !self.options_differ(&info) {
                 tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "reusing the warm managed js-host");
+                report_if_stale(&info, config);
                 return Ok(info);
             }
             // jshost-node's manager restarts a running host whose options differ from a start's.
@@ -327,7 +328,13 @@ impl Manager {
                 "the warm managed js-host runs with other options; restarting it with these"
             );
         }
-        let info = self.start_host(config).await?.into_host();
+        let info = match self.start_host(config).await? {
+            Started::New(info) => info,
+            Started::AlreadyRunning(info) => {
+                report_if_stale(&info, config);
+                info
+            }
+        };
         tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "the manager runs a js-host");
         Ok(info)
     }
@@ -439,6 +446,57 @@ impl Manager {
             .with_source(e)
         })
     }
+}
+
+/// Warns when a reused warm host may serve code older than the files on disk: a host that does
+/// not reload on change (js-host 0.12's, or jshost-node's started without watch) whose config, or
+/// a file beside it, changed after the host started (its logfile's creation). js-host's hosts
+/// load modules the SDK cannot see, so reusing one is always reported.
+fn report_if_stale(info: &HostInfo, config: &Path) {
+    let watching = info
+        .options
+        .as_ref()
+        .map(|options| options["watch"].as_bool() == Some(true));
+    match watching {
+        Some(true) => {}
+        None => tracing::warn!(
+            config = %config.display(),
+            logfile = %info.logfile.display(),
+            "the warm managed js-host (js-host 0.12) does not reload on change: it serves the code it loaded when it \
+             started; after editing {} or a file it loads, restart it (JsHost::restart, or `jshost host restart`)",
+            config.display()
+        ),
+        Some(false) => {
+            let started = std::fs::metadata(&info.logfile).and_then(|m| m.created());
+            let changed = newest_change(config);
+            if let (Ok(started), Some((file, changed))) = (started, changed) {
+                if changed > started {
+                    tracing::warn!(
+                        config = %config.display(),
+                        changed = %file.display(),
+                        "the warm managed js-host runs without watch and {} changed after it started: it serves the \
+                         old code; restart it (JsHost::restart) or leave watch on (the default for managed hosts)",
+                        file.display()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The newest modification among `config` and the files in its directory (not below it).
+fn newest_change(config: &Path) -> Option<(PathBuf, std::time::SystemTime)> {
+    let dir = config.parent()?;
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| {
+            let meta = entry.metadata().ok()?;
+            meta.is_file()
+                .then(|| meta.modified().ok().map(|t| (entry.path(), t)))
+                .flatten()
+        })
+        .max_by_key(|(_, t)| *t)
 }
 
 fn parse_host(value: Value) -> Result<(HostInfo, Option<String>)> {

@@ -10,6 +10,7 @@ mod caching;
 mod cli;
 mod concurrency;
 mod default_host;
+mod devloop;
 mod direct;
 mod examples;
 mod jshost_node;
