@@ -78,7 +78,7 @@ impl ManagerKind {
 ///
 /// # Errors
 /// Config errors as for [`NodeSetup::check`]; a config error naming the port when another
-/// program, or a manager that starts another host package, holds it; a connection error when
+/// program, or a manager of a js-host version other than 0.12, holds it; a connection error when
 /// nothing answers and `start` is not set; process errors when the manager cannot start.
 pub async fn locate_manager(settings: &Settings, setup: &NodeSetup, start: bool) -> Result<Located> {
     let mut expected = Expected::resolve(setup, settings).await?;
@@ -102,9 +102,19 @@ pub async fn locate_manager(settings: &Settings, setup: &NodeSetup, start: bool)
             Some(s) if s.is_manager() && s.is_supported_version() => {
                 let kind = ManagerKind::of(&url).await;
                 if kind.is_jshost_node() != setup.jshost_node {
-                    return Err(foreign_manager_error(setup, &expected, &url, &s, &kind));
-                }
-                if own {
+                    // Wire-compatible, so it can serve this config; but its hosts run its own
+                    // package (js-host's: no watch, workers or ESM configs).
+                    tracing::warn!(
+                        %url,
+                        config = %setup.config.display(),
+                        "the js-host manager on the config's port is {}: it runs this project's host with {}, not {} \
+                         ({}); give this project a port of its own (`port` in its config) to have its own manager",
+                        describe_manager(&kind, &s),
+                        kind.package(),
+                        if setup.jshost_node { "jshost-node" } else { "js-host" },
+                        setup.bin.display()
+                    );
+                } else if own {
                     tracing::info!(%url, "reusing the running js-host manager");
                 } else {
                     tracing::info!(%url, config = %setup.config.display(), "reusing the js-host manager on the config's port (started by another project); it runs a host of this config's own");
@@ -180,34 +190,6 @@ fn describe_manager(kind: &ManagerKind, live: &Status) -> String {
         ManagerKind::JshostNode { pid: None } => format!("a jshost-node manager{serving}"),
         ManagerKind::JsHost => format!("a js-host {} manager{serving}", live.version()),
     }
-}
-
-/// A manager runs at the config's port but starts hosts of the other package (a js-host
-/// manager cannot run this project's jshost-node hosts, nor the other way round). Its hosts
-/// belong to another project: the advice never stops them.
-fn foreign_manager_error(
-    setup: &NodeSetup,
-    expected: &Expected,
-    url: &str,
-    live: &Status,
-    kind: &ManagerKind,
-) -> Error {
-    let wanted = if setup.jshost_node {
-        "jshost-node"
-    } else {
-        "js-host"
-    };
-    Error::config(format!(
-        "port {port} (the manager's, from {config}) is held by {who}, which starts {theirs} hosts; \
-         {config} needs {wanted} ({bin}): give this project a port of its own (`port` in {config}), \
-         or install the same host package in both projects",
-        port = expected.port(),
-        config = setup.config.display(),
-        who = describe_manager(kind, live),
-        theirs = kind.package(),
-        bin = setup.bin.display(),
-    ))
-    .with_url(url)
 }
 
 /// Why the process at the config's port is neither its host nor a usable manager.
