@@ -95,8 +95,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         settings = settings.use_manager(true);
     }
     if cfg!(debug_assertions) && std::env::var_os("JSHOST_WATCH").is_none() {
-        // Hot reload while developing (a manager already running without it is reused as is:
-        // `cargo run -q -p jshost-cli -- manager stop` first).
+        // Hot reload while developing (a warm host started without it is restarted with it).
         settings = settings.watch(true);
     }
     let host = JsHost::connect(settings).await?;

@@ -68,7 +68,9 @@ pub struct Settings {
     /// Worker processes per jshost-node host that jshost starts (`--workers N`); 0: one process.
     pub workers: usize,
     /// jshost-node hosts that jshost starts reload on a change of the config or a file it loads.
-    pub watch: bool,
+    /// `None` (the default): on for managed hosts (development: a managed host never serves code
+    /// older than the files on disk), off for owned ones. See [`Settings::watch`].
+    pub watch: Option<bool>,
     /// Coalesce concurrent calls to one jshost-node host into `POST /batch` requests.
     pub batch: bool,
     /// Owned jshost-node hosts listen on a private Unix socket instead of a TCP port.
@@ -158,7 +160,7 @@ impl Default for Settings {
             status_cache: true,
             log_file: false,
             workers: 0,
-            watch: false,
+            watch: None,
             batch: true,
             private_socket: true,
             headers: Vec::new(),
@@ -254,11 +256,19 @@ impl Settings {
 
     /// Starts jshost-node hosts (owned or managed) with `--watch`: editing the config or a file
     /// it loads starts a new generation of the host, and the handle picks up new functions at
-    /// their first call. For development. Default: off.
+    /// their first call. For development. Default: on for managed hosts (`use_manager(true)`:
+    /// a warm host started without it is restarted with it), off for owned hosts; `watch(false)`
+    /// turns it off for managed hosts too (a reused host then only warns when its files changed).
     #[must_use]
     pub fn watch(mut self, enabled: bool) -> Self {
-        self.watch = enabled;
+        self.watch = Some(enabled);
         self
+    }
+
+    /// Whether the hosts jshost starts for these settings run with `--watch`: [`Settings::watch`]
+    /// as set, else whether they are managed (development) hosts.
+    pub fn watches(&self) -> bool {
+        self.watch.unwrap_or(self.use_manager)
     }
 
     /// Coalesces calls that would wait for a connection into `POST /batch` requests, when the
@@ -429,7 +439,7 @@ impl Settings {
             s.log_file = flag("JSHOST_LOG_FILE", &v)?;
         }
         if let Some(v) = get("JSHOST_WATCH") {
-            s.watch = flag("JSHOST_WATCH", &v)?;
+            s.watch = Some(flag("JSHOST_WATCH", &v)?);
         }
         if let Some(v) = get("JSHOST_BATCH") {
             s.batch = flag("JSHOST_BATCH", &v)?;

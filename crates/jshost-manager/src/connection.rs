@@ -42,6 +42,9 @@ pub struct ManagedConnection {
     manager: Manager,
     config: PathBuf,
     node: PathBuf,
+    /// Whether a manager found without a host for the config is stopped (see
+    /// [`Located::Manager`]): never one another project may be using.
+    stop_when_idle: bool,
     /// The open connection's id; `None` once closed (or the host stopped).
     id: Mutex<Option<String>>,
     /// Where the host answered last.
@@ -69,9 +72,13 @@ impl ManagedConnection {
     /// manager keeps it until asked to stop it).
     pub async fn connect(settings: &Settings, setup: &NodeSetup) -> Result<Connected> {
         let _lock = ConfigLock::acquire(&setup.config).await?;
-        let (manager, expected) = match locate_manager(settings, setup, true).await? {
+        let (manager, expected, stop_when_idle) = match locate_manager(settings, setup, true).await? {
             Located::Host { url, status } => return Ok(Connected::Direct { url, status }),
-            Located::Manager { manager, expected } => (manager, expected),
+            Located::Manager {
+                manager,
+                expected,
+                stop_when_idle,
+            } => (manager, expected, stop_when_idle),
         };
         let config = setup.config.as_path();
         let info = live_host(&manager, config).await?;
@@ -83,6 +90,7 @@ impl ManagedConnection {
             manager,
             config: config.to_path_buf(),
             node: settings.path_to_node.clone(),
+            stop_when_idle,
             id: Mutex::new(None),
             host_url: std::sync::Mutex::new(status_url(&info.status)?),
             visible_id: std::sync::Mutex::new(None),
@@ -189,7 +197,14 @@ impl ManagedConnection {
             return Ok(());
         };
         let _lock = ConfigLock::acquire(&self.config).await?;
-        close(&self.manager, &self.config, &current, &self.host_url()).await?;
+        close(
+            &self.manager,
+            &self.config,
+            &current,
+            &self.host_url(),
+            self.stop_when_idle,
+        )
+        .await?;
         *id = None;
         self.show_id(None);
         self.unfollow();
@@ -215,7 +230,9 @@ impl ManagedConnection {
         match stopped {
             Some(_) => Ok(()),
             None => {
-                stop_if_idle(&self.manager, &self.config).await;
+                if self.stop_when_idle {
+                    stop_if_idle(&self.manager, &self.config).await;
+                }
                 Err(Error::process(format!(
                     "the manager at {} runs no host for {} (it crashed or was stopped already)",
                     self.manager.url(),
@@ -283,19 +300,26 @@ async fn settle_crash(manager: &Manager, config: &Path, host_url: &str) {
 }
 
 /// Closes connection `id`, after letting the manager notice a crash; a manager left without a
-/// host for the config is asked to stop (js-host 0.12's would linger).
-async fn close(manager: &Manager, config: &Path, id: &str, host_url: &str) -> Result<()> {
+/// host for the config is asked to stop when `stop_when_idle` (js-host 0.12's would linger).
+async fn close(
+    manager: &Manager,
+    config: &Path,
+    id: &str,
+    host_url: &str,
+    stop_when_idle: bool,
+) -> Result<()> {
     settle_crash(manager, config, host_url).await;
     let answer = manager.close_connection(config, id).await?;
     tracing::info!(connection = %id, stop_timeout_ms = answer.stop_timeout, "disconnected from the managed js-host");
-    if !answer.started {
+    if !answer.started && stop_when_idle {
         stop_if_idle(manager, config).await;
     }
     Ok(())
 }
 
 /// Stops the manager when it runs no host for `config` (a js-host 0.12 manager whose host
-/// crashed never exits by itself).
+/// crashed never exits by itself). Only for a manager started from `config` itself: another
+/// project's manager may run that project's hosts.
 async fn stop_if_idle(manager: &Manager, config: &Path) {
     if let Ok(None) = manager.host_status(config).await {
         tracing::info!(
@@ -319,9 +343,10 @@ impl Drop for ManagedConnection {
         let config = self.config.clone();
         let node = self.node.clone();
         let host_url = self.host_url();
+        let stop_when_idle = self.stop_when_idle;
         jshost_client::driver::spawn(async move {
             let closed = match ConfigLock::acquire(&config).await {
-                Ok(_lock) => close(&manager, &config, &id, &host_url).await,
+                Ok(_lock) => close(&manager, &config, &id, &host_url, stop_when_idle).await,
                 Err(e) => Err(e),
             };
             match closed {

@@ -18,23 +18,68 @@ pub enum Located {
         /// Its status.
         status: Status,
     },
-    /// A manager for the config answers there (or was just started).
+    /// A manager answers there (or was just started): one manager serves all of a user's
+    /// projects on a port, each config getting a host of its own.
     Manager {
         /// A client for it.
         manager: Manager,
         /// The status the config's hosts report (with the manager's port).
         expected: Status,
+        /// Whether it is a js-host 0.12 manager started from this very config: such a manager
+        /// lingers without hosts, so a connection that finds its host gone stops it. Never set
+        /// for a manager started by another project (stopping it would stop that project's host),
+        /// nor for jshost-node's, which exits by itself once it runs no host.
+        stop_when_idle: bool,
     },
 }
 
-/// Finds what answers at the config's address and port: a host for the config, or a manager for
-/// it, which is started detached when nothing answers and `start` is set. A cached expected status
-/// never decides on its own: on any mismatch it is computed again.
+/// Which host package a manager starts hosts with, and what it says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ManagerKind {
+    /// jshost-node's manager (`GET /jshost/info` names it), with its process id.
+    JshostNode { pid: Option<u32> },
+    /// js-host 0.12's manager (no `/jshost/info`).
+    JsHost,
+}
+
+impl ManagerKind {
+    /// Asks the manager at `url`.
+    async fn of(url: &str) -> ManagerKind {
+        let info = jshost_client::get_fresh(&format!("{url}/jshost/info"), PROBE_TIMEOUT).await;
+        match info {
+            Ok(Some(response)) if response.status == 200 => {
+                let value: serde_json::Value = serde_json::from_slice(&response.body).unwrap_or_default();
+                if value["name"].as_str() == Some("jshost-node") {
+                    let pid = value["pid"].as_u64().and_then(|p| u32::try_from(p).ok());
+                    return ManagerKind::JshostNode { pid };
+                }
+                ManagerKind::JsHost
+            }
+            _ => ManagerKind::JsHost,
+        }
+    }
+
+    fn is_jshost_node(&self) -> bool {
+        matches!(self, ManagerKind::JshostNode { .. })
+    }
+
+    fn package(&self) -> &'static str {
+        match self {
+            ManagerKind::JshostNode { .. } => "jshost-node",
+            ManagerKind::JsHost => "js-host",
+        }
+    }
+}
+
+/// Finds what answers at the config's address and port: a host for the config, or a manager
+/// (whichever project started it: it starts a host per config), which is started detached when
+/// nothing answers and `start` is set. A cached expected status never decides on its own: on any
+/// mismatch it is computed again.
 ///
 /// # Errors
 /// Config errors as for [`NodeSetup::check`]; a config error naming the port when another
-/// program holds it; a connection error when nothing answers and `start` is not set; process
-/// errors when the manager cannot start.
+/// program, or a manager of a js-host version other than 0.12, holds it; a connection error when
+/// nothing answers and `start` is not set; process errors when the manager cannot start.
 pub async fn locate_manager(settings: &Settings, setup: &NodeSetup, start: bool) -> Result<Located> {
     let mut expected = Expected::resolve(setup, settings).await?;
     loop {
@@ -46,16 +91,51 @@ pub async fn locate_manager(settings: &Settings, setup: &NodeSetup, start: bool)
                 setup.config.display()
             ))
         })?;
+        let own = live.as_ref() == Some(&expected.manager_status());
         match live {
             Some(s) if &s == expected.status() => return Ok(Located::Host { url, status: s }),
-            Some(s) if s == expected.manager_status() => {
-                tracing::info!(%url, "reusing the running js-host manager");
+            // A manager that may be another project's, found through a cached status: the
+            // config's port may have changed since.
+            Some(s) if s.is_manager() && !own && expected.is_cached() && expected.refresh().await? => {
+                tracing::debug!(live = %s, "checking the manager against a fresh status");
+            }
+            Some(s) if s.is_manager() && s.is_supported_version() => {
+                let kind = ManagerKind::of(&url).await;
+                if kind.is_jshost_node() != setup.jshost_node {
+                    // Wire-compatible, so it can serve this config; but its hosts run its own
+                    // package (js-host's: no watch, workers or ESM configs).
+                    tracing::warn!(
+                        %url,
+                        config = %setup.config.display(),
+                        "the js-host manager on the config's port is {}: it runs this project's host with {}, not {} \
+                         ({}); give this project a port of its own (`port` in its config) to have its own manager",
+                        describe_manager(&kind, &s),
+                        kind.package(),
+                        if setup.jshost_node { "jshost-node" } else { "js-host" },
+                        setup.bin.display()
+                    );
+                } else if own {
+                    tracing::info!(%url, "reusing the running js-host manager");
+                } else {
+                    tracing::info!(%url, config = %setup.config.display(), "reusing the js-host manager on the config's port (started by another project); it runs a host of this config's own");
+                }
                 return Ok(Located::Manager {
                     manager: Manager::new(url).with_host_options(setup.host_options()),
                     expected: expected.status().clone(),
+                    stop_when_idle: own && !kind.is_jshost_node(),
                 });
             }
-            None if start => return start_manager(setup, expected, settings.startup_timeout).await,
+            None if start => match start_manager(setup, expected.clone(), settings.startup_timeout).await {
+                Ok(located) => return Ok(located),
+                // Another project's manager took the port first (both started one): use it.
+                Err(e) => match probe_status(&url).await {
+                    Ok(Some(s)) if s.is_manager() => {
+                        tracing::info!(%url, error = %e, "another js-host manager took the port first; using it");
+                        expected.refresh().await?;
+                    }
+                    _ => return Err(e),
+                },
+            },
             _ if expected.refresh().await? => continue,
             None => return Err(Error::connection(format!("no js-host manager runs at {url}")).with_url(url)),
             Some(s) => return Err(held_error(setup, &expected, &url, &s)),
@@ -77,19 +157,51 @@ async fn start_manager(setup: &NodeSetup, mut expected: Expected, timeout: Durat
     Ok(Located::Manager {
         manager: Manager::new(url).with_host_options(setup.host_options()),
         expected: expected.status().clone(),
+        stop_when_idle: !setup.jshost_node,
     })
 }
 
-/// Why the process at the config's port is neither its host nor its manager.
+/// Who runs the manager at `url`: the config and directory of a jshost-node manager (read from
+/// its process, when this user may), else what its status says.
+fn describe_manager(kind: &ManagerKind, live: &Status) -> String {
+    let functions = live.functions();
+    let serving = if functions.is_empty() {
+        String::new()
+    } else {
+        format!(", its own config naming the functions {}", functions.join(", "))
+    };
+    match kind {
+        ManagerKind::JshostNode { pid: Some(pid) } => {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            // `node BIN CONFIG --manager ...`
+            let config = args
+                .get(2)
+                .cloned()
+                .unwrap_or_else(|| "an unknown config".to_owned());
+            let dir = std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|_| "an unknown directory".to_owned());
+            format!("a jshost-node manager (pid {pid}) started for {config} in {dir}{serving}")
+        }
+        ManagerKind::JshostNode { pid: None } => format!("a jshost-node manager{serving}"),
+        ManagerKind::JsHost => format!("a js-host {} manager{serving}", live.version()),
+    }
+}
+
+/// Why the process at the config's port is neither its host nor a usable manager.
 fn held_error(setup: &NodeSetup, expected: &Expected, url: &str, live: &Status) -> Error {
     let config = setup.config.display();
     if live.is_manager() {
-        // Typically our own manager, started before the config file was edited.
         return Error::config(format!(
-            "the js-host manager at {url} was started from another version of {config}: stop it \
-             (`jshost manager stop`, or `Manager::new(url).stop()`) and connect again; it reports {live}, \
-             the config now gives {}",
-            expected.manager_status()
+            "port {} (the manager's, from {config}) is held by a js-host manager of version {}, which \
+             this SDK cannot use (it speaks js-host 0.12.x): give this project a port of its own \
+             (`port` in {config})",
+            expected.port(),
+            live.version()
         ))
         .with_url(url);
     }

@@ -318,6 +318,7 @@ impl Manager {
         if let Some(info) = self.host_status(config).await? {
             if !self.options_differ(&info) {
                 tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "reusing the warm managed js-host");
+                report_if_stale(&info, config);
                 return Ok(info);
             }
             // jshost-node's manager restarts a running host whose options differ from a start's.
@@ -327,7 +328,13 @@ impl Manager {
                 "the warm managed js-host runs with other options; restarting it with these"
             );
         }
-        let info = self.start_host(config).await?.into_host();
+        let info = match self.start_host(config).await? {
+            Started::New(info) => info,
+            Started::AlreadyRunning(info) => {
+                report_if_stale(&info, config);
+                info
+            }
+        };
         tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "the manager runs a js-host");
         Ok(info)
     }
@@ -441,6 +448,61 @@ impl Manager {
     }
 }
 
+/// Warns (naming the config) when a reused warm host may serve code older than the files on
+/// disk; see [`staleness`].
+fn report_if_stale(info: &HostInfo, config: &Path) {
+    if let Some(why) = staleness(info, config) {
+        tracing::warn!(config = %config.display(), logfile = %info.logfile.display(), "{why}");
+    }
+}
+
+/// Why a reused host may serve code older than the files on disk: it does not reload on change
+/// (js-host 0.12's, or jshost-node's started without watch) and its config, or a file beside it,
+/// changed after the host started (its logfile's creation). js-host's hosts load modules the SDK
+/// cannot see, so reusing one is always reported.
+fn staleness(info: &HostInfo, config: &Path) -> Option<String> {
+    let watching = info
+        .options
+        .as_ref()
+        .map(|options| options["watch"].as_bool() == Some(true));
+    match watching {
+        Some(true) => None,
+        None => Some(format!(
+            "the warm managed js-host (js-host 0.12) for {} does not reload on change: it serves the code it \
+             loaded when it started; after editing the config or a file it loads, restart it (JsHost::restart, \
+             or `jshost host restart`)",
+            config.display()
+        )),
+        Some(false) => {
+            let started = std::fs::metadata(&info.logfile).and_then(|m| m.created()).ok()?;
+            let (file, changed) = newest_change(config)?;
+            (changed > started).then(|| {
+                format!(
+                    "the warm managed js-host for {} runs without watch and {} changed after it started: it serves \
+                     the old code; restart it (JsHost::restart) or leave watch on (the default for managed hosts)",
+                    config.display(),
+                    file.display()
+                )
+            })
+        }
+    }
+}
+
+/// The newest modification among `config` and the files in its directory (not below it).
+fn newest_change(config: &Path) -> Option<(PathBuf, std::time::SystemTime)> {
+    let dir = config.parent()?;
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| {
+            let meta = entry.metadata().ok()?;
+            meta.is_file()
+                .then(|| meta.modified().ok().map(|t| (entry.path(), t)))
+                .flatten()
+        })
+        .max_by_key(|(_, t)| *t)
+}
+
 fn parse_host(value: Value) -> Result<(HostInfo, Option<String>)> {
     let raw: RawHost = serde_json::from_value(value).map_err(|e| {
         Error::new(
@@ -520,5 +582,68 @@ fn judge_probe(url: &str, answer: Result<Option<Response>>) -> Result<Option<Sta
             Ok(None)
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    fn host(logfile: &Path, options: Option<Value>) -> HostInfo {
+        HostInfo {
+            status: Status::parse(r#"{"type":"Host","version":"0.12.0","config":{"port":1}}"#)
+                .expect("status"),
+            logfile: logfile.to_path_buf(),
+            config: String::new(),
+            connections: Vec::new(),
+            options,
+        }
+    }
+
+    fn touch(path: &Path, when: SystemTime) {
+        let file = std::fs::OpenOptions::new().write(true).open(path).expect("open");
+        file.set_modified(when).expect("set mtime");
+    }
+
+    #[test]
+    fn reused_hosts_that_cannot_follow_the_files_are_reported() {
+        let dir = std::env::temp_dir().join(format!("jshost-staleness-{}", std::process::id()));
+        let project = dir.join("project");
+        std::fs::create_dir_all(&project).expect("mkdir");
+        let logfile = dir.join("host.log");
+        std::fs::write(&logfile, "").expect("logfile");
+        let config = project.join("host.config.js");
+        std::fs::write(&config, "module.exports = {};").expect("config");
+        std::fs::write(project.join("functions.js"), "").expect("functions");
+        let now = SystemTime::now();
+        touch(&config, now - Duration::from_secs(3600));
+        touch(&project.join("functions.js"), now - Duration::from_secs(3600));
+
+        let watching = host(&logfile, Some(serde_json::json!({"watch": true})));
+        let not_watching = host(&logfile, Some(serde_json::json!({"watch": false})));
+        let js_host = host(&logfile, None);
+        assert_eq!(staleness(&watching, &config), None);
+        assert_eq!(
+            staleness(&not_watching, &config),
+            None,
+            "nothing changed since it started"
+        );
+        let why = staleness(&js_host, &config).expect("js-host's hosts never follow the files");
+        assert!(why.contains(&config.display().to_string()), "{why}");
+
+        // A file beside the config, saved after the host started.
+        touch(&project.join("functions.js"), now + Duration::from_secs(60));
+        let why = staleness(&not_watching, &config).expect("changed after the start");
+        assert!(
+            why.contains("functions.js") && why.contains(&config.display().to_string()),
+            "{why}"
+        );
+        assert_eq!(
+            staleness(&watching, &config),
+            None,
+            "a watching host reloads by itself"
+        );
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

@@ -48,9 +48,9 @@ impl NodeSetup {
         let bin = settings.bin_path();
         if !bin.is_file() {
             return Err(Error::config(format!(
-                "the host is not installed: {} does not exist (run `npm ci` in {}, or set path_to_bin)",
+                "the host is not installed: {} does not exist ({}, or set path_to_bin)",
                 bin.display(),
-                settings.resolved_source_root().display()
+                install_hint(&settings.resolved_source_root(), &bin)
             )));
         }
         let jshost_node = package_name(&bin).as_deref() == Some("jshost-node");
@@ -58,7 +58,7 @@ impl NodeSetup {
         if jshost_node && settings.workers > 0 {
             host_flags.extend(["--workers".to_owned(), settings.workers.to_string()]);
         }
-        if jshost_node && settings.watch {
+        if jshost_node && settings.watches() {
             host_flags.push("--watch".to_owned());
         }
         if jshost_node {
@@ -346,6 +346,28 @@ pub(crate) fn manager_status_for(host: &Status) -> Status {
     Status::from_value(value).unwrap_or_else(|_| host.with_kind("Manager"))
 }
 
+/// What to run in `root` to install the missing host script `bin`: `npm ci` where a lock file
+/// pins the dependencies, else `npm install`; jshost-node is not published on npm yet, so a
+/// project installs it from a clone (this crate's own when it is built from one).
+fn install_hint(root: &std::path::Path, bin: &std::path::Path) -> String {
+    let root_shown = root.display();
+    if root.join("package-lock.json").is_file() {
+        return format!("run `npm ci` in {root_shown}");
+    }
+    if !bin.to_string_lossy().contains("jshost-node") {
+        return format!("run `npm install` in {root_shown}");
+    }
+    let clone = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../node");
+    let node_dir = match std::fs::canonicalize(&clone) {
+        Ok(dir) if dir.join("package.json").is_file() => dir.display().to_string(),
+        _ => "PATH/TO/jshost/node".to_owned(),
+    };
+    format!(
+        "run `npm install` in {root_shown}; jshost-node is not on npm yet: `npm install {node_dir}` \
+         installs it from a clone of jshost"
+    )
+}
+
 /// Shortens long text for messages.
 pub(crate) fn short(text: &str) -> String {
     excerpt(strip_ansi(text).trim(), 800)
@@ -399,6 +421,28 @@ mod tests {
         assert!(e.contains("chmod go-w"), "{e}");
         std::fs::remove_file(&path).expect("cleanup");
     }
+
+    #[test]
+    fn the_install_hint_fits_the_project() {
+        let root = std::env::temp_dir().join(format!("jshost-install-hint-{}", std::process::id()));
+        std::fs::create_dir_all(&root).expect("mkdir");
+        let bin = root.join(DEFAULT_BIN_FOR_TEST);
+        let hint = install_hint(&root, &bin);
+        assert!(
+            hint.contains("`npm install`") && !hint.contains("npm ci") && hint.contains("npm install /"),
+            "no lock file: {hint}"
+        );
+        let js_host = install_hint(&root, &root.join("node_modules/js-host/bin/js-host.js"));
+        assert_eq!(js_host, format!("run `npm install` in {}", root.display()));
+        std::fs::write(root.join("package-lock.json"), "{}").expect("write");
+        assert_eq!(
+            install_hint(&root, &bin),
+            format!("run `npm ci` in {}", root.display())
+        );
+        std::fs::remove_dir_all(&root).expect("cleanup");
+    }
+
+    const DEFAULT_BIN_FOR_TEST: &str = jshost_core::settings::DEFAULT_PATH_TO_BIN;
 
     #[test]
     fn tail_keeps_the_end() {

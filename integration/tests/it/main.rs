@@ -11,6 +11,7 @@ mod caching;
 mod cli;
 mod concurrency;
 mod default_host;
+mod devloop;
 mod direct;
 mod examples;
 mod jshost_node;
