@@ -179,22 +179,36 @@ pub(crate) struct Source<'a> {
 pub(crate) fn follow(logfile: PathBuf, config: PathBuf) -> tokio_util::sync::DropGuard {
     let token = tokio_util::sync::CancellationToken::new();
     let guard = token.clone().drop_guard();
+    // Opened, and its end noted, now: what the host logs once this returns is followed, even
+    // before the task below first runs.
+    let opened = crate::private::open_trusted(&logfile).map(|file| {
+        let end = file.metadata().map(|m| m.len()).unwrap_or(0);
+        (file, end)
+    });
     jshost_client::driver::spawn(async move {
         tokio::select! {
             () = token.cancelled() => {}
-            () = follow_until_gone(&logfile, &config) => {}
+            () = follow_until_gone(opened, &logfile, &config) => {}
         }
     });
     guard
 }
 
-async fn follow_until_gone(logfile: &Path, config: &Path) {
-    let Some(file) = crate::private::open_trusted(logfile) else {
+async fn follow_until_gone(mut opened: Option<(std::fs::File, u64)>, logfile: &Path, config: &Path) {
+    // A host may create its logfile at its first line (js-host does): wait for it, then read it
+    // from its start.
+    while opened.is_none() && std::fs::symlink_metadata(logfile).is_err() {
+        tokio::time::sleep(FOLLOW_POLL).await;
+        if std::fs::symlink_metadata(logfile).is_ok() {
+            opened = crate::private::open_trusted(logfile).map(|file| (file, 0));
+        }
+    }
+    let Some((file, end)) = opened else {
         tracing::debug!(logfile = %logfile.display(), "not following the managed host's logfile: not a file of this user's");
         return;
     };
     let mut file = tokio::fs::File::from_std(file);
-    if file.seek(std::io::SeekFrom::End(0)).await.is_err() {
+    if file.seek(std::io::SeekFrom::Start(end)).await.is_err() {
         return;
     }
     let source = Source {
