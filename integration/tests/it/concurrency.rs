@@ -315,7 +315,7 @@ async fn pool_status_reports_idle_busy_and_waiting_connections_per_host() {
     // 132 calls on the client's 128 request slots: 128 busy and 4 waiting while they run.
     let data = json!({ "ms": 1500 });
     let calls = tokio::spawn(async move { join_all((0..132).map(|_| slow.call(&data))).await });
-    let seen = wait_for(Duration::from_secs(10), "128 busy and 4 waiting", || {
+    wait_for(Duration::from_secs(10), "128 busy and 4 waiting", || {
         let host = host.clone();
         async move {
             let (_, s) = host.pool_status().remove(0);
