@@ -412,18 +412,18 @@ impl Settings {
         if let Some(v) = get("JSHOST_PATH_TO_BIN") {
             s.path_to_bin = v.into();
         }
-        if let Some(v) = get("JSHOST_FUNCTION_TIMEOUT") {
-            s.function_timeout = v
-                .trim()
+        let seconds = |name: &str, v: &str| {
+            v.trim()
                 .parse::<f64>()
                 .ok()
                 .filter(|secs| secs.is_finite() && *secs > 0.0)
                 .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
                 .ok_or_else(|| {
-                    Error::config(format!(
-                        "JSHOST_FUNCTION_TIMEOUT must be a positive number of seconds, got {v:?}"
-                    ))
-                })?;
+                    Error::config(format!("{name} must be a positive number of seconds, got {v:?}"))
+                })
+        };
+        if let Some(v) = get("JSHOST_FUNCTION_TIMEOUT") {
+            s.function_timeout = seconds("JSHOST_FUNCTION_TIMEOUT", &v)?;
         }
         if let Some(v) = get("JSHOST_ROOT_URL") {
             s.root_urls = v
@@ -458,18 +458,7 @@ impl Settings {
             s.ca_file = Some(v.into());
         }
         if let Some(v) = get("JSHOST_HOST_CALL_TIMEOUT") {
-            s.host_call_timeout = Some(
-                v.trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|secs| secs.is_finite() && *secs > 0.0)
-                    .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
-                    .ok_or_else(|| {
-                        Error::config(format!(
-                            "JSHOST_HOST_CALL_TIMEOUT must be a positive number of seconds, got {v:?}"
-                        ))
-                    })?,
-            );
+            s.host_call_timeout = Some(seconds("JSHOST_HOST_CALL_TIMEOUT", &v)?);
         }
         let count =
             |name: &str, v: &str| {
