@@ -91,24 +91,22 @@ impl JsHost {
     /// # Ok(()) }
     /// ```
     pub async fn connect(settings: Settings) -> Result<JsHost> {
-        driver::run(async move {
-            let started = Instant::now();
+        let started = Instant::now();
+        let (settings, setup, client, backends) = driver::run(async move {
             let setup = NodeSetup::check(&settings)?;
             let client = HttpClient::from_settings(&settings)?;
             let backends = connect::connect(&settings, &setup, &client).await?;
-            for backend in &backends {
-                backend.discover(&client, settings.batch).await;
-            }
-            let host = JsHost::new(&settings, setup, client, backends);
-            tracing::info!(
-                urls = ?host.urls(),
-                config = %host.config_file().display(),
-                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-                "connected to js-host"
-            );
-            Ok(host)
+            Ok((settings, setup, client, backends))
         })
-        .await
+        .await?;
+        let host = JsHost::discovered(&settings, setup, client, backends).await;
+        tracing::info!(
+            urls = ?host.urls(),
+            config = %host.config_file().display(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "connected to js-host"
+        );
+        Ok(host)
     }
 
     /// Starts `settings.hosts` (default 1) js-hosts owned by this process (`node js-host.js
@@ -125,17 +123,29 @@ impl JsHost {
     /// # Cancel safety
     /// Dropping the future kills the hosts being started.
     pub async fn spawn(settings: Settings) -> Result<JsHost> {
-        driver::run(async move {
+        let (settings, setup, client, backends) = driver::run(async move {
             let setup = NodeSetup::check(&settings)?;
             let backends = connect::spawn(&settings).await?;
             tracing::info!(hosts = backends.len(), "spawned owned js-hosts");
             let client = HttpClient::from_settings(&settings)?;
-            for backend in &backends {
-                backend.discover(&client, settings.batch).await;
-            }
-            Ok(JsHost::new(&settings, setup, client, backends))
+            Ok((settings, setup, client, backends))
         })
-        .await
+        .await?;
+        Ok(JsHost::discovered(&settings, setup, client, backends).await)
+    }
+
+    /// The handle, once each host's capabilities are read. They are read from the caller's
+    /// runtime (when there is one): the pooled connection that opens is the first call's.
+    async fn discovered(
+        settings: &Settings,
+        setup: NodeSetup,
+        client: HttpClient,
+        backends: Vec<Arc<Backend>>,
+    ) -> Self {
+        for backend in &backends {
+            backend.discover(&client, settings.batch).await;
+        }
+        JsHost::new(settings, setup, client, backends)
     }
 
     fn new(settings: &Settings, setup: NodeSetup, client: HttpClient, backends: Vec<Arc<Backend>>) -> Self {

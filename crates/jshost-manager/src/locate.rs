@@ -1,7 +1,7 @@
 //! Finding (or starting) the manager of a config: what answers at the config's address, and a
 //! manager process started to outlive this process.
 
-use crate::expected::{status_url, Expected};
+use crate::expected::Expected;
 use crate::manager::{probe_status, Manager, PROBE_TIMEOUT};
 use crate::node::{self, NodeSetup};
 use jshost_core::{Error, ErrorKind, Result, Settings, Status};
@@ -85,7 +85,9 @@ pub async fn locate_manager(settings: &Settings, setup: &NodeSetup, start: bool)
     loop {
         let url = expected.url()?;
         let port = expected.port();
-        let live = probe_status(&url).await.map_err(|e| {
+        // What answers, and (asked at once, as a manager is the usual answer) which package.
+        let (live, kind) = tokio::join!(probe_status(&url), ManagerKind::of(&url));
+        let live = live.map_err(|e| {
             e.context(format!(
                 "the manager's port {port} (from {})",
                 setup.config.display()
@@ -100,7 +102,6 @@ pub async fn locate_manager(settings: &Settings, setup: &NodeSetup, start: bool)
                 tracing::debug!(live = %s, "checking the manager against a fresh status");
             }
             Some(s) if s.is_manager() && s.is_supported_version() => {
-                let kind = ManagerKind::of(&url).await;
                 if kind.is_jshost_node() != setup.jshost_node {
                     // Wire-compatible, so it can serve this config; but its hosts run its own
                     // package (js-host's: no watch, workers or ESM configs).
@@ -143,19 +144,26 @@ pub async fn locate_manager(settings: &Settings, setup: &NodeSetup, start: bool)
     }
 }
 
-/// Starts the manager now; if the expected status came from the cache, computes it afresh while
-/// the manager starts (a cold start pays for one node start-up, not two), and judges the new
-/// manager by the fresh status: a stale cache never wins.
+/// Starts the manager now and waits until it prints its status. A manager started from the
+/// config computes the config's status itself: when it matches the expected one (from the cache
+/// or from node), nothing else is run; when it does not, a cached expectation is computed again
+/// with node, and the manager is judged by that fresh status: a stale cache never wins. So a
+/// cold start pays for one node start-up, not two competing for the CPUs.
 async fn start_manager(setup: &NodeSetup, mut expected: Expected, timeout: Duration) -> Result<Located> {
     let starting = StartingManager::spawn(setup)?;
-    if let Err(e) = expected.refresh().await {
-        starting.abandon();
-        return Err(e);
+    let printed = starting.wait_ready(expected.port(), timeout).await?;
+    if printed != expected.manager_status() {
+        tracing::debug!(%printed, "the new manager reports another status than expected; computing it again");
+        if !expected.refresh().await? || printed != expected.manager_status() {
+            return Err(Error::process(format!(
+                "the js-host manager started for {} reports {printed}, expected {}",
+                setup.config.display(),
+                expected.manager_status()
+            )));
+        }
     }
-    let url = expected.url()?;
-    starting.wait_ready(&expected.manager_status(), timeout).await?;
     Ok(Located::Manager {
-        manager: Manager::new(url).with_host_options(setup.host_options()),
+        manager: Manager::new(expected.url()?).with_host_options(setup.host_options()),
         expected: expected.status().clone(),
         stop_when_idle: !setup.jshost_node,
     })
@@ -266,6 +274,7 @@ impl StartingManager {
         }
         let mut cmd = setup.command(&args);
         cmd.stdout(output.0).stderr(output.1).process_group(0);
+        node::move_ca_aside(&mut cmd, setup.jshost_node);
         if !setup.jshost_node {
             // js-host's manager logs its hosts in os.tmpdir(); jshost-node's uses the same
             // private directory as this SDK by itself.
@@ -281,42 +290,31 @@ impl StartingManager {
         })
     }
 
-    /// Kills the manager being started.
-    pub(crate) fn abandon(mut self) {
-        let _ = self.child.start_kill();
-    }
-
-    /// Waits until the manager answers with `expected` at the URL that status names.
+    /// Waits until the manager prints its status line (`--json`: js-host and jshost-node print
+    /// it once they listen) and returns that status.
     ///
     /// # Errors
     /// A process error carrying what the manager printed when it exits instead of starting (for
-    /// example the port is taken: the message names it); a process error when another process
-    /// answers there; a timeout error after `timeout`.
+    /// example the port is taken: the message names it); a timeout error after `timeout`.
     ///
     /// # Cancel safety
     /// Dropping the future leaves the manager running.
-    pub(crate) async fn wait_ready(mut self, expected: &Status, timeout: Duration) -> Result<()> {
-        let port = expected.port().unwrap_or_default();
-        let url = status_url(expected)?;
+    pub(crate) async fn wait_ready(mut self, port: u16, timeout: Duration) -> Result<Status> {
         let config = self.config.display().to_string();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let probe = jshost_client::get_fresh(&format!("{url}/status"), PROBE_TIMEOUT).await;
-            if let Ok(Some(response)) = probe {
-                if response.status == 200 {
-                    let live = Status::parse(&response.text_lossy())?;
-                    if &live == expected {
-                        tracing::info!(port, pid = self.child.id(), "js-host manager started");
-                        return Ok(());
-                    }
-                    let _ = self.child.start_kill();
-                    return Err(Error::process(format!(
-                        "another process took port {port} while the manager for {config} was starting: it reports {live}"
-                    )));
-                }
+            let printed = std::fs::read_to_string(&self.output_path).unwrap_or_default();
+            if let Some(status) = status_line(&printed) {
+                tracing::info!(
+                    port = status.port(),
+                    pid = self.child.id(),
+                    "js-host manager started"
+                );
+                return Ok(status);
             }
             if let Ok(Some(exit)) = self.child.try_wait() {
-                let printed = std::fs::read_to_string(&self.output_path).unwrap_or_default();
+                // What it printed up to its exit.
+                let printed = std::fs::read_to_string(&self.output_path).unwrap_or(printed);
                 let message = if printed.contains("EADDRINUSE") {
                     format!(
                         "cannot start the js-host manager: port {port} is already in use by another program \
@@ -334,13 +332,38 @@ impl StartingManager {
                 let _ = self.child.start_kill();
                 return Err(Error::new(
                     ErrorKind::Timeout,
-                    format!(
-                        "the js-host manager for {config} did not answer at {url} within {timeout:?} (start-up timeout)"
-                    ),
+                    format!("the js-host manager for {config} did not report its status within {timeout:?} (start-up timeout)"),
                 )
                 .with_logfile(&self.output_path));
             }
             tokio::time::sleep(STARTUP_POLL).await;
         }
+    }
+}
+
+/// The manager's status line in its output: the first complete line that is a manager's
+/// status (lines before it are what the config printed while loading).
+fn status_line(printed: &str) -> Option<Status> {
+    let complete = &printed[..printed.rfind('\n')?];
+    complete
+        .lines()
+        .filter(|line| line.trim_start().starts_with('{'))
+        .filter_map(|line| Status::parse(line).ok())
+        .find(Status::is_manager)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_line;
+
+    #[test]
+    fn the_status_line_is_the_first_complete_manager_status() {
+        let status = r#"{"type":"Manager","version":"0.12.0","config":{"address":"127.0.0.1","port":9009}}"#;
+        assert!(status_line("").is_none());
+        assert!(status_line(status).is_none(), "an incomplete line is not read");
+        let printed = format!("loading {{ the config\n{{\"not\": \"a status\"}}\n{status}\nlater\n");
+        let found = status_line(&printed).expect("found");
+        assert!(found.is_manager());
+        assert_eq!(found.port(), Some(9009));
     }
 }

@@ -38,6 +38,14 @@ impl ConfigLock {
     pub(crate) async fn acquire(config: &Path) -> Result<ConfigLock> {
         let path = lock_path(config)?;
         let file = crate::private::open_shared(&path)?;
+        // Uncontended (the usual case): taken at once, without a blocking thread.
+        match file.try_lock() {
+            Ok(()) => return Ok(ConfigLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::process(format!("cannot lock {}", path.display())).with_source(e))
+            }
+        }
         // `File::lock` blocks the thread: on a blocking thread. If the wait times out, that
         // thread gets the lock later and releases it at once.
         let locking = tokio::task::spawn_blocking(move || file.lock().map(|()| file));

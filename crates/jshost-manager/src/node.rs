@@ -11,6 +11,67 @@ use tokio::process::Command;
 /// (children inherit it), so a detached manager does not mistake it for a failure.
 pub(crate) const NODE_ENV: (&str, &str) = ("NODE_NO_WARNINGS", "1");
 
+/// The CA bundle Node reads at every start-up, before any code runs (tens of milliseconds for a
+/// system bundle), and the name it is passed on under to jshost-node (see [`move_ca_aside`]).
+const EXTRA_CA: &str = "NODE_EXTRA_CA_CERTS";
+const EXTRA_CA_ASIDE: &str = "JSHOST_NODE_EXTRA_CA_CERTS";
+
+/// Moves `NODE_EXTRA_CA_CERTS` aside for a jshost-node manager or host primary: neither makes a
+/// TLS connection, so neither needs to parse the bundle. jshost-node passes
+/// `JSHOST_NODE_EXTRA_CA_CERTS` on to the hosts a manager starts and gives it back to every
+/// worker as `NODE_EXTRA_CA_CERTS`, so the config's code sees exactly what the user set.
+/// js-host has no such hand-back: its processes keep the variable.
+pub(crate) fn move_ca_aside(cmd: &mut Command, jshost_node: bool) {
+    move_aside(cmd, jshost_node, std::env::var_os(EXTRA_CA));
+}
+
+fn move_aside(cmd: &mut Command, jshost_node: bool, bundle: Option<std::ffi::OsString>) {
+    if let Some(bundle) = bundle.filter(|v| jshost_node && !v.is_empty()) {
+        cmd.env_remove(EXTRA_CA).env(EXTRA_CA_ASIDE, bundle);
+    }
+}
+
+#[cfg(test)]
+mod ca_tests {
+    use super::*;
+
+    fn env_of(cmd: &Command) -> Vec<(String, Option<String>)> {
+        cmd.as_std()
+            .get_envs()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.map(|v| v.to_string_lossy().into_owned()),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_ca_bundle_is_moved_aside_for_jshost_node_only() {
+        let bundle = Some(std::ffi::OsString::from("/etc/ssl/certs/ca.pem"));
+        let mut cmd = Command::new("node");
+        move_aside(&mut cmd, true, bundle.clone());
+        let env = env_of(&cmd);
+        assert!(env.contains(&(EXTRA_CA.to_owned(), None)), "{env:?}");
+        assert!(
+            env.contains(&(
+                EXTRA_CA_ASIDE.to_owned(),
+                Some("/etc/ssl/certs/ca.pem".to_owned())
+            )),
+            "{env:?}"
+        );
+
+        let mut js_host = Command::new("node");
+        move_aside(&mut js_host, false, bundle);
+        assert!(env_of(&js_host).is_empty(), "js-host keeps the variable");
+
+        let mut unset = Command::new("node");
+        move_aside(&mut unset, true, None);
+        assert!(env_of(&unset).is_empty(), "nothing to move");
+    }
+}
+
 /// The files a js-host command needs, checked and resolved.
 #[derive(Debug, Clone)]
 pub struct NodeSetup {

@@ -82,6 +82,8 @@ fn start(node: &Path) -> std::io::Result<Watchdog> {
     cmd.arg("-e")
         .arg(WATCHDOG_JS)
         .env(crate::node::NODE_ENV.0, crate::node::NODE_ENV.1)
+        // It only speaks plain HTTP to the local manager: no CA bundle to parse at start-up.
+        .env_remove("NODE_EXTRA_CA_CERTS")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

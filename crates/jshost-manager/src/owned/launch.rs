@@ -120,6 +120,7 @@ fn command(
         // The host (every worker) exits when our end of its stdin closes: on stop, on drop, and
         // when this process dies, even by SIGKILL.
         cmd.arg("--exit-on-stdin-close").args(&setup.host_flags);
+        node::move_ca_aside(&mut cmd, true);
         if let Some(socket) = socket {
             cmd.arg("--socket").arg(socket);
         }
