@@ -72,34 +72,66 @@ impl ManagedConnection {
     /// manager keeps it until asked to stop it).
     pub async fn connect(settings: &Settings, setup: &NodeSetup) -> Result<Connected> {
         let _lock = ConfigLock::acquire(&setup.config).await?;
-        let (manager, expected, stop_when_idle) = match locate_manager(settings, setup, true).await? {
-            Located::Host { url, status } => return Ok(Connected::Direct { url, status }),
-            Located::Manager {
-                manager,
-                expected,
-                stop_when_idle,
-            } => (manager, expected, stop_when_idle),
-        };
+        let (manager, expected, stop_when_idle, jshost_node) =
+            match locate_manager(settings, setup, true).await? {
+                Located::Host { url, status } => return Ok(Connected::Direct { url, status }),
+                Located::Manager {
+                    manager,
+                    expected,
+                    stop_when_idle,
+                    jshost_node,
+                } => (manager, expected, stop_when_idle, jshost_node),
+            };
         let config = setup.config.as_path();
-        let info = live_host(&manager, config).await?;
-        if info.status != expected.with_port(info.status.port().unwrap_or_default()) {
-            tracing::warn!(config = %config.display(), "the managed host was started from an older config; restarting it");
-            manager.restart_host(config).await?;
-        }
         let connection = ManagedConnection {
             manager,
             config: config.to_path_buf(),
             node: settings.path_to_node.clone(),
             stop_when_idle,
             id: Mutex::new(None),
-            host_url: std::sync::Mutex::new(status_url(&info.status)?),
+            host_url: std::sync::Mutex::new(String::new()),
             visible_id: std::sync::Mutex::new(None),
             following: std::sync::Mutex::new(None),
         };
-        let info = {
-            let mut id = connection.id.lock().await;
+        let manager = &connection.manager;
+        let mut id = connection.id.lock().await;
+        // A warm jshost-node host is connected to at once (its manager forgets a host whose
+        // process exited, so the host its answer describes runs): one request instead of a
+        // status, a probe and a connect. The connection is kept unless the host must be started
+        // or restarted first (then a new one replaces it). Recorded in `id` at once, so that an
+        // error below closes it (on drop).
+        let mut warm = None;
+        if jshost_node {
+            if let Some(opened) = manager.open_connection(config).await? {
+                watchdog::register(&connection.node, manager.url(), config, &opened.id);
+                connection.show_id(Some(opened.id.clone()));
+                *id = Some(opened.id);
+                if !manager.options_differ(&opened.host) {
+                    tracing::info!(url = ?opened.host.status.url(), logfile = %opened.host.logfile.display(), "reusing the warm managed js-host");
+                    crate::manager::report_if_stale(&opened.host, config);
+                    warm = Some(opened.host);
+                }
+            }
+        }
+        let mut keep = warm.is_some();
+        let mut info = match warm {
+            Some(info) => info,
+            None => live_host(manager, config, jshost_node).await?,
+        };
+        if info.status != expected.with_port(info.status.port().unwrap_or_default()) {
+            tracing::warn!(config = %config.display(), "the managed host was started from an older config; restarting it");
+            match manager.restart_host(config).await? {
+                Some(restarted) => info = restarted,
+                None => keep = false,
+            }
+        }
+        let info = if keep {
+            connection.set_host_url(&info)?;
+            info
+        } else {
             connection.connect_locked(&mut id).await?
         };
+        drop(id);
         Ok(Connected::Managed(Box::new(connection), info))
     }
 
@@ -263,10 +295,12 @@ impl ManagedConnection {
 
 /// The manager's host for `config`, started if it does not run; a recorded host that does not
 /// answer (it crashed and the manager has not noticed yet) is waited out, then started again.
-async fn live_host(manager: &Manager, config: &Path) -> Result<HostInfo> {
+/// jshost-node's manager forgets a host as soon as its process exits (`trusted`): its record
+/// is not probed.
+async fn live_host(manager: &Manager, config: &Path, trusted: bool) -> Result<HostInfo> {
     let info = manager.ensure_host(config).await?;
     let url = status_url(&info.status)?;
-    if matches!(probe_status(&url).await, Ok(Some(_))) {
+    if trusted || matches!(probe_status(&url).await, Ok(Some(_))) {
         return Ok(info);
     }
     tracing::info!(%url, "the managed host does not answer; waiting for its manager to notice");

@@ -30,6 +30,9 @@ pub enum Located {
         /// for a manager started by another project (stopping it would stop that project's host),
         /// nor for jshost-node's, which exits by itself once it runs no host.
         stop_when_idle: bool,
+        /// Whether it is jshost-node's manager, which forgets a host as soon as its process
+        /// exits: a host it describes is running.
+        jshost_node: bool,
     },
 }
 
@@ -124,6 +127,7 @@ pub async fn locate_manager(settings: &Settings, setup: &NodeSetup, start: bool)
                     manager: Manager::new(url).with_host_options(setup.host_options()),
                     expected: expected.status().clone(),
                     stop_when_idle: own && !kind.is_jshost_node(),
+                    jshost_node: kind.is_jshost_node(),
                 });
             }
             None if start => match start_manager(setup, expected.clone(), settings.startup_timeout).await {
@@ -166,6 +170,7 @@ async fn start_manager(setup: &NodeSetup, mut expected: Expected, timeout: Durat
         manager: Manager::new(expected.url()?).with_host_options(setup.host_options()),
         expected: expected.status().clone(),
         stop_when_idle: !setup.jshost_node,
+        jshost_node: setup.jshost_node,
     })
 }
 

@@ -219,7 +219,7 @@ impl Manager {
 
     /// Whether `info`'s host runs with other options than this client asks for (a key this
     /// client names with another value).
-    fn options_differ(&self, info: &HostInfo) -> bool {
+    pub(crate) fn options_differ(&self, info: &HostInfo) -> bool {
         let (Some(Value::Object(asked)), Some(Value::Object(running))) = (&self.host_options, &info.options)
         else {
             return false;
@@ -450,7 +450,7 @@ impl Manager {
 
 /// Warns (naming the config) when a reused warm host may serve code older than the files on
 /// disk; see [`staleness`].
-fn report_if_stale(info: &HostInfo, config: &Path) {
+pub(crate) fn report_if_stale(info: &HostInfo, config: &Path) {
     if let Some(why) = staleness(info, config) {
         tracing::warn!(config = %config.display(), logfile = %info.logfile.display(), "{why}");
     }
