@@ -15,35 +15,30 @@ pub async fn all_at_once(host: &JsHost, n: u64) -> Result<Vec<u64>, jshost::Erro
     let double = host.function("double");
     let calls = (0..n).map(|i| {
         let double = double.clone();
-        async move { double.call(&json!({ "number": i })).await }
+        // The answer ("42") is JSON: a number.
+        async move { double.call_json::<u64, _>(&json!({ "number": i })).await }
     });
-    futures::future::join_all(calls)
-        .await
-        .into_iter()
-        .map(|r| r.and_then(|text| parse(&text)))
-        .collect()
+    futures::future::join_all(calls).await.into_iter().collect()
 }
 
 /// Doubles `0..n` with at most `limit` calls in flight. Results are in input order.
 pub async fn bounded(host: &JsHost, n: u64, limit: usize) -> Result<Vec<u64>, jshost::Error> {
     let double = host.function("double");
-    let mut results: Vec<(u64, u64)> = stream::iter(0..n)
-        .map(|i| {
-            let double = double.clone();
-            async move { Ok::<_, jshost::Error>((i, parse(&double.call(&json!({ "number": i })).await?)?)) }
-        })
-        .buffer_unordered(limit)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
+    let mut results: Vec<(u64, u64)> =
+        stream::iter(0..n)
+            .map(|i| {
+                let double = double.clone();
+                async move {
+                    Ok::<_, jshost::Error>((i, double.call_json::<u64, _>(&json!({ "number": i })).await?))
+                }
+            })
+            .buffer_unordered(limit)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
     results.sort_unstable();
     Ok(results.into_iter().map(|(_, v)| v).collect())
-}
-
-fn parse(text: &str) -> Result<u64, jshost::Error> {
-    text.parse()
-        .map_err(|_| jshost::Error::new(jshost::ErrorKind::Decode, format!("not a number: {text:?}")))
 }
 
 #[allow(dead_code)]

@@ -219,11 +219,6 @@ impl JsHost {
         display_url(&self.first().endpoint().url).into_owned()
     }
 
-    /// The URL of `path` on the (first) host: `url_for("function/echo")` is `{url}/function/echo`.
-    pub fn url_for(&self, path: &str) -> String {
-        format!("{}/{}", self.url(), path.trim_start_matches('/'))
-    }
-
     /// The status the host reported when this handle connected (or restarted it). Hosts of one
     /// handle serve the same config: with several, they differ at most by port, and this is the
     /// first one's.

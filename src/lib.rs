@@ -107,23 +107,13 @@ pub use host::JsHost;
 pub use jshost_client::PoolStatus;
 #[doc(inline)]
 pub use jshost_core::{hash, Error, ErrorKind, Result, Settings, Status};
-#[doc(inline)]
-pub use jshost_manager::{HostInfo, Manager, Started};
 pub use tokio_util::sync::CancellationToken;
 
-/// For tools built on jshost; not part of the API and not covered by semver.
-#[doc(hidden)]
-pub mod raw {
-    /// The benchmark sends the SDK's exact request bytes from a bare hyper client.
-    pub use jshost_client::function_url;
-    /// Tests and the benchmark read the pool's bound on open sockets.
-    pub use jshost_client::HttpClient;
-    /// Tests and the benchmark pick a host's CLI.
-    pub use jshost_core::settings::{DEFAULT_PATH_TO_BIN, JS_HOST_BIN};
-    /// The benchmark runs js-host as the SDK runs an owned js-host.
-    pub use jshost_manager::GUARD_JS;
-    /// Tests plant stale status-cache entries to check that a stale cache never wins.
-    pub use jshost_manager::{NodeSetup, StatusCache};
+/// The js-host manager protocol: a [`Manager`](manager::Manager) client (`/host/*`,
+/// `/manager/stop`), as [`JsHost::manager`] gives it for a managed host.
+pub mod manager {
+    #[doc(inline)]
+    pub use jshost_manager::{Connection, Disconnected, HostInfo, Manager, Started};
 }
 
 use std::sync::RwLock;

@@ -36,7 +36,7 @@ pub async fn run(o: Opts) -> Result<()> {
 
     println!(
         "Method: `wrk -t1 -cN` for {} per run posting the SDK's `echo` bytes (112 B) to each server, started by the \
-         bench on 127.0.0.1 from bench/bench.config.js (js-host with bench/guard.js preloaded: no stdout after its \
+         bench on 127.0.0.1 from bench/bench.config.js (js-host with the SDK's guard script preloaded: no stdout after its \
          status line; the plain server: bench/node-http-echo.js, which parses the body and answers JSON.stringify \
          of it); {} rounds rotating which server goes first, medians; host CPU per call from /proc/PID/stat of the \
          server and its children; steal from /proc/stat (redone over {}%). jshost-node: {}.\n",

@@ -42,7 +42,7 @@ pub fn host_under_test() -> Host {
 pub fn host_bin() -> PathBuf {
     match host_under_test() {
         Host::JsHost => js_host_bin(),
-        Host::JshostNode => repo_root().join(jshost::raw::DEFAULT_PATH_TO_BIN),
+        Host::JshostNode => repo_root().join(jshost_core::settings::DEFAULT_PATH_TO_BIN),
     }
 }
 

@@ -69,7 +69,7 @@ fn each_call_has_a_span_with_its_function_url_and_batch_size() {
         .unwrap();
     let settings = fixture
         .settings()
-        .path_to_bin(repo_root().join(jshost::raw::DEFAULT_PATH_TO_BIN));
+        .path_to_bin(repo_root().join(jshost_core::settings::DEFAULT_PATH_TO_BIN));
     let host = runtime.block_on(JsHost::spawn(settings)).unwrap();
     runtime.block_on(async {
         let request = tracing::info_span!("http_request");

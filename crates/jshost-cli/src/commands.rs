@@ -2,7 +2,8 @@
 
 use crate::cli::{Command, HostAction, ManagerAction};
 use crate::failure::{code, Failure};
-use jshost::{Error, HostInfo, JsHost, Manager, Settings};
+use jshost::{Error, JsHost, Settings};
+use jshost_manager::{HostInfo, Manager};
 use serde_json::{json, Value};
 use std::io::{Read, SeekFrom, Write};
 use std::path::Path;

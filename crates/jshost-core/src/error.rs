@@ -86,8 +86,11 @@ struct Inner {
     source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
 }
 
+/// The constructors and builders are the SDK's own (its crates build errors with them): hidden,
+/// and not part of the public API.
 impl Error {
     /// Creates an error of `kind` with a message saying what happened.
+    #[doc(hidden)]
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
             inner: Box::new(Inner {
@@ -106,22 +109,26 @@ impl Error {
     }
 
     /// Shorthand for `Error::new(ErrorKind::Config, message)`.
+    #[doc(hidden)]
     pub fn config(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Config, message)
     }
 
     /// Shorthand for `Error::new(ErrorKind::Connection, message)`.
+    #[doc(hidden)]
     pub fn connection(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Connection, message)
     }
 
     /// Shorthand for `Error::new(ErrorKind::Process, message)`.
+    #[doc(hidden)]
     pub fn process(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Process, message)
     }
 
     /// Attaches the name of the function involved.
     #[must_use]
+    #[doc(hidden)]
     pub fn with_function(mut self, name: impl Into<String>) -> Self {
         self.inner.function = Some(name.into());
         self
@@ -129,6 +136,7 @@ impl Error {
 
     /// Attaches the URL involved.
     #[must_use]
+    #[doc(hidden)]
     pub fn with_url(mut self, url: impl Into<String>) -> Self {
         self.inner.url = Some(url.into());
         self
@@ -136,6 +144,7 @@ impl Error {
 
     /// Attaches an HTTP status code.
     #[must_use]
+    #[doc(hidden)]
     pub fn with_status(mut self, status: u16) -> Self {
         self.inner.status = Some(status);
         self
@@ -143,6 +152,7 @@ impl Error {
 
     /// Attaches a response body (for function errors: the JS stack text).
     #[must_use]
+    #[doc(hidden)]
     pub fn with_body(mut self, body: impl Into<String>) -> Self {
         self.inner.body = Some(body.into());
         self
@@ -150,6 +160,7 @@ impl Error {
 
     /// Attaches the logfile of the host or manager involved.
     #[must_use]
+    #[doc(hidden)]
     pub fn with_logfile(mut self, path: impl Into<PathBuf>) -> Self {
         self.inner.logfile = Some(path.into());
         self
@@ -158,6 +169,7 @@ impl Error {
     /// Marks the error as happening before the request was sent (the connection could not be
     /// made, or the host is known to be down): see [`Error::is_not_sent`].
     #[must_use]
+    #[doc(hidden)]
     pub fn with_not_sent(mut self) -> Self {
         self.inner.not_sent = true;
         self
@@ -171,20 +183,15 @@ impl Error {
 
     /// Attaches the underlying cause, returned by `source()`.
     #[must_use]
+    #[doc(hidden)]
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
         self.inner.source = Some(Arc::from(source.into()));
         self
     }
 
-    /// Changes the kind, keeping every detail (used to re-classify a failure once more is known).
-    #[must_use]
-    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
-        self.inner.kind = kind;
-        self
-    }
-
     /// Prefixes the message with more context.
     #[must_use]
+    #[doc(hidden)]
     pub fn context(mut self, context: impl fmt::Display) -> Self {
         self.inner.message = format!("{context}: {}", self.inner.message);
         self
@@ -235,6 +242,7 @@ impl Error {
     /// Attaches the JavaScript stack of a function error, when it differs from the body (the
     /// body was an HTML page).
     #[must_use]
+    #[doc(hidden)]
     pub fn with_js_stack(mut self, stack: impl Into<String>) -> Self {
         self.inner.js_stack = Some(stack.into());
         self

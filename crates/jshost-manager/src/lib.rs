@@ -42,4 +42,3 @@ pub use manager::{probe_status, probe_status_with};
 pub use node::{NodeSetup, StatusCache};
 #[doc(hidden)]
 pub use owned::GUARD_JS;
-pub use private::dir as private_dir;

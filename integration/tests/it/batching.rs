@@ -46,7 +46,7 @@ module.exports = {{ port: {port}, {extra} functions: base }};
 }
 
 fn on_jshost_node(settings: Settings) -> Settings {
-    settings.path_to_bin(repo_root().join(jshost::raw::DEFAULT_PATH_TO_BIN))
+    settings.path_to_bin(repo_root().join(jshost_core::settings::DEFAULT_PATH_TO_BIN))
 }
 
 async fn spawn(fixture: &Fixture) -> JsHost {
@@ -331,7 +331,7 @@ async fn errors_are_the_same_plain_and_batched_with_unix_socket_urls() {
 async fn calls_reaching_a_retiring_worker_are_sent_again_and_none_fails() {
     use futures::stream::{self, StreamExt};
     let fixture = fixture("batch-not-run", "");
-    let bin = repo_root().join(jshost::raw::DEFAULT_PATH_TO_BIN);
+    let bin = repo_root().join(jshost_core::settings::DEFAULT_PATH_TO_BIN);
     let child = std::process::Command::new("node")
         .arg(&bin)
         .arg(&fixture.config)

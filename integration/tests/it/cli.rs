@@ -1,7 +1,7 @@
 //! The `jshost` command, end to end: the built binary against real js-host processes (direct
 //! hosts, managed hosts through a detached manager), checking its output and exit codes.
 
-use jshost::Manager;
+use jshost::manager::Manager;
 use jshost_integration::{processes_mentioning, repo_root, wait_for, Fixture};
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -177,7 +177,7 @@ async fn a_project_of_the_other_host_package_shares_the_manager() {
         .unwrap();
     let other_bin = match host_under_test() {
         Host::JshostNode => js_host_bin(),
-        Host::JsHost => repo_root().join(jshost::raw::DEFAULT_PATH_TO_BIN),
+        Host::JsHost => repo_root().join(jshost_core::settings::DEFAULT_PATH_TO_BIN),
     };
     let b_settings = second_project(&a_fixture.dir().join("project-b"), a_fixture.port, "project b")
         .path_to_bin(other_bin);

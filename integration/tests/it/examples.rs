@@ -13,8 +13,8 @@ mod batch;
 #[path = "../../../examples/worker.rs"]
 mod worker;
 
-use jshost::raw::HttpClient;
 use jshost::{JsHost, Settings};
+use jshost_client::HttpClient;
 use jshost_integration::repo_root;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;

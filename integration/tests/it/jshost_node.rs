@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 fn on_jshost_node(settings: Settings) -> Settings {
-    settings.path_to_bin(repo_root().join(jshost::raw::DEFAULT_PATH_TO_BIN))
+    settings.path_to_bin(repo_root().join(jshost_core::settings::DEFAULT_PATH_TO_BIN))
 }
 
 /// `query_hash` answers the `?hash=` of the request that carried the call: a plain call's, or

@@ -1,7 +1,8 @@
 //! Managed hosts: a detached js-host manager started (or reused) by `JsHost::connect` with
 //! `use_manager(true)`; connections, graceful drop, crash reports, restart and stop.
 
-use jshost::{JsHost, Manager};
+use jshost::manager::Manager;
+use jshost::JsHost;
 use jshost_integration::{host_process_of, kill9, processes_mentioning, wait_for, Fixture};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -105,7 +106,7 @@ async fn the_manager_api_drives_hosts() {
     assert!(closed.started && closed.stop_timeout.is_none(), "{closed:?}");
     let again = manager.start_host(&fixture.config).await.unwrap();
     assert!(
-        matches!(&again, jshost::Started::AlreadyRunning(h) if h.status.url() == Some(host.url())),
+        matches!(&again, jshost::manager::Started::AlreadyRunning(h) if h.status.url() == Some(host.url())),
         "{again:?}"
     );
     assert!(manager.stop_host(&fixture.config).await.unwrap().is_some());
@@ -118,7 +119,7 @@ async fn the_manager_api_drives_hosts() {
     assert!(manager.open_connection(&fixture.config).await.unwrap().is_none());
     let started = manager.start_host(&fixture.config).await.unwrap();
     assert!(
-        matches!(&started, jshost::Started::New(h) if h.status.port().is_some()),
+        matches!(&started, jshost::manager::Started::New(h) if h.status.port().is_some()),
         "{started:?}"
     );
     manager.stop().await.unwrap();
@@ -351,7 +352,7 @@ async fn a_killed_manager_is_replaced_on_the_next_connect() {
 
 #[tokio::test]
 async fn a_stale_status_cache_never_wins() {
-    use jshost::raw::{NodeSetup, StatusCache};
+    use jshost_manager::{NodeSetup, StatusCache};
     let fixture = fixture("stale-cache");
     let settings = fixture.settings().status_cache(true).use_manager(true);
     // Plant a wrong entry for this config: another port and a function that does not exist.

@@ -147,7 +147,7 @@ async fn ten_thousand_cancelled_calls_leak_nothing() {
         .await;
 
     // Sockets: only what the pool allows stays open; tasks: back to where they were.
-    let max = jshost::raw::HttpClient::new().max_open_connections();
+    let max = jshost_client::HttpClient::new().max_open_connections();
     wait_for(
         Duration::from_secs(10),
         "open sockets to drop within the pool's bound",

@@ -3,7 +3,8 @@
 //! (actix-web's model), dropped at the end of a `#[tokio::test]`, disconnected with a manager
 //! that does not answer. Against real js-host processes.
 
-use jshost::{JsHost, Manager};
+use jshost::manager::Manager;
+use jshost::JsHost;
 use jshost_integration::{host_process_of, pid_alive, processes_mentioning, Fixture};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -16,7 +16,7 @@ async fn a_hundred_thousand_calls_at_256_in_flight() {
         .await
         .unwrap();
     let port = host.status().port().unwrap();
-    let max = jshost::raw::HttpClient::new().max_open_connections();
+    let max = jshost_client::HttpClient::new().max_open_connections();
     let echo = host.function("echo");
     let peak = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));

@@ -5,8 +5,8 @@
 //! serve calls.
 
 use futures::future::join_all;
-use jshost::raw::HttpClient;
 use jshost::{JsHost, Settings};
+use jshost_client::HttpClient;
 use jshost_integration::{free_port, host_process_of, wait_for, Fixture, HostProcess};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use std::collections::HashSet;
