@@ -7,6 +7,7 @@
 const crypto = require('node:crypto');
 const { readJson, HttpError } = require('./body');
 const { Call, invoke, timerMs, sooner, plainExpired } = require('./call');
+const { Deadlines } = require('./deadlines');
 const batch = require('./batch');
 const { installQuery } = require('./query');
 const { describe } = require('./log');
@@ -27,14 +28,25 @@ const STREAM_ABOVE = 1 << 20;
  * options: {identity (header value), log, verbose,
  *   state: {closing, draining} (read on every request: draining answers 503 "not run"),
  *   callTimeout: ms for every call (see timerMs; the sooner of it and the client's wins),
- *   hooks: {start(name, timeoutMs | undefined) -> token, end(token, status)} around every call,
+ *   hooks: {start(name) -> token, end(token, status)} around every call,
+ *   watchdog: a Watchdog (watchdog.js) told about deadlines and running calls, or null,
  *   allowedHosts: lowercase host names (no port), or null for any,
  *   authToken: Buffer or null (then every request but GET /jshost/health needs
  *     `Authorization: Bearer TOKEN`)}
  */
 function createHandler(
   host,
-  { identity, log, verbose, state = { closing: false, draining: false }, callTimeout, hooks, allowedHosts = null, authToken = null },
+  {
+    identity,
+    log,
+    verbose,
+    state = { closing: false, draining: false },
+    callTimeout,
+    hooks,
+    watchdog = null,
+    allowedHosts = null,
+    authToken = null,
+  },
 ) {
   installQuery();
   const functions = host.functions;
@@ -42,6 +54,7 @@ function createHandler(
   const defaultMs = timerMs(callTimeout);
   const allowed = allowedHosts === null || allowedHosts === undefined ? null : new Set(allowedHosts);
   const tokenDigest = authToken === null || authToken === undefined ? null : digest(authToken);
+  const deadlines = new Deadlines({ expire: (call) => call.expire(), watch: watchdog === null ? null : (call) => watchdog.watch(call) });
 
   function send(res, status, body, type, extra) {
     const headers = ['X-Jshost-Node', identity, 'Content-Length', Buffer.byteLength(body)];
@@ -131,19 +144,19 @@ function createHandler(
     if (hooks === undefined) {
       call = new Call(name, done);
     } else {
-      const token = startHook(name, timer);
+      const token = startHook(name);
       call = new Call(name, (status, body) => {
         endHook(name, token, status);
         done(status, body);
       });
     }
-    call.limit(timer, expired);
-    invoke(call, fn, context(name, req, res), data);
+    call.limit(deadlines, timer, expired);
+    invoke(call, fn, context(name, req, res), data, watchdog);
   }
 
-  function startHook(name, timer) {
+  function startHook(name) {
     try {
-      return hooks.start(name, timer === 0 ? undefined : timer);
+      return hooks.start(name);
     } catch (err) {
       log.error(`hooks.start failed for function ${name}:\n${describe(err)}`);
     }
