@@ -15,8 +15,6 @@
 // Cost on the main thread: a few writes to the buffer per call; the thread starts with the first
 // call (a process that never gets one needs none).
 
-const { Worker } = require('node:worker_threads');
-
 const TICK_MS = 50;
 const MARGIN_MS = 3 * TICK_MS; // a loop that turns reports it within this
 const NAME_BYTES = 240;
@@ -115,6 +113,8 @@ class Watchdog {
   }
 
   start() {
+    // Loaded here, with the first call: a worker's start-up stays short.
+    const { Worker } = require('node:worker_threads');
     this.thread = new Worker(THREAD, { eval: true, workerData: this.workerData, stdout: false, stderr: false });
     this.thread.unref();
   }
