@@ -6,6 +6,8 @@
 
 const crypto = require('node:crypto');
 const { readJson, HttpError } = require('./body');
+const http = require('./http');
+const { pathOf, routeKey, JSON_TYPE, TEXT_TYPE } = http;
 const { Call, invoke, timerMs, sooner, plainExpired } = require('./call');
 const { Deadlines } = require('./deadlines');
 const batch = require('./batch');
@@ -13,8 +15,6 @@ const { installQuery } = require('./query');
 const { describe } = require('./log');
 
 const FUNCTION_PREFIX = '/function/';
-const JSON_TYPE = 'application/json; charset=utf-8';
-const TEXT_TYPE = 'text/plain; charset=utf-8';
 const METRICS_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 const NOT_RUN = 'jshost-node is shutting down: the call was not run; send it again';
 const NOT_RUN_HEADERS = ['X-Jshost-Not-Run', '1', 'Connection', 'close'];
@@ -57,12 +57,7 @@ function createHandler(
   const deadlines = new Deadlines({ expire: (call) => call.expire(), watch: watchdog === null ? null : (call) => watchdog.watch(call) });
 
   function send(res, status, body, type, extra) {
-    const headers = ['X-Jshost-Node', identity, 'Content-Length', Buffer.byteLength(body)];
-    if (type !== undefined) headers.push('Content-Type', type);
-    if (extra !== undefined) headers.push(...extra);
-    if (state.closing && extra !== NOT_RUN_HEADERS) headers.push('Connection', 'close');
-    res.writeHead(status, headers);
-    res.end(body);
+    http.send(res, identity, status, body, type, extra, state.closing && extra !== NOT_RUN_HEADERS);
   }
 
   /** Wire contract item 2: this process will not run the request; the client sends it again. */
@@ -270,11 +265,8 @@ function createHandler(
 
   // Everything but POST /function/NAME: express-like matching (case-insensitive, optional trailing slash).
   function slowRoute(req, res) {
-    const url = req.url;
-    const q = url.indexOf('?');
-    const path = q === -1 ? url : url.slice(0, q);
-    let key = path.toLowerCase();
-    if (key.length > 1 && key.endsWith('/')) key = key.slice(0, -1);
+    const path = pathOf(req.url);
+    const key = routeKey(path);
     const method = req.method;
     if (method === 'GET' || method === 'HEAD') {
       if (key === '/jshost/health' && host.health !== undefined) {
@@ -361,11 +353,7 @@ function bearerMatches(header, tokenDigest) {
 /** GET /jshost/health needs no token: probes (Kubernetes, load balancers) carry none. */
 function isHealth(req) {
   if (req.method !== 'GET' && req.method !== 'HEAD') return false;
-  const url = req.url;
-  const q = url.indexOf('?');
-  let key = (q === -1 ? url : url.slice(0, q)).toLowerCase();
-  if (key.length > 1 && key.endsWith('/')) key = key.slice(0, -1);
-  return key === '/jshost/health';
+  return routeKey(pathOf(req.url)) === '/jshost/health';
 }
 
 module.exports = { createHandler, JSON_TYPE };
