@@ -4,7 +4,6 @@
 // Every response carries the identity header. Before routing: the Host header and bearer token
 // checks (when configured), and, while the process drains, "not run, send again" answers.
 
-const crypto = require('node:crypto');
 const { readJson, HttpError } = require('./body');
 const http = require('./http');
 const { pathOf, routeKey, JSON_TYPE, TEXT_TYPE } = http;
@@ -340,14 +339,19 @@ function hostName(header) {
   return name.toLowerCase();
 }
 
+// node:crypto is loaded only with --auth-token-file: it adds to every host's start-up.
+let crypto = null;
+
 function digest(bytes) {
+  crypto ??= require('node:crypto');
   return crypto.createHash('sha256').update(bytes).digest();
 }
 
 /** Whether `Authorization: Bearer TOKEN` carries the token: equal-length digests, compared in constant time. */
 function bearerMatches(header, tokenDigest) {
   if (typeof header !== 'string' || header.length < 7 || header.slice(0, 7).toLowerCase() !== 'bearer ') return false;
-  return crypto.timingSafeEqual(digest(Buffer.from(header.slice(7).trim(), 'latin1')), tokenDigest);
+  const given = digest(Buffer.from(header.slice(7).trim(), 'latin1'));
+  return crypto.timingSafeEqual(given, tokenDigest);
 }
 
 /** GET /jshost/health needs no token: probes (Kubernetes, load balancers) carry none. */

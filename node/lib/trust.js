@@ -5,7 +5,6 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const crypto = require('node:crypto');
 
 /**
  * The user's private directory ($XDG_RUNTIME_DIR/jshost, else $TMPDIR/jshost-UID), created
@@ -28,11 +27,24 @@ function privateDir() {
   return dir;
 }
 
-/** A new logfile for a host, created empty and 0600 in the user's private directory. */
+let seq = 0;
+
+/**
+ * A new logfile for a host, created empty and 0600 in the user's private directory. Its name
+ * needs no secret part (no one else may enter the directory, and it is created exclusively); it
+ * only has to be new.
+ */
 function hostLogfile() {
-  const file = path.join(privateDir(), `jshost-node-host-${process.pid}-${crypto.randomBytes(6).toString('hex')}.log`);
-  fs.closeSync(fs.openSync(file, 'wx', 0o600));
-  return file;
+  const dir = privateDir();
+  for (;;) {
+    const file = path.join(dir, `jshost-node-host-${process.pid}-${Date.now().toString(16)}${(seq++).toString(16)}.log`);
+    try {
+      fs.closeSync(fs.openSync(file, 'wx', 0o600));
+      return file;
+    } catch (err) {
+      if (err.code !== 'EEXIST') throw err;
+    }
+  }
 }
 
 /**
