@@ -9,7 +9,7 @@
 const EXTRA = 'NODE_EXTRA_CA_CERTS';
 const ASIDE = 'JSHOST_NODE_EXTRA_CA_CERTS';
 
-/** The environment for a manager's host (a primary): `env` with NODE_EXTRA_CA_CERTS moved aside. */
+/** The environment for a manager or a host's primary: `env` with NODE_EXTRA_CA_CERTS moved aside. */
 function asideEnv(env) {
   const out = { ...env };
   if (out[EXTRA] !== undefined) {

@@ -8,6 +8,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 const { BIN } = require('./version');
+const { asideEnv } = require('./ca');
 
 const POLL_MS = 50;
 const GIVE_UP_MS = 60_000;
@@ -20,7 +21,8 @@ function runDetached(argv, expected) {
   const child = spawn(process.execPath, [BIN, ...args], {
     detached: true,
     stdio: ['ignore', fd, fd],
-    env: { ...process.env, NODE_NO_WARNINGS: '1' },
+    // The copy is a manager or a host's primary: it starts without the CA bundle (ca.js).
+    env: asideEnv({ ...process.env, NODE_NO_WARNINGS: '1' }),
   });
   fs.closeSync(fd);
   let exited = null;
