@@ -3,8 +3,6 @@
 // `content-type: application/json`, up to `requestDataLimit` (413 above), an empty body is
 // `{}`, anything but an object or array is a 400 with a JSON.parse-style message.
 
-const zlib = require('node:zlib');
-
 class HttpError extends Error {
   constructor(status, name, message) {
     super(message);
@@ -41,6 +39,8 @@ function readText(req, limit, onDone) {
   if (encoding !== undefined && encoding !== 'identity') {
     const enc = encoding.toLowerCase();
     if (enc === 'gzip' || enc === 'deflate') {
+      // node:zlib is loaded only when used: it adds to every host's start-up.
+      const zlib = require('node:zlib');
       source = req.pipe(enc === 'gzip' ? zlib.createGunzip() : zlib.createInflate());
     } else {
       onDone(new HttpError(415, 'UnsupportedMediaTypeError', `unsupported content encoding "${enc}"`));

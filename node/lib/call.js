@@ -22,15 +22,28 @@ class Call {
     this.done = done;
     this.settled = false;
     this.expired = false;
-    this.timer = null;
+    this.deadlines = null; // while its deadline is watched
+    this.expiredBody = null;
   }
 
   /**
-   * Answers 504 (`expired(name, ms)` is the body) if the call has not answered within `ms`
-   * milliseconds; no timer when `ms` is 0 (see timerMs).
+   * Answers 504 (`expiredBody(name, ms)` is the body) if the call has not answered within `ms`
+   * milliseconds, as `deadlines` (deadlines.js) sees; no deadline when `ms` is 0 (see timerMs).
    */
-  limit(ms, expired) {
-    if (ms > 0) this.timer = setTimeout(expire, ms, this, ms, expired);
+  limit(deadlines, ms, expiredBody) {
+    if (ms <= 0) return;
+    this.deadlines = deadlines;
+    this.expiredBody = expiredBody;
+    deadlines.add(this, ms);
+  }
+
+  /** Its deadline passed (deadlines.js): answers 504; the function may still answer, ignored. */
+  expire() {
+    this.deadlines = null;
+    if (this.settled) return;
+    this.settled = true;
+    this.expired = true;
+    this.answer(504, this.expiredBody(this.name, this.timeout));
   }
 
   /** js-host's callback: `cb(err)` fails, `cb(null, output)` answers. */
@@ -66,9 +79,9 @@ class Call {
 
   /** Calls `done` outside the call (the host's work: context.js), and lets go of it. */
   answer(status, body) {
-    if (this.timer !== null) {
-      clearTimeout(this.timer);
-      this.timer = null;
+    if (this.deadlines !== null) {
+      this.deadlines.delete(this);
+      this.deadlines = null;
     }
     const done = this.done;
     this.done = null; // the call lives on while resources it marked do
@@ -78,14 +91,6 @@ class Call {
   fail(err) {
     this.settle(err || new Error(`Function "${this.name}" failed with ${String(err)}`));
   }
-}
-
-function expire(call, ms, expired) {
-  call.timer = null;
-  if (call.settled) return;
-  call.settled = true;
-  call.expired = true; // it may still answer: that is expected
-  call.answer(504, expired(call.name, ms));
 }
 
 /** The 504 body of a plain call past its timeout (the wire contract's words). */
@@ -157,9 +162,15 @@ function safeString(v) {
   }
 }
 
-/** Runs `fn` for `call` (in its async context). */
-function invoke(call, fn, ctx, data) {
+/**
+ * Runs `fn` for `call` (in its async context); `watchdog` (watchdog.js, or null) is told while
+ * its synchronous part runs.
+ */
+function invoke(call, fn, ctx, data, watchdog) {
+  if (watchdog === null) return void runIn(call, run, call, fn, ctx, data);
+  watchdog.enter(call.name);
   runIn(call, run, call, fn, ctx, data);
+  watchdog.leave();
 }
 
 // Everything that touches the function's value (its `then`, even a getter that throws) runs

@@ -18,11 +18,8 @@ async function main(argv) {
   if (opts.help) return void process.stdout.write(USAGE + '\n');
   if (opts.version) return void process.stdout.write(VERSION + '\n');
 
-  if (opts.config || opts.detached) {
-    const status = await expectedStatus(opts);
-    if (opts.config) return void process.stdout.write(JSON.stringify(status) + '\n');
-    return require('./detach').runDetached(argv, JSON.stringify(status));
-  }
+  if (opts.detached) return require('./detach').runDetached(argv, () => expectedStatus(opts));
+  if (opts.config) return void process.stdout.write(JSON.stringify(await expectedStatus(opts)) + '\n');
   if (opts.manager) return require('./manager').runManager(opts);
   return require('./cluster').runPrimary(opts);
 }

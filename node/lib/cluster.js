@@ -20,15 +20,19 @@
 // - SIGTERM, SIGINT, SIGHUP: stop listening, every worker drains (--grace), exit 0.
 //   --exit-on-stdin-close: the owner is gone; the workers are killed and the primary exits.
 
+// Start-up is on every cold start's critical path: the primary forks its first worker (whose
+// Node start-up and config load take most of a host's start) before it loads anything that
+// only later steps need (listening, watching, metrics, secrets).
 const cluster = require('node:cluster');
-const net = require('node:net');
-const os = require('node:os');
 const path = require('node:path');
 const { Log } = require('./log');
-const { Watcher } = require('./watch');
-const { addFunctions } = require('./metrics');
-const { readSecrets, SecretError } = require('./secrets');
+const { restoreForWorkers } = require('./ca');
 const stdin = require('./stdin');
+
+/** metrics.js's addFunctions, loaded on first use. */
+function addFunctions(into, from) {
+  return require('./metrics').addFunctions(into, from);
+}
 
 const KILL_AFTER_GRACE_MS = 2000;
 const STUCK_MS = 2000;
@@ -40,7 +44,7 @@ class Primary {
   constructor(opts) {
     this.opts = opts;
     this.log = new Log({ logfile: opts.logfile, verbose: opts.verbose });
-    this.count = opts.workers === 'auto' ? os.availableParallelism() : opts.workers || 1;
+    this.count = opts.workers === 'auto' ? require('node:os').availableParallelism() : opts.workers || 1;
     this.generation = 0;
     this.current = null; // the generation connections go to
     this.pending = null; // a generation starting (--watch)
@@ -54,20 +58,15 @@ class Primary {
     this.graceMs = opts.grace * 1000;
     this.counts = { replacements: 0, recycles: 0, runaways: 0 };
     this.gone = {}; // per-function counters of workers that exited
-    this.secrets = { token: null, tls: null };
-    this.watcher = opts.watch ? new Watcher((file) => this.reload(file), this.log) : null;
+    this.secrets = null; // {token, tls} once read; sent to every worker in its 'setup' message
+    this.watcher = null; // --watch: once the first generation serves
+    // What every worker's environment adds to this process's own (see ca.js).
+    this.workerEnv = restoreForWorkers();
   }
 
   start() {
     // First, so that a config that hangs in its load never outlives the owner.
     if (this.opts.exitOnStdinClose) stdin.onClose(() => this.exitWithWorkers('stdin closed'));
-    try {
-      this.secrets = readSecrets(this.opts);
-    } catch (err) {
-      if (!(err instanceof SecretError)) throw err;
-      this.log.fatal(err.message);
-      return this.exitNow(1);
-    }
     cluster.setupPrimary({
       exec: path.join(__dirname, 'worker-main.js'),
       args: [],
@@ -77,6 +76,22 @@ class Primary {
     process.on('SIGINT', () => this.shutdown('SIGINT'));
     process.on('SIGHUP', () => this.shutdown('SIGHUP'));
     this.current = this.newGeneration();
+    // The first worker starts meanwhile; it waits for its 'setup' message only once its config
+    // is loaded.
+    const { readSecrets, SecretError } = require('./secrets');
+    try {
+      this.secrets = readSecrets(this.opts);
+    } catch (err) {
+      if (!(err instanceof SecretError)) throw err;
+      this.log.fatal(err.message);
+      for (const w of Object.values(cluster.workers)) if (w && !w.isDead()) w.process.kill('SIGKILL');
+      return this.exitNow(1);
+    }
+    for (const s of this.current.slots) this.sendSetup(s.worker);
+  }
+
+  sendSetup(worker) {
+    worker.send({ type: 'setup', token: this.secrets.token, tls: this.secrets.tls });
   }
 
   newGeneration() {
@@ -91,7 +106,7 @@ class Primary {
   fork(gen, slot, successor = false) {
     const s = gen.slots[slot];
     const setup = { opts: this.opts, generation: gen.id, workers: this.count };
-    const worker = cluster.fork({ JSHOST_NODE_WORKER: JSON.stringify(setup) });
+    const worker = cluster.fork({ ...this.workerEnv, JSHOST_NODE_WORKER: JSON.stringify(setup) });
     if (successor) {
       s.successor = worker;
     } else {
@@ -99,7 +114,7 @@ class Primary {
       s.ready = false;
       s.startedAt = Date.now();
     }
-    worker.send({ type: 'setup', token: this.secrets.token, tls: this.secrets.tls });
+    if (this.secrets !== null) this.sendSetup(worker);
     // Connections handed to this worker that it has not taken yet (id -> socket).
     worker.jshostPending = new Map();
     worker.jshostBeat = { at: Date.now(), metrics: null };
@@ -199,7 +214,7 @@ class Primary {
 
   ensureListening(where) {
     if (!this.listening) {
-      // Loaded here, not at the top: the primary's start-up, before it forks, stays short.
+      const net = require('node:net');
       const { listen, describeListen } = require('./listen');
       const config = { address: where.address, port: where.port };
       this.server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.dispatch(socket));
@@ -231,7 +246,13 @@ class Primary {
       this.log.info(`generation ${gen.id} is serving; retiring generation ${old.id}`);
       this.retire(old);
     }
-    if (this.watcher) this.watcher.set([...gen.files]);
+    if (this.opts.watch) {
+      if (this.watcher === null) {
+        const { Watcher } = require('./watch');
+        this.watcher = new Watcher((file) => this.reload(file), this.log);
+      }
+      this.watcher.set([...gen.files]);
+    }
     this.drain();
   }
 

@@ -72,7 +72,7 @@ async function loadHost(opts, log, info) {
 /**
  * The HTTP (or, with `extra.tls` = {cert, key}, HTTPS) server for `host`; it never listens
  * itself: a worker emits 'connection' with the sockets the primary hands it.
- * `extra`: {hooks, authToken, tls}.
+ * `extra`: {hooks, watchdog, authToken, tls}.
  */
 function newServer(host, opts, log, state, extra = {}) {
   const handler = createHandler(host, {
@@ -82,6 +82,7 @@ function newServer(host, opts, log, state, extra = {}) {
     state,
     callTimeout: opts.callTimeout,
     hooks: extra.hooks,
+    watchdog: extra.watchdog || null,
     allowedHosts: opts.allowedHosts,
     authToken: extra.authToken || null,
   });

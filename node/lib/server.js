@@ -4,16 +4,16 @@
 // Every response carries the identity header. Before routing: the Host header and bearer token
 // checks (when configured), and, while the process drains, "not run, send again" answers.
 
-const crypto = require('node:crypto');
 const { readJson, HttpError } = require('./body');
+const http = require('./http');
+const { pathOf, routeKey, JSON_TYPE, TEXT_TYPE } = http;
 const { Call, invoke, timerMs, sooner, plainExpired } = require('./call');
+const { Deadlines } = require('./deadlines');
 const batch = require('./batch');
 const { installQuery } = require('./query');
 const { describe } = require('./log');
 
 const FUNCTION_PREFIX = '/function/';
-const JSON_TYPE = 'application/json; charset=utf-8';
-const TEXT_TYPE = 'text/plain; charset=utf-8';
 const METRICS_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 const NOT_RUN = 'jshost-node is shutting down: the call was not run; send it again';
 const NOT_RUN_HEADERS = ['X-Jshost-Not-Run', '1', 'Connection', 'close'];
@@ -27,14 +27,25 @@ const STREAM_ABOVE = 1 << 20;
  * options: {identity (header value), log, verbose,
  *   state: {closing, draining} (read on every request: draining answers 503 "not run"),
  *   callTimeout: ms for every call (see timerMs; the sooner of it and the client's wins),
- *   hooks: {start(name, timeoutMs | undefined) -> token, end(token, status)} around every call,
+ *   hooks: {start(name) -> token, end(token, status)} around every call,
+ *   watchdog: a Watchdog (watchdog.js) told about deadlines and running calls, or null,
  *   allowedHosts: lowercase host names (no port), or null for any,
  *   authToken: Buffer or null (then every request but GET /jshost/health needs
  *     `Authorization: Bearer TOKEN`)}
  */
 function createHandler(
   host,
-  { identity, log, verbose, state = { closing: false, draining: false }, callTimeout, hooks, allowedHosts = null, authToken = null },
+  {
+    identity,
+    log,
+    verbose,
+    state = { closing: false, draining: false },
+    callTimeout,
+    hooks,
+    watchdog = null,
+    allowedHosts = null,
+    authToken = null,
+  },
 ) {
   installQuery();
   const functions = host.functions;
@@ -42,14 +53,10 @@ function createHandler(
   const defaultMs = timerMs(callTimeout);
   const allowed = allowedHosts === null || allowedHosts === undefined ? null : new Set(allowedHosts);
   const tokenDigest = authToken === null || authToken === undefined ? null : digest(authToken);
+  const deadlines = new Deadlines({ expire: (call) => call.expire(), watch: watchdog === null ? null : (call) => watchdog.watch(call) });
 
   function send(res, status, body, type, extra) {
-    const headers = ['X-Jshost-Node', identity, 'Content-Length', Buffer.byteLength(body)];
-    if (type !== undefined) headers.push('Content-Type', type);
-    if (extra !== undefined) headers.push(...extra);
-    if (state.closing && extra !== NOT_RUN_HEADERS) headers.push('Connection', 'close');
-    res.writeHead(status, headers);
-    res.end(body);
+    http.send(res, identity, status, body, type, extra, state.closing && extra !== NOT_RUN_HEADERS);
   }
 
   /** Wire contract item 2: this process will not run the request; the client sends it again. */
@@ -131,19 +138,19 @@ function createHandler(
     if (hooks === undefined) {
       call = new Call(name, done);
     } else {
-      const token = startHook(name, timer);
+      const token = startHook(name);
       call = new Call(name, (status, body) => {
         endHook(name, token, status);
         done(status, body);
       });
     }
-    call.limit(timer, expired);
-    invoke(call, fn, context(name, req, res), data);
+    call.limit(deadlines, timer, expired);
+    invoke(call, fn, context(name, req, res), data, watchdog);
   }
 
-  function startHook(name, timer) {
+  function startHook(name) {
     try {
-      return hooks.start(name, timer === 0 ? undefined : timer);
+      return hooks.start(name);
     } catch (err) {
       log.error(`hooks.start failed for function ${name}:\n${describe(err)}`);
     }
@@ -257,11 +264,8 @@ function createHandler(
 
   // Everything but POST /function/NAME: express-like matching (case-insensitive, optional trailing slash).
   function slowRoute(req, res) {
-    const url = req.url;
-    const q = url.indexOf('?');
-    const path = q === -1 ? url : url.slice(0, q);
-    let key = path.toLowerCase();
-    if (key.length > 1 && key.endsWith('/')) key = key.slice(0, -1);
+    const path = pathOf(req.url);
+    const key = routeKey(path);
     const method = req.method;
     if (method === 'GET' || method === 'HEAD') {
       if (key === '/jshost/health' && host.health !== undefined) {
@@ -335,24 +339,25 @@ function hostName(header) {
   return name.toLowerCase();
 }
 
+// node:crypto is loaded only with --auth-token-file: it adds to every host's start-up.
+let crypto = null;
+
 function digest(bytes) {
+  crypto ??= require('node:crypto');
   return crypto.createHash('sha256').update(bytes).digest();
 }
 
 /** Whether `Authorization: Bearer TOKEN` carries the token: equal-length digests, compared in constant time. */
 function bearerMatches(header, tokenDigest) {
   if (typeof header !== 'string' || header.length < 7 || header.slice(0, 7).toLowerCase() !== 'bearer ') return false;
-  return crypto.timingSafeEqual(digest(Buffer.from(header.slice(7).trim(), 'latin1')), tokenDigest);
+  const given = digest(Buffer.from(header.slice(7).trim(), 'latin1'));
+  return crypto.timingSafeEqual(given, tokenDigest);
 }
 
 /** GET /jshost/health needs no token: probes (Kubernetes, load balancers) carry none. */
 function isHealth(req) {
   if (req.method !== 'GET' && req.method !== 'HEAD') return false;
-  const url = req.url;
-  const q = url.indexOf('?');
-  let key = (q === -1 ? url : url.slice(0, q)).toLowerCase();
-  if (key.length > 1 && key.endsWith('/')) key = key.slice(0, -1);
-  return key === '/jshost/health';
+  return routeKey(pathOf(req.url)) === '/jshost/health';
 }
 
 module.exports = { createHandler, JSON_TYPE };

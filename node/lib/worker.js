@@ -70,9 +70,7 @@ async function runWorker(setup) {
   const setupMsg = await gotSecrets;
 
   const metrics = new Metrics();
-  // Started with the first call: its thread would only slow the start down (and a process that
-  // never gets a call needs none).
-  let watchdog = null;
+  const watchdog = new Watchdog({ logfile: log.file, prefix: `${log.name}[${process.pid}]` });
   let calls = 0;
   let recycling = false;
   const recycle = (why) => {
@@ -82,19 +80,13 @@ async function runWorker(setup) {
     tell({ type: 'recycle', why });
   };
   const hooks = {
-    start(name, timeoutMs) {
-      if (watchdog === null) watchdog = new Watchdog({ logfile: log.file, prefix: `${log.name}[${process.pid}]` });
+    start(name) {
       const started = metrics.start();
-      // The sooner of the call's own deadline and --call-timeout (as server.js times calls).
-      const own = timeoutMs > 0 && timeoutMs <= 2147483647 ? timeoutMs : undefined;
-      const timeout = own === undefined ? opts.callTimeout : opts.callTimeout === undefined ? own : Math.min(own, opts.callTimeout);
-      const watch = timeout > 0 ? watchdog.start(name, timeout) : null;
       if (opts.maxCalls !== undefined && ++calls >= opts.maxCalls) recycle(`${calls} calls, --max-calls ${opts.maxCalls}`);
-      return { name, started, watch };
+      return { name, started };
     },
     end(token, status) {
       metrics.end(token.name, token.started, status);
-      if (token.watch !== null) watchdog.end(token.watch);
     },
   };
   const state = { closing: false, draining: false };
@@ -114,6 +106,7 @@ async function runWorker(setup) {
   const tls = setupMsg.tls || null;
   const server = newServer(host, opts, log, state, {
     hooks,
+    watchdog,
     authToken: setupMsg.token ? Buffer.from(setupMsg.token, 'base64') : null,
     tls,
   });

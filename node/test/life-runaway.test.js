@@ -9,7 +9,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const http = require('node:http');
-const { tmpDir, write, startHost, post, waitFor, alive, trackWorkers } = require('../testlib/helpers');
+const { tmpDir, write, startHost, post, request, waitFor, alive, trackWorkers } = require('../testlib/helpers');
 
 const CONFIG = `
 module.exports = {
@@ -18,7 +18,8 @@ module.exports = {
     pid: function (data, cb) { cb(null, String(process.pid)); },
     forever: function (data, cb) { for (;;) {} },
     slow: function (data, cb) { setTimeout(function () { cb(null, 'slow done'); }, data.ms); },
-    busy: function (data) { var end = Date.now() + data.ms; while (Date.now() < end) {} return 'busy done'; }
+    busy: function (data) { var end = Date.now() + data.ms; while (Date.now() < end) {} return 'busy done'; },
+    spinAfterAwait: async function (data) { await new Promise(function (r) { setTimeout(r, 10); }); for (;;) {} }
   }
 };
 `;
@@ -128,4 +129,44 @@ test('runaway after runaway: the host answers again within 1 s each time', async
     await servedAgainWithin(host.url, 1000);
   }
   assert.equal((host.stderr().match(/function "forever" ran away/g) || []).length, 5);
+});
+
+test('the log names the call that kept the loop busy, not another call whose deadline it made the host miss', async (t) => {
+  const dir = tmpDir(t);
+  const config = write(dir, 'host.config.js', CONFIG);
+  const host = await startHost(t, config);
+  trackWorkers(t, host.child.pid);
+  // `slow` waits on a timer with a deadline; `forever` has no deadline of its own and never yields.
+  const waiting = call(host.url, 'slow', { ms: 5000 }, { 'x-jshost-timeout': '300' });
+  const inFlight = async () => /^jshost_calls_in_flight 1$/m.test((await request(`${host.url}/metrics`, { method: 'GET' })).body);
+  await waitFor(inFlight, { what: '`slow` to be running' });
+  const spinning = call(host.url, 'forever', {});
+  assert.ok((await waiting).error);
+  assert.ok((await spinning).error);
+  await servedAgainWithin(host.url, 1000);
+  assert.match(host.stderr(), /function "forever" ran away: it kept the event loop from turning \d+ ms past the deadline \(300 ms\) of a call of function "slow"/);
+  assert.doesNotMatch(host.stderr(), /function "slow" ran away/);
+});
+
+test('a call stuck after an await: the call with the missed deadline is named, and the log says what is known', async (t) => {
+  const dir = tmpDir(t);
+  const config = write(dir, 'host.config.js', CONFIG);
+  const host = await startHost(t, config);
+  trackWorkers(t, host.child.pid);
+  assert.ok((await call(host.url, 'spinAfterAwait', {}, { 'x-jshost-timeout': '200' })).error);
+  await servedAgainWithin(host.url, 1000);
+  assert.match(host.stderr(), /function "spinAfterAwait" ran away: .*past its deadline \(200 ms\), in code run after an await/);
+});
+
+test('a call without a deadline is never cut while no deadline is missed', async (t) => {
+  const dir = tmpDir(t);
+  const config = write(dir, 'host.config.js', CONFIG);
+  const host = await startHost(t, config);
+  const workers = trackWorkers(t, host.child.pid);
+  const [first] = workers();
+  // A deadline that was met just before leaves nothing for the watchdog to act on.
+  assert.equal((await call(host.url, 'echo', { a: 1 }, { 'x-jshost-timeout': '100' })).body, '{"a":1}');
+  assert.equal((await call(host.url, 'busy', { ms: 600 })).body, 'busy done');
+  assert.deepEqual(workers(), [first]);
+  assert.doesNotMatch(host.stderr(), /ran away/);
 });

@@ -76,27 +76,41 @@ test('draining: requests not yet running get 503 "not run" with Connection: clos
   assert.deepEqual([done.status, done.body], [200, 'finished']);
 });
 
-test('hooks: start(name, timeoutMs) and end(token, status) around every call, plain and batched', async (t) => {
+test('hooks: start(name) and end(token, status) around every call, plain and batched; the watchdog sees each deadline', async (t) => {
   const events = [];
   let next = 0;
   const hooks = {
-    start: (name, timeoutMs) => {
-      events.push(['start', name, timeoutMs]);
+    start: (name) => {
+      events.push(['start', name]);
       return ++next;
     },
     end: (token, status) => events.push(['end', token, status]),
   };
-  const { url } = await serve(t, { hooks, callTimeout: 5000 });
+  // What the watchdog is told: the earliest pending deadline's timeout (or none), and the calls
+  // whose synchronous part runs.
+  const watchdog = {
+    watch: (call) => events.push(['watch', call === null ? null : call.timeout]),
+    enter: (name) => events.push(['enter', name]),
+    leave: () => events.push(['leave']),
+  };
+  const { url } = await serve(t, { hooks, watchdog, callTimeout: 5000 });
   await post(`${url}/function/echo`, { a: 1 }, { ...JSON_HEADERS, 'x-jshost-timeout': '300' });
   await post(`${url}/function/echo`, { a: 1 });
-  assert.deepEqual(events, [['start', 'echo', 300], ['end', 1, 200], ['start', 'echo', 5000], ['end', 2, 200]]);
+  assert.deepEqual(events, [
+    ['start', 'echo'], ['watch', 300], ['enter', 'echo'], ['watch', null], ['end', 1, 200], ['leave'],
+    ['start', 'echo'], ['watch', 5000], ['enter', 'echo'], ['watch', null], ['end', 2, 200], ['leave'],
+  ]);
 
   events.length = 0;
-  const { url: noDefault } = await serve(t, { hooks });
+  const { url: noDefault } = await serve(t, { hooks, watchdog });
   next = 0;
   const r = await post(`${noDefault}/batch`, [{ function: 'echo' }, { function: 'never', timeout: 20 }, { function: 'unknown' }]);
   assert.deepEqual(JSON.parse(r.body).map((x) => x.status), [200, 504, 404]);
-  assert.deepEqual(events, [['start', 'echo', undefined], ['end', 1, 200], ['start', 'never', 20], ['end', 2, 504]]);
+  assert.deepEqual(events, [
+    ['start', 'echo'], ['enter', 'echo'], ['end', 1, 200], ['leave'],
+    ['start', 'never'], ['watch', 20], ['enter', 'never'], ['leave'],
+    ['end', 2, 504], ['watch', null],
+  ]);
 
   // A hook that throws is logged; the call is answered as usual.
   const broken = { start: () => { throw new Error('start broke'); }, end: () => { throw new Error('end broke'); } };
