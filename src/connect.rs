@@ -17,11 +17,6 @@ pub(crate) async fn connect(
     setup: &NodeSetup,
     client: &HttpClient,
 ) -> Result<Vec<Arc<Backend>>> {
-    if settings.hosts > 1 {
-        return Err(Error::config(
-            "hosts(n) starts owned hosts: use JsHost::spawn, or list running hosts with root_urls",
-        ));
-    }
     if settings.use_manager {
         return Ok(vec![managed(settings, setup).await?]);
     }
@@ -134,24 +129,32 @@ async fn managed(settings: &Settings, setup: &NodeSetup) -> Result<Arc<Backend>>
     }
 }
 
-/// Starts `settings.hosts` owned hosts (at least one), concurrently.
+/// Refuses the settings only the other constructor takes (`spawn`: `JsHost::spawn`, else
+/// `JsHost::connect`), naming what to use instead: checked once, before anything starts.
+pub(crate) fn check_constructor(settings: &Settings, spawn: bool) -> Result<()> {
+    let refused = if spawn && !settings.root_urls.is_empty() {
+        "root_url cannot be combined with JsHost::spawn: an owned host listens on a port the OS picks"
+    } else if spawn && settings.use_manager {
+        "use_manager cannot be combined with JsHost::spawn: the host is owned by this process"
+    } else if !spawn && settings.owned_hosts > 1 && settings.use_manager {
+        "owned_hosts(n) cannot be combined with use_manager: a manager runs one host per config file \
+         (use JsHost::spawn for several owned hosts)"
+    } else if !spawn && settings.owned_hosts > 1 {
+        "owned_hosts(n) starts hosts owned by this process: use JsHost::spawn, or list running hosts with root_urls"
+    } else {
+        return Ok(());
+    };
+    Err(Error::config(refused))
+}
+
+/// Starts `settings.owned_hosts` owned hosts (at least one), concurrently.
 pub(crate) async fn spawn(settings: &Settings) -> Result<Vec<Arc<Backend>>> {
-    if !settings.root_urls.is_empty() {
-        return Err(Error::config(
-            "root_url cannot be combined with JsHost::spawn: an owned host listens on a port the OS picks",
-        ));
-    }
-    if settings.use_manager {
-        return Err(Error::config(
-            "use_manager cannot be combined with JsHost::spawn: the host is owned by this process",
-        ));
-    }
     let mut starting = tokio::task::JoinSet::new();
-    for _ in 0..settings.hosts.max(1) {
+    for _ in 0..settings.owned_hosts.max(1) {
         let settings = settings.clone();
         starting.spawn(async move { OwnedHost::spawn(&settings).await });
     }
-    let mut backends = Vec::with_capacity(settings.hosts.max(1));
+    let mut backends = Vec::with_capacity(settings.owned_hosts.max(1));
     while let Some(joined) = starting.join_next().await {
         let host = joined.map_err(|e| Error::process("a host start-up task failed").with_source(e))??;
         backends.push(Backend::owned(host)?);

@@ -92,6 +92,7 @@ impl JsHost {
     /// ```
     pub async fn connect(settings: Settings) -> Result<JsHost> {
         let started = Instant::now();
+        connect::check_constructor(&settings, false)?;
         let (settings, setup, client, backends) = driver::run(async move {
             let setup = NodeSetup::check(&settings)?;
             let client = HttpClient::from_settings(&settings)?;
@@ -109,7 +110,7 @@ impl JsHost {
         Ok(host)
     }
 
-    /// Starts `settings.hosts` (default 1) js-hosts owned by this process (`node js-host.js
+    /// Starts `settings.owned_hosts` (default 1) js-hosts owned by this process (`node js-host.js
     /// CONFIG --port 0 --json --logfile FILE`) and connects to them.
     ///
     /// A child is killed when the last clone of the handle is dropped, and exits by itself if
@@ -123,6 +124,7 @@ impl JsHost {
     /// # Cancel safety
     /// Dropping the future kills the hosts being started.
     pub async fn spawn(settings: Settings) -> Result<JsHost> {
+        connect::check_constructor(&settings, true)?;
         let (settings, setup, client, backends) = driver::run(async move {
             let setup = NodeSetup::check(&settings)?;
             let backends = connect::spawn(&settings).await?;
@@ -281,18 +283,40 @@ impl JsHost {
     }
 
     /// Whether every host answers with the status it reported when this handle connected, or
-    /// that of a compatible host (the same config with other functions: a deploy restarted it,
-    /// and this handle now knows its functions).
+    /// that of a compatible host (the same config with other functions: a deploy restarted it).
+    /// Only asks: see [`JsHost::update_status`] to take a compatible host's status.
     pub async fn is_running(&self) -> bool {
         for backend in &self.inner.backends {
-            let endpoint = backend.endpoint();
-            match probe_status_with(&self.inner.client, &endpoint.url).await {
-                Ok(Some(live)) if live == endpoint.status => {}
-                Ok(Some(live)) if compatible(&live, &endpoint.status) => backend.adopt(live),
-                _ => return false,
+            if self.live_status(backend).await.is_none() {
+                return false;
             }
         }
         true
+    }
+
+    /// Asks every host for its status and takes that of a compatible host (the same config
+    /// with other functions: a deploy restarted it) as this handle's, so that
+    /// [`JsHost::functions`] and [`JsHost::status`] tell what runs now. Whether every host
+    /// answered as a host of this config.
+    pub async fn update_status(&self) -> bool {
+        let mut all = true;
+        for backend in &self.inner.backends {
+            match self.live_status(backend).await {
+                Some(live) if live != backend.endpoint().status => backend.adopt(live),
+                Some(_) => {}
+                None => all = false,
+            }
+        }
+        all
+    }
+
+    /// The status `backend` answers with now, when it is its own or a compatible one.
+    async fn live_status(&self, backend: &Backend) -> Option<Status> {
+        let endpoint = backend.endpoint();
+        match probe_status_with(&self.inner.client, &endpoint.url).await {
+            Ok(Some(live)) if live == endpoint.status || compatible(&live, &endpoint.status) => Some(live),
+            _ => None,
+        }
     }
 
     /// Restarts managed or owned hosts: same port and logfile, fresh JavaScript state.

@@ -59,7 +59,7 @@
 //! `is_process()`, `is_connection()`...); function errors keep the JavaScript stack
 //! ([`Error::js_stack`]). [`Settings`] holds every knob, also from `JSHOST_*` variables
 //! ([`Settings::from_env`]): the config file, the manager, timeouts, several hosts
-//! (`hosts(n)`, `root_urls`), batching, workers, hot reload, TLS and headers.
+//! (`owned_hosts(n)`, `root_urls`), batching, workers, hot reload, TLS and headers.
 //!
 //! # Runtimes
 //!

@@ -56,7 +56,7 @@ pub struct Settings {
     /// several hosts to spread calls over).
     pub root_urls: Vec<String>,
     /// How many hosts [`JsHost::spawn`](https://docs.rs/jshost) starts to spread calls over.
-    pub hosts: usize,
+    pub owned_hosts: usize,
     /// How long starting a manager or a host may take.
     pub startup_timeout: Duration,
     /// Remember the output of `js-host CONFIG --config` between runs (keyed by the config file's
@@ -102,7 +102,7 @@ impl std::fmt::Debug for Settings {
             path_to_bin,
             function_timeout,
             root_urls,
-            hosts,
+            owned_hosts,
             startup_timeout,
             status_cache,
             log_file,
@@ -128,7 +128,7 @@ impl std::fmt::Debug for Settings {
             .field("path_to_bin", path_to_bin)
             .field("function_timeout", function_timeout)
             .field("root_urls", root_urls)
-            .field("hosts", hosts)
+            .field("owned_hosts", owned_hosts)
             .field("startup_timeout", startup_timeout)
             .field("status_cache", status_cache)
             .field("log_file", log_file)
@@ -155,7 +155,7 @@ impl Default for Settings {
             path_to_bin: PathBuf::from(DEFAULT_PATH_TO_BIN),
             function_timeout: DEFAULT_FUNCTION_TIMEOUT,
             root_urls: Vec::new(),
-            hosts: 1,
+            owned_hosts: 1,
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             status_cache: true,
             log_file: false,
@@ -239,11 +239,22 @@ impl Settings {
     }
 
     /// How many owned hosts `JsHost::spawn` starts (one Node process uses one core; calls are
-    /// spread over them). Only for owned hosts. Default: 1.
+    /// spread over them). Only for owned hosts (`JsHost::connect` refuses more than one).
+    /// Default: 1.
     #[must_use]
-    pub fn hosts(mut self, count: usize) -> Self {
-        self.hosts = count;
+    pub fn owned_hosts(mut self, count: usize) -> Self {
+        self.owned_hosts = count;
         self
+    }
+
+    /// The former name of [`Settings::owned_hosts`].
+    #[must_use]
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed to `owned_hosts` (not `JsHost::hosts`, a handle per host)"
+    )]
+    pub fn hosts(self, count: usize) -> Self {
+        self.owned_hosts(count)
     }
 
     /// Starts jshost-node hosts (owned or managed) with `--workers n`: `n` processes share the
@@ -367,7 +378,7 @@ impl Settings {
     /// | `JSHOST_PATH_TO_BIN` | [`Settings::path_to_bin`] |
     /// | `JSHOST_FUNCTION_TIMEOUT` | [`Settings::function_timeout`], in seconds (`2.5` allowed) |
     /// | `JSHOST_ROOT_URL` | [`Settings::root_url`]; several URLs separated by commas: [`Settings::root_urls`] |
-    /// | `JSHOST_HOSTS` | [`Settings::hosts`] |
+    /// | `JSHOST_HOSTS` | [`Settings::owned_hosts`] |
     /// | `JSHOST_LOG_FILE` | [`Settings::log_file`] (`true`/`false`) |
     /// | `JSHOST_WORKERS` | [`Settings::workers`] |
     /// | `JSHOST_WATCH` | [`Settings::watch`] (`true`/`false`) |
@@ -473,7 +484,7 @@ impl Settings {
             s.max_calls = Some(count("JSHOST_MAX_CALLS", &v)?);
         }
         if let Some(v) = get("JSHOST_HOSTS") {
-            s.hosts = v.trim().parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            s.owned_hosts = v.trim().parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
                 Error::config(format!(
                     "JSHOST_HOSTS must be a whole number of hosts, 1 or more, got {v:?}"
                 ))
@@ -506,13 +517,8 @@ impl Settings {
                 ));
             }
         }
-        if self.hosts == 0 {
-            return Err(Error::config("hosts must be at least 1"));
-        }
-        if self.hosts > 1 && self.use_manager {
-            return Err(Error::config(
-                "hosts(n) cannot be combined with use_manager: a manager runs one host per config file",
-            ));
+        if self.owned_hosts == 0 {
+            return Err(Error::config("owned_hosts must be at least 1"));
         }
         if self.function_timeout.is_zero() {
             return Err(Error::config("function_timeout must be greater than zero"));
@@ -589,7 +595,7 @@ mod tests {
         assert_eq!(s.path_to_node, Path::new("node"));
         assert_eq!(s.function_timeout, Duration::from_secs(10));
         assert!(s.root_urls.is_empty());
-        assert_eq!(s.hosts, 1);
+        assert_eq!(s.owned_hosts, 1);
         assert!(s.validate().is_ok());
     }
 
@@ -632,7 +638,7 @@ mod tests {
         ]))
         .expect("valid");
         assert_eq!(two.root_urls, vec!["http://127.0.0.1:1", "http://127.0.0.1:2"]);
-        assert_eq!(two.hosts, 3);
+        assert_eq!(two.owned_hosts, 3);
         let recycling = Settings::from_lookup(lookup(&[
             ("JSHOST_HOST_CALL_TIMEOUT", "1.5"),
             ("JSHOST_MAX_MEMORY_MB", "200"),

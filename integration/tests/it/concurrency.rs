@@ -231,13 +231,23 @@ async fn a_host_redeployed_with_a_new_function_is_followed() {
     )
     .expect("deploy v2");
     let _v2 = fixture.start_host();
-    let out = wait_for(Duration::from_secs(5), "the new function to be callable", || {
-        let added = added.clone();
-        async move { added.call(&()).await.ok() }
+    // A compatible host counts as running; asking does not change what the handle reports.
+    let h = host.clone();
+    wait_for(Duration::from_secs(5), "v2 to answer", || {
+        let h = h.clone();
+        async move { h.is_running().await.then_some(()) }
     })
     .await;
-    assert_eq!(out, "new");
-    assert!(host.is_running().await, "a compatible host counts as running");
+    assert!(
+        !host.functions().contains(&"added_in_v2".to_owned()),
+        "is_running only asks"
+    );
+    assert!(host.update_status().await);
+    assert!(
+        host.functions().contains(&"added_in_v2".to_owned()),
+        "update_status takes v2's status"
+    );
+    assert_eq!(added.call(&()).await.expect("call"), "new");
 }
 
 #[tokio::test]

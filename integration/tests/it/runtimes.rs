@@ -118,7 +118,7 @@ fn direct_hosts_and_several_owned_hosts_outlive_their_runtime() {
 
     let several = Fixture::new("rt-several", "");
     let pool = runtime()
-        .block_on(JsHost::spawn(several.settings().hosts(2)))
+        .block_on(JsHost::spawn(several.settings().owned_hosts(2)))
         .expect("spawn two");
     let pids: Vec<u32> = pool.hosts().iter().filter_map(JsHost::pid).collect();
     assert_eq!(pids.len(), 2);

@@ -19,7 +19,7 @@ async fn pids_answering(host: &JsHost, calls: usize) -> HashSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spawn_hosts_spreads_calls_and_survives_a_dead_host() {
     let fixture = Fixture::new("pool-owned", "");
-    let host = JsHost::spawn(fixture.settings().hosts(2)).await.unwrap();
+    let host = JsHost::spawn(fixture.settings().owned_hosts(2)).await.unwrap();
     let members = host.hosts();
     assert_eq!(members.len(), 2);
     let pids: HashSet<String> = members.iter().map(|m| m.pid().unwrap().to_string()).collect();
@@ -129,11 +129,13 @@ async fn root_urls_with_a_member_down_at_connect_serve_from_the_others_until_it_
 }
 
 #[tokio::test]
-async fn hosts_n_needs_owned_hosts() {
+async fn owned_hosts_n_needs_spawn() {
     let fixture = Fixture::new("pool-config", "");
-    let e = JsHost::connect(fixture.settings().hosts(2)).await.unwrap_err();
+    let e = JsHost::connect(fixture.settings().owned_hosts(2))
+        .await
+        .unwrap_err();
     assert!(e.is_config() && e.to_string().contains("JsHost::spawn"), "{e}");
-    let e = JsHost::connect(fixture.settings().hosts(2).use_manager(true))
+    let e = JsHost::connect(fixture.settings().owned_hosts(2).use_manager(true))
         .await
         .unwrap_err();
     assert!(e.is_config() && e.to_string().contains("use_manager"), "{e}");
