@@ -81,11 +81,20 @@ pub fn call_result(status: u16, body: Bytes, function: &str, url: impl FnOnce() 
         .with_body(text))
 }
 
+/// The error of a request to `url` (a call, a probe, a manager request) that got no answer
+/// within `timeout`: the one timeout error of the protocol.
+pub(crate) fn no_answer(url: &str, timeout: Duration) -> Error {
+    let url = display_url(url);
+    Error::new(
+        ErrorKind::Timeout,
+        format!("no answer from {url} within {timeout:?}"),
+    )
+    .with_url(url.as_ref())
+}
+
 /// The error of a call of `function` at `url` that got no answer within `timeout`.
 pub fn call_timeout(function: &str, url: &str, timeout: Duration) -> Error {
-    Error::new(ErrorKind::Timeout, format!("no answer within {timeout:?}"))
-        .with_function(function)
-        .with_url(display_url(url).as_ref())
+    no_answer(url, timeout).with_function(function)
 }
 
 /// The stack text of an HTML error page (js-host 0.12 answers a synchronous throw with Express's

@@ -111,6 +111,44 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
+    /// The one request builder, for calls, probes and manager requests alike: the URI in origin
+    /// form, `Host` for `key` (unless the client's headers name one), a JSON content type with a
+    /// body, the time left until `deadline` in [`TIMEOUT_HEADER`] when the host's timers can
+    /// keep it, and the client's headers.
+    pub(crate) fn request(
+        &self,
+        method: Method,
+        uri: &Uri,
+        key: &pool::Key,
+        body: Option<Bytes>,
+        deadline: Option<Instant>,
+    ) -> Result<Request<Full<Bytes>>> {
+        let method = match method {
+            Method::Get => http::Method::GET,
+            Method::Post => http::Method::POST,
+        };
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut builder = Request::builder().method(method).uri(path);
+        if !self.headers.iter().any(|(name, _)| name == header::HOST) {
+            builder = builder.header(header::HOST, key.host());
+        }
+        if body.is_some() {
+            builder = builder.header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        if let Some(ms) = deadline.and_then(|d| host_timeout_ms(d.saturating_duration_since(Instant::now())))
+        {
+            builder = builder.header(TIMEOUT_HEADER, ms);
+        }
+        if let Some(headers) = builder.headers_mut() {
+            for (name, value) in &self.headers {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        builder
+            .body(Full::new(body.unwrap_or_default()))
+            .map_err(|e| Error::config("cannot build the HTTP request").with_source(e))
+    }
+
     fn connector(&self) -> Connector {
         #[cfg(feature = "tls")]
         return Connector::new(self.tls.clone());
@@ -163,7 +201,7 @@ impl Response {
 
 /// The two methods the js-host protocol uses.
 #[derive(Debug, Clone, Copy)]
-enum Method {
+pub(crate) enum Method {
     Get,
     Post,
 }
@@ -374,14 +412,7 @@ impl HttpClient {
         // The readable URL (`unix:PATH` for a socket) is only worked out for an error.
         match tokio::time::timeout(timeout, self.send(method, uri, body, runtime, deadline)).await {
             Ok(result) => result.map_err(|e| e.with_url(display_url(url).as_ref())),
-            Err(_) => {
-                let url = display_url(url);
-                Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("no answer from {url} within {timeout:?}"),
-                )
-                .with_url(url.as_ref()))
-            }
+            Err(_) => Err(answer::no_answer(url, timeout)),
         }
     }
 
@@ -422,7 +453,9 @@ impl HttpClient {
         let inner = &*self.inner;
         let key = pool::Key::of(&uri).ok_or_else(|| Error::config(format!("{uri}: the URL has no host")))?;
         let _permit = self.permit(&key).await?;
-        let request = pool::origin_form(self.build(method, &uri, body.clone(), deadline)?, &key);
+        let request = inner
+            .transport
+            .request(method, &uri, &key, body.clone(), deadline)?;
         let pool = local::pool(&inner.pools, &inner.idle, &inner.connector, runtime);
         let conn = pool.checkout(&key, &uri).await?;
         let answer = match send_on(&pool, conn, request).await {
@@ -441,7 +474,7 @@ impl HttpClient {
             return Ok(answer.response);
         }
         tracing::debug!(%uri, "the host did not run the request (it is shutting down); sending it again on a fresh connection");
-        let request = pool::origin_form(self.build(method, &uri, body, deadline)?, &key);
+        let request = inner.transport.request(method, &uri, &key, body, deadline)?;
         let conn = pool.connect(&key, &uri).await?;
         let answer = send_on(&pool, conn, request).await.map_err(Failure::into_error)?;
         if answer.not_run {
@@ -453,40 +486,6 @@ impl HttpClient {
             .with_not_sent());
         }
         Ok(answer.response)
-    }
-
-    /// The request, with the client's headers, and the time left until `deadline` in
-    /// [`TIMEOUT_HEADER`] when the host's timers can keep it.
-    fn build(
-        &self,
-        method: Method,
-        uri: &Uri,
-        body: Option<Bytes>,
-        deadline: Option<Instant>,
-    ) -> Result<Request<Full<Bytes>>> {
-        let method = match method {
-            Method::Get => http::Method::GET,
-            Method::Post => http::Method::POST,
-        };
-        let mut builder = Request::builder().method(method).uri(uri.clone());
-        if body.is_some() {
-            builder = builder.header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        }
-        if let Some(ms) = deadline.and_then(|d| host_timeout_ms(d.saturating_duration_since(Instant::now())))
-        {
-            builder = builder.header(TIMEOUT_HEADER, ms);
-        }
-        let extra = &self.inner.transport.headers;
-        if !extra.is_empty() {
-            if let Some(headers) = builder.headers_mut() {
-                for (name, value) in extra {
-                    headers.append(name.clone(), value.clone());
-                }
-            }
-        }
-        builder
-            .body(Full::new(body.unwrap_or_default()))
-            .map_err(|e| Error::config("cannot build the HTTP request").with_source(e))
     }
 
     /// Calls the js-host function `name` at `root_url` with a JSON `body` (an object or array) and

@@ -14,7 +14,7 @@
 use crate::connector::{ConnectFailure, Connector};
 use bytes::Bytes;
 use http::uri::{Authority, Scheme};
-use http::{Request, Uri};
+use http::Uri;
 use http_body_util::Full;
 use hyper::client::conn::http1::{self, SendRequest};
 use jshost_core::Error;
@@ -316,18 +316,4 @@ fn connect_error(failure: ConnectFailure) -> Error {
         ConnectFailure::Tcp(_) => Error::connection("cannot connect"),
     };
     error.with_not_sent().with_source(failure)
-}
-
-/// `request` with its URI in origin form and a `Host` header for `key`.
-pub(crate) fn origin_form(mut request: Request<Full<Bytes>>, key: &Key) -> Request<Full<Bytes>> {
-    let path = request
-        .uri()
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-    *request.uri_mut() = Uri::from(path);
-    if let Ok(host) = http::HeaderValue::from_str(key.host()) {
-        request.headers_mut().insert(http::header::HOST, host);
-    }
-    request
 }

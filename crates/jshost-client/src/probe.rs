@@ -7,11 +7,10 @@
 //! would stop a manager from binding the port a moment later.
 
 use crate::{driver, Response, Transport};
-use bytes::Bytes;
-use http::{header, Request, Uri};
-use http_body_util::{BodyExt, Empty};
+use http::{header, Uri};
+use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
-use jshost_core::{Error, ErrorKind, Result};
+use jshost_core::{Error, Result};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -46,11 +45,7 @@ pub(crate) async fn fetch(
     let work = async move {
         match tokio::time::timeout(timeout, exchange(&uri, &url, &transport)).await {
             Ok(result) => result.map_err(|e| e.with_url(url.as_str())),
-            Err(_) => Err(Error::new(
-                ErrorKind::Timeout,
-                format!("no answer from {url} within {timeout:?}"),
-            )
-            .with_url(url.as_str())),
+            Err(_) => Err(crate::answer::no_answer(&url, timeout)),
         }
     };
     driver::here_or_on_driver(work).await
@@ -70,13 +65,14 @@ async fn exchange(uri: &Uri, url: &str, transport: &Transport) -> Result<Option<
     if https {
         return Err(Error::config(crate::connector::no_tls(url)));
     }
+    let key =
+        crate::pool::Key::of(uri).ok_or_else(|| Error::config(format!("{url}: the URL has no host")))?;
     let host = uri.host().unwrap_or("127.0.0.1").trim_matches(['[', ']']);
     if let Some(socket) = crate::unix::socket_path(host) {
         let Ok(stream) = tokio::net::UnixStream::connect(&socket).await else {
             return Ok(None);
         };
-        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        return send(TokioIo::new(stream), "localhost", path, transport).await;
+        return send(TokioIo::new(stream), uri, &key, transport).await;
     }
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let Ok(stream) = TcpStream::connect((host, port)).await else {
@@ -89,8 +85,6 @@ async fn exchange(uri: &Uri, url: &str, transport: &Transport) -> Result<Option<
         return Ok(None);
     }
     let _ = stream.set_nodelay(true);
-    let authority = uri.authority().map(|a| a.as_str()).unwrap_or(host);
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     #[cfg(feature = "tls")]
     if https {
         let stream = transport.tls.handshake(stream, host).await.map_err(|failure| {
@@ -103,13 +97,14 @@ async fn exchange(uri: &Uri, url: &str, transport: &Transport) -> Result<Option<
                 Error::connection(message)
             }
         })?;
-        return send(TokioIo::new(stream), authority, path, transport).await;
+        return send(TokioIo::new(stream), uri, &key, transport).await;
     }
-    send(TokioIo::new(stream), authority, path, transport).await
+    send(TokioIo::new(stream), uri, &key, transport).await
 }
 
-/// One request on a fresh connection `io`: `GET path` with `Connection: close`.
-async fn send<T>(io: T, authority: &str, path: &str, transport: &Transport) -> Result<Option<Response>>
+/// One request on a fresh connection `io`: `GET` with `Connection: close`, built as every
+/// request of the client is.
+async fn send<T>(io: T, uri: &Uri, key: &crate::pool::Key, transport: &Transport) -> Result<Option<Response>>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -117,17 +112,10 @@ where
         .await
         .map_err(|e| Error::connection("the connection failed during the handshake").with_source(e))?;
     let driving = tokio::spawn(connection);
-    let mut builder = Request::get(path);
-    if !transport.headers.iter().any(|(name, _)| name == header::HOST) {
-        builder = builder.header(header::HOST, authority);
-    }
-    builder = builder.header(header::CONNECTION, "close");
-    for (name, value) in &transport.headers {
-        builder = builder.header(name, value);
-    }
-    let request = builder
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| Error::config("cannot build the HTTP request").with_source(e))?;
+    let mut request = transport.request(crate::Method::Get, uri, key, None, None)?;
+    request
+        .headers_mut()
+        .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
     let answer = async {
         let response = sender.send_request(request).await?;
         let status = response.status().as_u16();
