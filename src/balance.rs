@@ -131,8 +131,8 @@ mod tests {
 
     /// Every call in flight holds this state machine, and it is moved (copied) into its box once
     /// per call: the rarely taken paths (re-reading a host's functions, explaining a connection
-    /// error, running outside any runtime) are boxed so that their futures, up to 12 KB with the
-    /// status probe's TLS-capable connection, do not make every call that large.
+    /// error, running outside any runtime) are boxed so that their futures (large: the status
+    /// probe holds a TLS-capable connection) do not make every call that large.
     #[test]
     fn a_calls_state_machine_stays_small() {
         let status = jshost_core::Status::parse(

@@ -387,7 +387,7 @@ impl HttpClient {
         }
         let client = self.clone();
         let url = url.to_owned();
-        // Boxed: inline, this rare path would add its 3 KB to every request's state machine.
+        // Boxed: inline, this rare path would make every request's state machine larger.
         Box::pin(driver::run(async move {
             let runtime = tokio::runtime::Handle::current().id();
             client

@@ -3,7 +3,7 @@
 //! Each connection's task runs on that runtime; a request takes an idle connection or opens one,
 //! and gives it back once its answer has been read to the end. A request made while no other is
 //! in flight takes the connection used last (sequential calls stay on one warm connection: taking
-//! another each time cost one and a half context switches per call); one made beside others takes
+//! another each time costs context switches on both sides); one made beside others takes
 //! the connection idle longest, so that concurrent requests rotate over all connections, and so
 //! over the worker processes of a host that hands each new connection to its next worker. Idle
 //! connections older than [`POOL_IDLE_TIMEOUT`] are never reused (Node closes them at 5 s) and
