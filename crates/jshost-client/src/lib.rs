@@ -100,6 +100,16 @@ struct ClientInner {
     transport: Arc<Transport>,
 }
 
+impl Drop for ClientInner {
+    /// Ends the idle-connection reapers of the client's pools (see the `local` module): they
+    /// sleep until woken, and see the client gone once `pools` is.
+    fn drop(&mut self) {
+        let owner = Arc::as_ptr(&self.pools);
+        drop(std::mem::replace(&mut self.pools, Arc::new(())));
+        local::client_gone(owner);
+    }
+}
+
 /// What every request of a client carries and trusts, pooled or not.
 #[derive(Default)]
 pub(crate) struct Transport {

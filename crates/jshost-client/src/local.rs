@@ -7,7 +7,8 @@
 //! hand-off per call). The pools of a runtime that has ended, or of a client that is gone, are
 //! forgotten; an actix-style server (one current-thread runtime per worker thread) gets one pool
 //! per worker. Each thread caches the pools it uses, so a call takes no lock. A task on each
-//! pool's runtime closes its expired idle connections every [`REAP_EVERY`].
+//! pool's runtime closes its expired idle connections every [`REAP_EVERY`] while there are any,
+//! and sleeps otherwise.
 
 use crate::connector::Connector;
 use crate::pool::{IdleBudget, Key, Pool as Connections, PoolStatus};
@@ -18,7 +19,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::runtime::Id;
 
-/// How often each runtime's pool closes its expired idle connections (see `shared_pool`).
+/// How often each runtime's pool closes its expired idle connections while it has any (see
+/// `shared_pool`).
 const REAP_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
@@ -104,15 +106,21 @@ fn shared_pool(owner: &Arc<()>, runtime: Id, budget: &Arc<IdleBudget>, connector
     tokio::spawn(async move {
         let _marker = marker;
         // Idle connections are otherwise looked at only when a request checks one out: a
-        // runtime whose calls stopped would keep them open for good. (Its timer, always due
-        // within a second, also keeps the runtime's timer driver from sleeping longer, so a
-        // request's deadline is registered without waking the thread parked on it.) It ends
-        // with the client or the pool.
-        while client.strong_count() > 0 {
-            tokio::time::sleep(REAP_EVERY).await;
-            match reaped.upgrade() {
-                Some(pool) => pool.reap(),
-                None => break,
+        // runtime whose calls stopped would keep them open (and counted) for good. The task
+        // sleeps while the pool has no idle connection, and ends with the client or the pool.
+        loop {
+            let Some(pool) = reaped.upgrade() else { break };
+            if client.strong_count() == 0 {
+                break;
+            }
+            if pool.has_idle() {
+                drop(pool);
+                tokio::time::sleep(REAP_EVERY).await;
+                if let Some(pool) = reaped.upgrade() {
+                    pool.reap();
+                }
+            } else {
+                pool.wake_reaper.notified().await;
             }
         }
     });
@@ -125,6 +133,17 @@ fn shared_pool(owner: &Arc<()>, runtime: Id, budget: &Arc<IdleBudget>, connector
     pools.insert(key, pool.clone());
     tracing::trace!(pools = pools.len(), %runtime, "opened a connection pool for this runtime");
     pool
+}
+
+/// Wakes the reapers of the client `owner`'s pools, which then end: the client is gone.
+pub(crate) fn client_gone(owner: *const ()) {
+    let key = owner as usize;
+    let pools = POOLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for ((client, _), pool) in pools.iter().flatten() {
+        if *client == key {
+            pool.connections.wake_reaper.notify_one();
+        }
+    }
 }
 
 /// The connections of the client `owner` to `key`, over the pools of all its runtimes.

@@ -7,7 +7,7 @@
 //! the connection idle longest, so that concurrent requests rotate over all connections, and so
 //! over the worker processes of a host that hands each new connection to its next worker. Idle
 //! connections older than [`POOL_IDLE_TIMEOUT`] are never reused (Node closes them at 5 s) and
-//! are closed by [`Pool::reap`], which the pool's runtime runs every second. The idle connections
+//! are closed by [`Pool::reap`], which the pool's runtime runs while it has idle connections. The idle connections
 //! of all the pools of one client (every runtime, every host) count against one bound, shared
 //! through [`IdleBudget`]. Requests go out in origin form (`/path?query`) with a `Host` header.
 
@@ -106,6 +106,8 @@ pub(crate) struct Pool {
     /// Shared by the client's pools.
     budget: Arc<IdleBudget>,
     connector: Connector,
+    /// Wakes the pool's reaper (see `local.rs`): a connection became idle, or the client is gone.
+    pub(crate) wake_reaper: tokio::sync::Notify,
 }
 
 /// A connection checked out of its pool.
@@ -149,6 +151,7 @@ impl Pool {
             entries: Mutex::new(Vec::new()),
             budget,
             connector,
+            wake_reaper: tokio::sync::Notify::new(),
         }
     }
 
@@ -261,6 +264,12 @@ impl Pool {
             since: Instant::now(),
         };
         Self::entry(&mut self.lock(), &conn.key).idle.push_back(idle);
+        self.wake_reaper.notify_one();
+    }
+
+    /// Whether the pool keeps any idle connection.
+    pub(crate) fn has_idle(&self) -> bool {
+        self.lock().iter().any(|e| !e.idle.is_empty())
     }
 
     /// Closes the idle connections that may not be used any more (idle too long, or closed by
