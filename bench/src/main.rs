@@ -128,6 +128,8 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("building the tokio runtime")?;
     let work = work_dir();
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    // What the SDK preloads into an owned js-host; the bench preloads it into js-host and node:http.
+    std::fs::write(work.join("guard.js"), jshost_manager::GUARD_JS).context("writing guard.js")?;
     print_header();
     let result = runtime.block_on(async {
         match cli.command {

@@ -28,17 +28,6 @@ pub enum Kind {
     NodeHttp,
 }
 
-/// `jshost_manager::GUARD_JS`, the script the SDK preloads into an owned js-host, in this run's
-/// work directory.
-fn guard_script() -> Result<PathBuf> {
-    let path = crate::work_dir().join("guard.js");
-    if !path.exists() {
-        std::fs::write(&path, jshost_manager::GUARD_JS)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(path)
-}
-
 /// A server started by the bench on 127.0.0.1, port 0.
 pub struct NodeHost {
     child: Child,
@@ -53,7 +42,7 @@ impl NodeHost {
     /// for its status line. An error carries the end of its stderr.
     pub async fn start(label: &str, kind: Kind, bin: &Path, extra: &[String]) -> Result<NodeHost> {
         let root = crate::root();
-        let (guard, config) = (guard_script()?, crate::bench_config());
+        let (guard, config) = (crate::work_dir().join("guard.js"), crate::bench_config());
         let args: Vec<PathBuf> = match kind {
             Kind::JshostNode => vec![bin.into(), config, "--exit-on-stdin-close".into()],
             Kind::JsHost => vec!["--require".into(), guard, bin.into(), config],
