@@ -88,6 +88,8 @@ class Primary {
       return this.exitNow(1);
     }
     for (const s of this.current.slots) this.sendSetup(s.worker);
+    // Loaded while the first worker starts, not once it says where to listen.
+    require('./listen');
   }
 
   sendSetup(worker) {
@@ -215,7 +217,7 @@ class Primary {
   ensureListening(where) {
     if (!this.listening) {
       const net = require('node:net');
-      const { listen, describeListen } = require('./listen');
+      const { listen, describeListen } = require('./listen'); // loaded by start()
       const config = { address: where.address, port: where.port };
       this.server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.dispatch(socket));
       this.listening = listen(this.server, config, this.opts).then(

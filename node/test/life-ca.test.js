@@ -7,7 +7,8 @@
 const fs = require('node:fs');
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { tmpDir, write, spawnLine, startHost, post, childPids, trackWorkers, JSHOST_NODE } = require('../testlib/helpers');
+const { spawnSync } = require('node:child_process');
+const { tmpDir, write, spawnLine, startHost, post, request, childPids, trackWorkers, freePort, waitFor, alive, JSHOST_NODE } = require('../testlib/helpers');
 
 const EXTRA = 'NODE_EXTRA_CA_CERTS';
 const ASIDE = 'JSHOST_NODE_EXTRA_CA_CERTS';
@@ -100,4 +101,27 @@ test('a host started with JSHOST_NODE_EXTRA_CA_CERTS gives it to its workers as 
   // An empty value is a value: passed on as set.
   const h = await startHost(t, fx.config, [], { env: envWith({ [ASIDE]: '' }) });
   assert.deepEqual(await seenBy(h.url), { atLoad: { extra: '', aside: null }, inCall: { extra: '', aside: null } });
+});
+
+test('--detached: the copy (here a manager) starts without NODE_EXTRA_CA_CERTS, its hosts\' workers see it', async (t) => {
+  const fx = fixture(t);
+  const port = await freePort();
+  const config = write(fx.dir, 'fixed.config.js', CONFIG.replace('module.exports = {', `module.exports = { port: ${port},`));
+  const manager = `http://127.0.0.1:${port}`;
+  let managerPid = null;
+  t.after(async () => {
+    await post(`${manager}/manager/stop`, {}).catch(() => {});
+    if (managerPid !== null) await waitFor(() => !alive(managerPid), { what: 'the detached manager to exit' }).catch(() => process.kill(managerPid, 'SIGKILL'));
+  });
+  const r = spawnSync(process.execPath, [JSHOST_NODE, config, '--manager', '--detached'], { env: envWith({ [EXTRA]: fx.bundle }), encoding: 'utf8', timeout: 10000 });
+  assert.equal(r.status, 0, r.stderr);
+  managerPid = JSON.parse((await request(`${manager}/jshost/info`, { method: 'GET' })).body).pid;
+  assert.equal(startEnv(managerPid)[EXTRA], undefined, 'the detached manager started without NODE_EXTRA_CA_CERTS');
+  assert.equal(startEnv(managerPid)[ASIDE], fx.bundle);
+  const started = await post(`${manager}/host/start`, { config });
+  assert.equal(started.status, 200, started.body);
+  const [primary] = childPids(managerPid);
+  trackWorkers(t, primary);
+  const user = { extra: fx.bundle, aside: null };
+  assert.deepEqual(await seenBy(`http://127.0.0.1:${JSON.parse(JSON.parse(started.body).output).config.port}`), { atLoad: user, inCall: user });
 });
