@@ -1,5 +1,5 @@
-//! Two host binaries against each other in one run (issue 20: the cost of runaway detection,
-//! before and after): cold start, and echo at 1 and 64 in flight.
+//! Two host binaries against each other in one run (before and after a change): cold start,
+//! echo at 1 and 64 in flight, and the realistic rows (markdown, React) of the matrix.
 
 use crate::measure::{self, dur, median, ratio, Bare, Caller, Fig, Run};
 use crate::node::{Kind, NodeHost};
@@ -24,12 +24,16 @@ pub struct Opts {
     pub starts: usize,
 }
 
-/// The rows: (label, calls in flight, caller: SDK batching on, off, wrk).
-const ROWS: [(&str, usize, usize); 4] = [
-    ("echo, SDK, 1 in flight, batching on (default)", 1, 0),
-    ("echo, SDK, 64 in flight, batching on (default)", 64, 0),
-    ("echo, SDK, 64 in flight, batching off", 64, 1),
-    ("echo, `wrk -t1 -c64`", 64, 2),
+/// The rows: (label, shape (matrix.rs), calls in flight, caller: SDK batching on, off, wrk).
+const ROWS: [(&str, &str, usize, usize); 8] = [
+    ("echo, SDK, 1 in flight, batching on (default)", "echo", 1, 0),
+    ("echo, SDK, 64 in flight, batching on (default)", "echo", 64, 0),
+    ("echo, SDK, 64 in flight, batching off", "echo", 64, 1),
+    ("echo, `wrk -t1 -c64`", "echo", 64, 2),
+    ("marked, 4 KB README, SDK, 1 in flight", "markdown", 1, 0),
+    ("marked, 4 KB README, SDK, 64 in flight", "markdown", 64, 0),
+    ("React renderToString, 20 rows, SDK, 1 in flight", "react", 1, 0),
+    ("React renderToString, 20 rows, SDK, 64 in flight", "react", 64, 0),
 ];
 
 pub async fn run(o: Opts) -> Result<()> {
@@ -53,8 +57,9 @@ pub async fn run(o: Opts) -> Result<()> {
     println!(
         "Method: A = {}, B = {}. Cold start: `node BIN bench/bench.config.js --port 0 --json --exit-on-stdin-close` \
          until a bare hyper-util client has the first `echo` answer, then the host is stopped; {} runs each, \
-         alternating, median. Echo: one process of each host, started the same way; the SDK through two handles on \
-         each (`root_url`, batching on and off), N tokio tasks calling in a loop for {} per run; `wrk -t1 -c64` with \
+         alternating, median. Calls: one process of each host, started the same way; the SDK through two handles on \
+         each (`root_url`, batching on and off), N tokio tasks calling in a loop for {} per run (markdown and React: \
+         the matrix's data); `wrk -t1 -c64` with \
          the same bytes and the SDK's `X-Jshost-Timeout` header; {} rounds alternating A and B, medians; steal from \
          /proc/stat (redone over {}%).\n",
         o.host_a.display(),
@@ -76,7 +81,7 @@ pub async fn run(o: Opts) -> Result<()> {
         dur(sb),
         ratio(sb.as_secs_f64(), sa.as_secs_f64())
     );
-    for ((label, ..), pair) in ROWS.iter().zip(figs.chunks(2)) {
+    for (&(label, ..), pair) in ROWS.iter().zip(figs.chunks(2)) {
         let (fa, fb) = (median(&pair[0]), median(&pair[1]));
         println!(
             "| {label} | {} | {} | {} calls/s, p99 {} | {:.1} µs / {:.1} µs | {} / {} |",
@@ -107,30 +112,26 @@ async fn cold_start(bin: &std::path::Path) -> Result<Duration> {
 
 /// The figures of each row and host (A, B), per round.
 async fn throughput(o: &Opts, hosts: [&NodeHost; 2]) -> Result<Vec<Vec<Fig>>> {
-    let data = crate::echo_data();
-    let body = serde_json::to_vec(&data)?;
-    let (mut handles, mut callers) = (Vec::new(), Vec::new());
+    let mut handles = Vec::new();
     for h in hosts {
-        let (on, off) = (h.sdk(true).await?, h.sdk(false).await?);
-        let url = measure::function_url(&h.url, "echo", &body);
-        let sdk = |h: &jshost::JsHost| Arc::new(Caller::Sdk(h.function("echo"), data.clone()));
-        callers.push([sdk(&on), sdk(&off), Arc::new(Caller::Wrk(url, body.clone()))]);
-        handles.extend([on, off]);
+        handles.push([h.sdk(true).await?, h.sdk(false).await?]);
     }
     let mut runs = Vec::new();
-    for &(label, in_flight, c) in &ROWS {
+    for &(label, shape, in_flight, c) in &ROWS {
+        let shape = crate::matrix::shape(shape)?;
         for (i, h) in hosts.iter().enumerate() {
+            let caller = if c < 2 {
+                Caller::Sdk(handles[i][c].function(shape.function), shape.data.clone())
+            } else {
+                let body = serde_json::to_vec(&shape.data)?;
+                Caller::Wrk(measure::function_url(&h.url, shape.function, &body), body)
+            };
             let label = format!("{label}, host {}", ["A", "B"][i]);
-            runs.push(Run::new(
-                label,
-                Arc::clone(&callers[i][c]),
-                in_flight,
-                Some(h.pid),
-            ));
+            runs.push(Run::new(label, Arc::new(caller), in_flight, Some(h.pid)));
         }
     }
     let figs = measure::rounds(&o.rounds, &runs).await;
-    for h in handles {
+    for h in handles.into_iter().flatten() {
         h.disconnect().await?;
     }
     figs

@@ -40,7 +40,7 @@ enum Command {
     Hosts(hosts::Opts),
     /// The SDK calling sequentially against `wrk -c1` and bare hyper-util on the same host.
     Sequential(hosts::SeqOpts),
-    /// Two host binaries against each other (before/after): cold start, echo at 1 and 64 in flight.
+    /// Two host binaries against each other (before/after): cold start; echo, markdown and React at 1 and 64 in flight.
     Ab(ab::Opts),
     /// A function leaking 1 MB per 100 calls for N minutes: failed calls and host RSS over time.
     Soak(soak::Opts),

@@ -123,8 +123,11 @@ async fn calls_in_flight_together_leave_in_full_batches() {
     let requests = tokio::spawn(async move { requests_carrying(&on_worker, 1280, 64).await })
         .await
         .expect("task");
+    // Not a count of full batches: a call that no batch takes within 2 ms goes out alone, and a
+    // loaded machine (tests run in parallel) delays flushes. One request per 4 calls (the bug
+    // above) stays well outside the bound.
     assert!(
-        requests <= 1280 / 10,
+        requests <= 1280 / 5,
         "1,280 calls, 64 in flight, on a worker thread, went out in {requests} requests"
     );
     // From `block_on` (this test's own thread) the flush may run on a worker while calls are
