@@ -1,6 +1,6 @@
 //! [`Backend`]: one host of a [`crate::JsHost`]: where it is, and how it is supervised.
 
-use crate::batch::{one_json_value, AnswerSizes, Batchers, Queued, Target};
+use crate::batch::{one_json_value, AnswerSizes, BatchEndpoint, Batchers, Queued};
 use bytes::Bytes;
 use jshost_client::HttpClient;
 use jshost_core::{Error, ErrorKind, Result, Status};
@@ -28,7 +28,7 @@ const REFRESH_EVERY_MS: u64 = 1_000;
 const PROBE_EVERY: Duration = Duration::from_millis(250);
 
 /// What a handle's hosts serve, to re-read a host's functions and explain a stale host.
-pub(crate) struct Origin {
+pub(crate) struct HostSetup {
     pub(crate) setup: NodeSetup,
     pub(crate) startup_timeout: Duration,
     /// `Settings::batch`.
@@ -85,7 +85,7 @@ pub(crate) struct Backend {
 /// A host's batchers, where their batches go, and which functions answer too much to batch.
 pub(crate) struct Batching {
     batchers: Batchers,
-    target: Target,
+    batch_endpoint: BatchEndpoint,
     answers: AnswerSizes,
 }
 
@@ -106,7 +106,7 @@ impl Batching {
             Some(b) if self.answers.small(name) => b,
             _ => return client.call_function(url, name, body, timeout).await,
         };
-        if let Some(_slot) = batcher.try_slot(&self.target) {
+        if let Some(_slot) = batcher.try_slot(&self.batch_endpoint) {
             return client.call_function(url, name, body, timeout).await;
         }
         if !self.batchers.fits(name, &body) || !one_json_value(&body) {
@@ -115,7 +115,10 @@ impl Batching {
         let started = Instant::now();
         let deadline = started.checked_add(timeout);
         let name: Arc<str> = Arc::from(name);
-        match batcher.call(&self.target, &name, &body, deadline, timeout).await {
+        match batcher
+            .call(&self.batch_endpoint, &name, &body, deadline, timeout)
+            .await
+        {
             Queued::Answered(result) => result,
             Queued::Plain => {
                 let left = timeout.saturating_sub(started.elapsed());
@@ -215,7 +218,7 @@ impl Backend {
     pub(crate) async fn call(
         &self,
         client: &HttpClient,
-        origin: &Origin,
+        host_setup: &HostSetup,
         name: &str,
         body: Bytes,
         timeout: Duration,
@@ -225,7 +228,7 @@ impl Backend {
         // The rare paths' futures are boxed: inline, they would make the state machine of every
         // call in flight several KB larger (balance.rs tests the bound).
         if !endpoint.functions.contains(name) {
-            endpoint = Box::pin(self.refresh_for(client, origin, name)).await?;
+            endpoint = Box::pin(self.refresh_for(client, host_setup, name)).await?;
         }
         if let Supervision::Owned(o) = &self.supervision {
             if let Some(exit) = o.exited() {
@@ -299,7 +302,7 @@ impl Backend {
             let limit = endpoint.status.request_data_limit().unwrap_or(100 * 1024);
             Arc::new(Batching {
                 batchers: Batchers::new(self.lanes(workers), workers, limit),
-                target: Target {
+                batch_endpoint: BatchEndpoint {
                     client: client.clone(),
                     url: endpoint.url.clone(),
                 },
@@ -317,7 +320,12 @@ impl Backend {
     /// second) and takes it when the host has the function now (a compatible host restarted
     /// with more functions). Otherwise, when the config now has the function, the host was
     /// started from an older version of it: the error says so, and how to restart it.
-    async fn refresh_for(&self, client: &HttpClient, origin: &Origin, name: &str) -> Result<Arc<Endpoint>> {
+    async fn refresh_for(
+        &self,
+        client: &HttpClient,
+        host_setup: &HostSetup,
+        name: &str,
+    ) -> Result<Arc<Endpoint>> {
         let endpoint = self.endpoint();
         let now = now_ms();
         let last = self.refreshed_ms.load(Ordering::Relaxed);
@@ -332,8 +340,12 @@ impl Backend {
                 return Ok(self.endpoint());
             }
         }
-        match origin.setup.expected_status(false, origin.startup_timeout).await {
-            Ok(now) if now.has_function(name) => Err(stale_host(&endpoint, &origin.setup, name)),
+        match host_setup
+            .setup
+            .expected_status(false, host_setup.startup_timeout)
+            .await
+        {
+            Ok(now) if now.has_function(name) => Err(stale_host(&endpoint, &host_setup.setup, name)),
             _ => Err(unknown_function(&endpoint, name)),
         }
     }

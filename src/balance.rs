@@ -1,7 +1,7 @@
 //! Spreading calls over the backends of a handle: least in flight, with backends that stop
 //! answering taken out of rotation for a moment. One backend is the simple case of the same code.
 
-use crate::backend::{now_ms, Backend, InFlight, Origin};
+use crate::backend::{now_ms, Backend, HostSetup, InFlight};
 use bytes::Bytes;
 use jshost_client::HttpClient;
 use jshost_core::{Error, Result};
@@ -58,7 +58,7 @@ pub(crate) async fn call(
     backends: &[Arc<Backend>],
     next: &AtomicUsize,
     client: &HttpClient,
-    origin: &Origin,
+    host_setup: &HostSetup,
     name: &str,
     body: Bytes,
     timeout: Duration,
@@ -76,7 +76,7 @@ pub(crate) async fn call(
         let result = {
             let _in_flight = InFlight::enter(&backend.in_flight);
             backend
-                .call(client, origin, name, body.clone(), left, not_run > 0)
+                .call(client, host_setup, name, body.clone(), left, not_run > 0)
                 .await
         };
         match result {
@@ -140,7 +140,7 @@ mod tests {
         )
         .expect("valid status");
         let backends = vec![Backend::external("http://127.0.0.1:9".into(), status, false)];
-        let origin = Origin {
+        let host_setup = HostSetup {
             setup: NodeSetup {
                 node: "node".into(),
                 bin: "bin.js".into(),
@@ -158,7 +158,7 @@ mod tests {
             &backends,
             &next,
             &client,
-            &origin,
+            &host_setup,
             name,
             Bytes::new(),
             Duration::from_secs(1),

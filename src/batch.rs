@@ -240,11 +240,11 @@ pub(crate) struct Batcher {
 }
 
 /// Gives the batcher's slot back when a plain call ends, however it ends.
-pub(crate) struct Slot<'a>(&'a Arc<Batcher>, &'a Target);
+pub(crate) struct Slot<'a>(&'a Arc<Batcher>, &'a BatchEndpoint);
 
 /// Where batches go.
 #[derive(Clone)]
-pub(crate) struct Target {
+pub(crate) struct BatchEndpoint {
     pub(crate) client: HttpClient,
     /// The host's root URL.
     pub(crate) url: String,
@@ -295,14 +295,14 @@ impl Batcher {
 
     /// A slot for a plain call when nothing is in flight or queued: a lone call goes out at
     /// once, as itself.
-    pub(crate) fn try_slot<'a>(self: &'a Arc<Self>, target: &'a Target) -> Option<Slot<'a>> {
+    pub(crate) fn try_slot<'a>(self: &'a Arc<Self>, endpoint: &'a BatchEndpoint) -> Option<Slot<'a>> {
         if self.in_flight.load(Ordering::Acquire) != 0 || !self.lock().is_empty() {
             return None;
         }
         self.in_flight
             .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
             .ok()
-            .map(|_| Slot(self, target))
+            .map(|_| Slot(self, endpoint))
     }
 
     /// Queues a call (whose `body` is one JSON object or array that [`Batchers::fits`]) and
@@ -310,7 +310,7 @@ impl Batcher {
     /// no batch has taken within [`LANE_WAIT`] is taken back: the caller sends it plain.
     pub(crate) async fn call(
         self: &Arc<Self>,
-        target: &Target,
+        endpoint: &BatchEndpoint,
         name: &Arc<str>,
         body: &Bytes,
         deadline: Option<Instant>,
@@ -327,7 +327,7 @@ impl Batcher {
             span: tracing::Span::current(),
             reply,
         });
-        self.flush_soon(target);
+        self.flush_soon(endpoint);
         let waited = match tokio::time::timeout(LANE_WAIT, &mut answer).await {
             Ok(answered) => answered,
             Err(_) => {
@@ -342,7 +342,7 @@ impl Batcher {
                 match answered {
                     Ok(answered) => answered,
                     Err(_) => {
-                        let url = function_url(&target.url, name, body);
+                        let url = function_url(&endpoint.url, name, body);
                         return Queued::Answered(Err(call_timeout(name, &url, timeout)));
                     }
                 }
@@ -352,7 +352,7 @@ impl Batcher {
             Err(
                 Error::connection("the batch carrying the call was abandoned (its runtime ended)")
                     .with_function(name.as_ref())
-                    .with_url(jshost_client::display_url(&function_url(&target.url, name, body)).as_ref()),
+                    .with_url(jshost_client::display_url(&function_url(&endpoint.url, name, body)).as_ref()),
             )
         }))
     }
@@ -373,23 +373,23 @@ impl Batcher {
     /// once the calling task lets go of its thread: calls made together (a `join_all`, a
     /// `buffer_unordered` refilling) queue first and leave in one batch. With every slot taken,
     /// the next request to finish sends them (or they go out plain after [`LANE_WAIT`]).
-    fn flush_soon(self: &Arc<Self>, target: &Target) {
+    fn flush_soon(self: &Arc<Self>, endpoint: &BatchEndpoint) {
         if self.in_flight.load(Ordering::Acquire) >= self.cap
             || self.flush_scheduled.swap(true, Ordering::AcqRel)
         {
             return;
         }
-        let (batcher, target) = (self.clone(), target.clone());
+        let (batcher, endpoint) = (self.clone(), endpoint.clone());
         self.runtime.spawn(async move {
             batcher.flush_scheduled.store(false, Ordering::Release);
-            batcher.flush(&target);
+            batcher.flush(&endpoint);
         });
     }
 
     /// Sends what is queued when a request slot is free (and again after it).
-    fn flush(self: &Arc<Self>, target: &Target) {
+    fn flush(self: &Arc<Self>, endpoint: &BatchEndpoint) {
         for batch in self.next_batches() {
-            self.send_batch(batch, target);
+            self.send_batch(batch, endpoint);
         }
     }
 
@@ -420,15 +420,15 @@ impl Batcher {
         batches
     }
 
-    fn send_batch(self: &Arc<Self>, batch: Vec<Pending>, target: &Target) {
-        let (batcher, target) = (self.clone(), target.clone());
+    fn send_batch(self: &Arc<Self>, batch: Vec<Pending>, endpoint: &BatchEndpoint) {
+        let (batcher, endpoint) = (self.clone(), endpoint.clone());
         let sending = async move {
-            send(&target, batch).await;
+            send(&endpoint, batch).await;
             // The callers just answered usually call again at once: let them queue before the
             // lane is freed, or the first of them would take it for a lone plain call.
             tokio::task::yield_now().await;
             batcher.in_flight.fetch_sub(1, Ordering::AcqRel);
-            batcher.flush(&target);
+            batcher.flush(&endpoint);
         };
         // On the runtime of its calls (whichever thread flushes): if that runtime has ended,
         // the task is dropped, and so are its calls, which were that runtime's.
@@ -492,7 +492,7 @@ fn encode(batch: &[Pending]) -> Result<Bytes> {
 }
 
 /// Sends a batch and gives each call its result, as a plain call would have got it.
-async fn send(target: &Target, batch: Vec<Pending>) {
+async fn send(endpoint: &BatchEndpoint, batch: Vec<Pending>) {
     let size = batch.len();
     for p in &batch {
         p.span.record("batch", size);
@@ -505,9 +505,9 @@ async fn send(target: &Target, batch: Vec<Pending>) {
         .try_fold(Duration::ZERO, |longest, left| left.map(|l| longest.max(l)))
         .unwrap_or(Duration::MAX)
         .max(Duration::from_millis(1));
-    let url = format!("{}/batch", target.url);
+    let url = format!("{}/batch", endpoint.url);
     let answer = match encode(&batch) {
-        Ok(body) => target.client.post_json(&url, body, timeout).await,
+        Ok(body) => endpoint.client.post_json(&url, body, timeout).await,
         Err(e) => Err(e),
     };
     let items = match answer {
@@ -517,7 +517,7 @@ async fn send(target: &Target, batch: Vec<Pending>) {
         Ok(response) => {
             for p in batch {
                 let result = call_result(response.status, response.body.clone(), &p.name, || {
-                    function_url(&target.url, &p.name, &p.body)
+                    function_url(&endpoint.url, &p.name, &p.body)
                 });
                 let _ = p.reply.send(result);
             }
@@ -533,7 +533,7 @@ async fn send(target: &Target, batch: Vec<Pending>) {
                     _ => item.error.unwrap_or_default(),
                 });
                 let result = call_result(item.status, body, &p.name, || {
-                    function_url(&target.url, &p.name, &p.body)
+                    function_url(&endpoint.url, &p.name, &p.body)
                 });
                 let _ = p.reply.send(result);
             }
@@ -541,7 +541,7 @@ async fn send(target: &Target, batch: Vec<Pending>) {
         Err(e) => {
             tracing::debug!(%url, error = %e, calls = size, "a batch failed as a whole");
             for p in batch {
-                let url = function_url(&target.url, &p.name, &p.body);
+                let url = function_url(&endpoint.url, &p.name, &p.body);
                 let failure = e
                     .clone()
                     .with_function(p.name.as_ref())

@@ -1,6 +1,6 @@
 //! [`JsHost`]: a handle to the hosts of one config, and the connection pool to them.
 
-use crate::backend::{compatible, Backend, Origin, Supervision};
+use crate::backend::{compatible, Backend, HostSetup, Supervision};
 use crate::{balance, connect, Function};
 use bytes::Bytes;
 use jshost_client::{display_url, driver, HttpClient, PoolStatus};
@@ -41,7 +41,7 @@ struct Inner {
     backends: Vec<Arc<Backend>>,
     next: AtomicUsize,
     client: HttpClient,
-    origin: Arc<Origin>,
+    host_setup: Arc<HostSetup>,
     function_timeout: Duration,
 }
 
@@ -55,7 +55,7 @@ impl fmt::Debug for JsHost {
             .collect();
         f.debug_struct("JsHost")
             .field("urls", &urls)
-            .field("config_file", &self.inner.origin.setup.config)
+            .field("config_file", &self.inner.host_setup.setup.config)
             .finish()
     }
 }
@@ -151,7 +151,7 @@ impl JsHost {
     }
 
     fn new(settings: &Settings, setup: NodeSetup, client: HttpClient, backends: Vec<Arc<Backend>>) -> Self {
-        let origin = Origin {
+        let host_setup = HostSetup {
             setup,
             startup_timeout: settings.startup_timeout,
             batch: settings.batch,
@@ -161,7 +161,7 @@ impl JsHost {
                 backends,
                 next: AtomicUsize::new(0),
                 client,
-                origin: Arc::new(origin),
+                host_setup: Arc::new(host_setup),
                 function_timeout: settings.function_timeout,
             }),
         }
@@ -188,7 +188,7 @@ impl JsHost {
                     backends: vec![b.clone()],
                     next: AtomicUsize::new(0),
                     client: self.inner.client.clone(),
-                    origin: self.inner.origin.clone(),
+                    host_setup: self.inner.host_setup.clone(),
                     function_timeout: self.inner.function_timeout,
                 }),
             })
@@ -230,7 +230,7 @@ impl JsHost {
 
     /// The absolute path of the config file.
     pub fn config_file(&self) -> &Path {
-        &self.inner.origin.setup.config
+        &self.inner.host_setup.setup.config
     }
 
     /// The names of the functions the hosts serve.
@@ -334,7 +334,7 @@ impl JsHost {
                 backend.restart().await?;
                 // A crashed managed host comes back elsewhere; a restarted one may differ.
                 backend
-                    .discover(&host.inner.client, host.inner.origin.batch)
+                    .discover(&host.inner.client, host.inner.host_setup.batch)
                     .await;
             }
             balance::reset(&host.inner.backends);
@@ -400,8 +400,8 @@ impl JsHost {
         let call = async move {
             let inner = &*host.inner;
             let timeout = timeout.unwrap_or(inner.function_timeout);
-            let (backends, client, origin) = (&inner.backends, &inner.client, &*inner.origin);
-            balance::call(backends, &inner.next, client, origin, &name, body, timeout).await
+            let (backends, client, host_setup) = (&inner.backends, &inner.client, &*inner.host_setup);
+            balance::call(backends, &inner.next, client, host_setup, &name, body, timeout).await
         };
         // Boxed once: the call's state machine is large, and moved by value through the layers
         // above it would be copied once per layer.

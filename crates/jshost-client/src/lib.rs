@@ -93,7 +93,7 @@ struct ClientInner {
     idle: Arc<pool::IdleBudget>,
     permits: Semaphore,
     /// Requests waiting for a permit, by host (only touched when none is free).
-    waiting: std::sync::Mutex<Vec<(pool::Key, usize)>>,
+    waiting: std::sync::Mutex<Vec<(pool::PoolKey, usize)>>,
     max_connections: usize,
     /// What the pools open connections with (shares `transport`'s TLS setup).
     connector: Connector,
@@ -129,7 +129,7 @@ impl Transport {
         &self,
         method: Method,
         uri: &Uri,
-        key: &pool::Key,
+        key: &pool::PoolKey,
         body: Option<Bytes>,
         deadline: Option<Instant>,
     ) -> Result<Request<Full<Bytes>>> {
@@ -339,7 +339,7 @@ impl HttpClient {
     /// assert_eq!((status.idle, status.busy, status.waiting), (0, 0, 0));
     /// ```
     pub fn pool_status(&self, root_url: &str) -> PoolStatus {
-        let Some(key) = root_url.parse::<Uri>().ok().as_ref().and_then(pool::Key::of) else {
+        let Some(key) = root_url.parse::<Uri>().ok().as_ref().and_then(pool::PoolKey::of) else {
             return PoolStatus::default();
         };
         let mut status = local::status(&self.inner.pools, &key);
@@ -355,7 +355,7 @@ impl HttpClient {
     }
 
     /// A request slot, counting the request as waiting for `key` while none is free.
-    async fn permit(&self, key: &pool::Key) -> Result<tokio::sync::SemaphorePermit<'_>> {
+    async fn permit(&self, key: &pool::PoolKey) -> Result<tokio::sync::SemaphorePermit<'_>> {
         if let Ok(permit) = self.inner.permits.try_acquire() {
             return Ok(permit);
         }
@@ -461,7 +461,8 @@ impl HttpClient {
         deadline: Option<Instant>,
     ) -> Result<Response> {
         let inner = &*self.inner;
-        let key = pool::Key::of(&uri).ok_or_else(|| Error::config(format!("{uri}: the URL has no host")))?;
+        let key =
+            pool::PoolKey::of(&uri).ok_or_else(|| Error::config(format!("{uri}: the URL has no host")))?;
         let _permit = self.permit(&key).await?;
         let request = inner
             .transport
@@ -547,12 +548,12 @@ pub fn is_not_run(e: &Error) -> bool {
 
 /// Counts a request waiting for a slot, for its host, until dropped.
 struct Waiting<'a> {
-    all: &'a std::sync::Mutex<Vec<(pool::Key, usize)>>,
-    key: pool::Key,
+    all: &'a std::sync::Mutex<Vec<(pool::PoolKey, usize)>>,
+    key: pool::PoolKey,
 }
 
 impl<'a> Waiting<'a> {
-    fn enter(all: &'a std::sync::Mutex<Vec<(pool::Key, usize)>>, key: &pool::Key) -> Waiting<'a> {
+    fn enter(all: &'a std::sync::Mutex<Vec<(pool::PoolKey, usize)>>, key: &pool::PoolKey) -> Waiting<'a> {
         let mut waiting = all.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match waiting.iter_mut().find(|(k, _)| k == key) {
             Some((_, n)) => *n += 1,

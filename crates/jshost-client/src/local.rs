@@ -11,7 +11,7 @@
 //! and sleeps otherwise.
 
 use crate::connector::Connector;
-use crate::pool::{IdleBudget, Key, Pool as Connections, PoolStatus};
+use crate::pool::{IdleBudget, Pool as Connections, PoolKey, PoolStatus};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -147,7 +147,7 @@ pub(crate) fn client_gone(owner: *const ()) {
 }
 
 /// The connections of the client `owner` to `key`, over the pools of all its runtimes.
-pub(crate) fn status(owner: &Arc<()>, key: &Key) -> PoolStatus {
+pub(crate) fn status(owner: &Arc<()>, key: &PoolKey) -> PoolStatus {
     let owner = Arc::as_ptr(owner) as usize;
     let pools = POOLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut total = PoolStatus::default();

@@ -32,15 +32,15 @@ pub(crate) type Sender = SendRequest<Full<Bytes>>;
 
 /// Which connections may carry a request: same scheme, same host and port.
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Key {
+pub(crate) struct PoolKey {
     https: bool,
     authority: Authority,
 }
 
-impl Key {
+impl PoolKey {
     /// The key of an absolute URL; `None` without a host.
-    pub(crate) fn of(uri: &Uri) -> Option<Key> {
-        Some(Key {
+    pub(crate) fn of(uri: &Uri) -> Option<PoolKey> {
+        Some(PoolKey {
             https: uri.scheme() == Some(&Scheme::HTTPS),
             authority: uri.authority()?.clone(),
         })
@@ -94,7 +94,7 @@ impl IdleBudget {
 
 /// One host's connections in a pool.
 struct Entry {
-    key: Key,
+    key: PoolKey,
     idle: VecDeque<Idle>,
     /// Its connections checked out.
     busy: Arc<AtomicUsize>,
@@ -113,7 +113,7 @@ pub(crate) struct Pool {
 /// A connection checked out of its pool.
 pub(crate) struct Conn {
     pub(crate) sender: Sender,
-    pub(crate) key: Key,
+    pub(crate) key: PoolKey,
     _busy: Busy,
 }
 
@@ -162,7 +162,7 @@ impl Pool {
     }
 
     /// The entry of `key` in `entries`, made when missing.
-    fn entry<'e>(entries: &'e mut Vec<Entry>, key: &Key) -> &'e mut Entry {
+    fn entry<'e>(entries: &'e mut Vec<Entry>, key: &PoolKey) -> &'e mut Entry {
         let i = match entries.iter().position(|e| e.key == *key) {
             Some(i) => i,
             None => {
@@ -179,7 +179,7 @@ impl Pool {
 
     /// An idle connection of `key` (the newest when none is busy, else the oldest), and the
     /// key's busy counter.
-    fn pop(&self, key: &Key) -> (Option<Idle>, Arc<AtomicUsize>) {
+    fn pop(&self, key: &PoolKey) -> (Option<Idle>, Arc<AtomicUsize>) {
         let mut entries = self.lock();
         let entry = Self::entry(&mut entries, key);
         let popped = if entry.busy.load(Ordering::Acquire) == 0 {
@@ -198,7 +198,7 @@ impl Pool {
     /// # Errors
     /// A connection error marked not-sent when no connection can be opened (a config error for
     /// a scheme the client cannot speak).
-    pub(crate) async fn checkout(&self, key: &Key, uri: &Uri) -> Result<Conn, Error> {
+    pub(crate) async fn checkout(&self, key: &PoolKey, uri: &Uri) -> Result<Conn, Error> {
         loop {
             let (idle, busy) = self.pop(key);
             let Some(idle) = idle else {
@@ -224,12 +224,12 @@ impl Pool {
     ///
     /// # Errors
     /// As [`Pool::checkout`].
-    pub(crate) async fn connect(&self, key: &Key, uri: &Uri) -> Result<Conn, Error> {
+    pub(crate) async fn connect(&self, key: &PoolKey, uri: &Uri) -> Result<Conn, Error> {
         let busy = Self::entry(&mut self.lock(), key).busy.clone();
         self.open(key, uri, &busy).await
     }
 
-    async fn open(&self, key: &Key, uri: &Uri, busy: &Arc<AtomicUsize>) -> Result<Conn, Error> {
+    async fn open(&self, key: &PoolKey, uri: &Uri, busy: &Arc<AtomicUsize>) -> Result<Conn, Error> {
         let stream = self
             .connector
             .clone()
@@ -296,7 +296,7 @@ impl Pool {
     }
 
     /// The connections of `key` in this pool (`waiting` is left at 0).
-    pub(crate) fn status(&self, key: &Key) -> PoolStatus {
+    pub(crate) fn status(&self, key: &PoolKey) -> PoolStatus {
         let entries = self.lock();
         match entries.iter().find(|e| e.key == *key) {
             Some(e) => PoolStatus {

@@ -66,7 +66,7 @@ async fn exchange(uri: &Uri, url: &str, transport: &Transport) -> Result<Option<
         return Err(Error::config(crate::connector::no_tls(url)));
     }
     let key =
-        crate::pool::Key::of(uri).ok_or_else(|| Error::config(format!("{url}: the URL has no host")))?;
+        crate::pool::PoolKey::of(uri).ok_or_else(|| Error::config(format!("{url}: the URL has no host")))?;
     let host = uri.host().unwrap_or("127.0.0.1").trim_matches(['[', ']']);
     if let Some(socket) = crate::unix::socket_path(host) {
         let Ok(stream) = tokio::net::UnixStream::connect(&socket).await else {
@@ -104,7 +104,12 @@ async fn exchange(uri: &Uri, url: &str, transport: &Transport) -> Result<Option<
 
 /// One request on a fresh connection `io`: `GET` with `Connection: close`, built as every
 /// request of the client is.
-async fn send<T>(io: T, uri: &Uri, key: &crate::pool::Key, transport: &Transport) -> Result<Option<Response>>
+async fn send<T>(
+    io: T,
+    uri: &Uri,
+    key: &crate::pool::PoolKey,
+    transport: &Transport,
+) -> Result<Option<Response>>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
