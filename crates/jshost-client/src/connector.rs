@@ -1,11 +1,16 @@
-//! The connector of the pooled clients: TCP for `http://` URLs, TCP then TLS for `https://` ones
-//! (with the `tls` feature; without it an `https://` URL fails to connect, saying why).
+//! Opening a connection, for pooled requests and probes alike: the URL's scheme, a Unix socket
+//! (see `unix.rs`) or TCP (with a connect timeout and `TCP_NODELAY`), then TLS for `https://`
+//! URLs (with the `tls` feature; without it an `https://` URL is refused, saying why).
+//!
+//! A connection to a port in the kernel's ephemeral range where nothing listens can be
+//! "answered" by the connecting socket itself: TCP's simultaneous open connects a socket to
+//! itself when the kernel happens to pick that very port as the local one. Such a connection is
+//! detected (local address = peer address) and reset, so it counts as "nothing listens" and
+//! leaves no TIME_WAIT behind that would stop a manager from binding the port a moment later.
 
 use http::Uri;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
-use std::fmt;
-use std::future::Future;
+use jshost_core::Error;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -20,66 +25,166 @@ use std::sync::Arc;
 /// How long opening a TCP connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Opens the connections of a pool; cheap to clone (every pool of a client shares its TLS setup).
-#[derive(Clone)]
+/// Opens connections; cheap to clone (every pool of a client shares its TLS setup).
+#[derive(Clone, Default)]
 pub(crate) struct Connector {
-    http: HttpConnector,
+    /// What `https://` URLs are trusted with.
     #[cfg(feature = "tls")]
-    tls: Arc<Tls>,
+    pub(crate) tls: Arc<Tls>,
+    /// The local address TCP connections are bound to: a test connects a socket to itself with it.
+    #[cfg(test)]
+    pub(crate) bind: Option<std::net::SocketAddr>,
 }
 
 impl Connector {
     /// A connector trusting what `tls` says for `https://` URLs.
     #[cfg(feature = "tls")]
-    pub(crate) fn new(tls: Arc<Tls>) -> Connector {
-        Connector { http: tcp(), tls }
+    pub(crate) fn trusting(tls: Tls) -> Connector {
+        Connector {
+            tls: Arc::new(tls),
+            #[cfg(test)]
+            bind: None,
+        }
     }
 
-    /// A connector for `http://` URLs only.
-    #[cfg(not(feature = "tls"))]
-    pub(crate) fn new() -> Connector {
-        Connector { http: tcp() }
+    /// A connection to the host of `uri`: its Unix socket, or TCP to its host and port, then
+    /// TLS for an `https://` URL.
+    pub(crate) async fn connect(&self, uri: &Uri) -> Result<Stream, ConnectFailure> {
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") if cfg!(feature = "tls") => true,
+            Some("https") => return Err(ConnectFailure::Url(no_tls(&uri.to_string()))),
+            _ => {
+                return Err(ConnectFailure::Url(format!(
+                    "{uri}: the URL's scheme must be http:// or https://"
+                )))
+            }
+        };
+        let Some(host) = uri.host() else {
+            return Err(ConnectFailure::Url(format!("{uri}: the URL has no host")));
+        };
+        if let Some(path) = crate::unix::socket_path(host) {
+            return match tokio::net::UnixStream::connect(&path).await {
+                Ok(stream) => Ok(Stream::Unix(TokioIo::new(stream))),
+                Err(e) => {
+                    let nothing = matches!(
+                        e.kind(),
+                        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+                    );
+                    let e = io::Error::new(e.kind(), format!("the socket {}: {e}", path.display()));
+                    Err(if nothing {
+                        ConnectFailure::NothingListens(e)
+                    } else {
+                        ConnectFailure::Io(e)
+                    })
+                }
+            };
+        }
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let tcp = self.tcp(host, port).await?;
+        match https {
+            false => Ok(Stream::Plain(TokioIo::new(tcp))),
+            #[cfg(feature = "tls")]
+            true => {
+                let stream = self.tls.handshake(tcp, host).await.map_err(ConnectFailure::Tls)?;
+                Ok(Stream::Tls(Box::new(TokioIo::new(stream))))
+            }
+            // Refused above.
+            #[cfg(not(feature = "tls"))]
+            true => Err(ConnectFailure::Url(no_tls(&uri.to_string()))),
+        }
+    }
+
+    /// TCP to `host` (a name is resolved, and each of its addresses tried in turn) and `port`,
+    /// within [`CONNECT_TIMEOUT`], with `TCP_NODELAY`; a connection to itself is reset.
+    async fn tcp(&self, host: &str, port: u16) -> Result<TcpStream, ConnectFailure> {
+        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, self.open(host, port)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                return Err(ConnectFailure::NothingListens(e))
+            }
+            Ok(Err(e)) => return Err(ConnectFailure::Io(e)),
+            Err(_) => {
+                return Err(ConnectFailure::Io(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no connection within {CONNECT_TIMEOUT:?}"),
+                )))
+            }
+        };
+        if is_self_connected(&stream) {
+            tracing::debug!(
+                port,
+                "a connection to an unused port connected to itself: nothing listens there"
+            );
+            // Reset rather than close: a reset socket leaves no TIME_WAIT on the port.
+            let _ = stream.set_zero_linger();
+            return Err(ConnectFailure::NothingListens(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                format!("nothing listens on port {port}: the connection reached itself"),
+            )));
+        }
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    async fn open(&self, host: &str, port: u16) -> io::Result<TcpStream> {
+        #[cfg(test)]
+        if let Some(local) = self.bind {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(local)?;
+            let ip = host
+                .parse()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            return socket.connect(std::net::SocketAddr::new(ip, port)).await;
+        }
+        TcpStream::connect((host, port)).await
     }
 }
 
-fn tcp() -> HttpConnector {
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    // The scheme is checked here (see `call`), so `https://` URLs get through to the TLS step.
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    http
+fn is_self_connected(stream: &TcpStream) -> bool {
+    matches!((stream.local_addr(), stream.peer_addr()), (Ok(l), Ok(p)) if l == p)
 }
 
 /// Why a connection could not be opened.
 #[derive(Debug)]
 pub(crate) enum ConnectFailure {
-    /// The TCP connection failed (refused, unreachable, timed out).
-    Tcp(Box<dyn std::error::Error + Send + Sync>),
+    /// Nothing listens there: the connection was refused, the socket file is missing, or the
+    /// connection reached itself.
+    NothingListens(io::Error),
+    /// The connection failed otherwise (unreachable, timed out, a name that does not resolve).
+    Io(io::Error),
     /// The TLS handshake failed.
     #[cfg(feature = "tls")]
     Tls(TlsFailure),
-    /// An `https://` URL without the `tls` feature, or a scheme that is neither.
-    Scheme(String),
+    /// A URL that cannot be connected to: an `https://` URL without the `tls` feature, a scheme
+    /// that is neither, no host.
+    Url(String),
 }
 
-impl fmt::Display for ConnectFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConnectFailure::Tcp(e) => write!(f, "{e}"),
+impl ConnectFailure {
+    /// The one error for a connection that could not be opened, by pooled requests and probes
+    /// alike; never sent, so another host may take the request. A refused certificate (or
+    /// handshake) is a config error, something to fix in the settings or on the server, not
+    /// "nothing answers": callers that treat connection errors as that must not hide it.
+    pub(crate) fn into_error(self) -> Error {
+        let error = match self {
+            ConnectFailure::Url(message) => Error::config(message),
             #[cfg(feature = "tls")]
-            ConnectFailure::Tls(failure) => write!(f, "TLS handshake failed: {}", failure.reason),
-            ConnectFailure::Scheme(message) => f.write_str(message),
-        }
-    }
-}
-
-impl std::error::Error for ConnectFailure {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ConnectFailure::Tcp(e) => Some(&**e),
-            _ => None,
-        }
+            ConnectFailure::Tls(failure) => {
+                let message = format!("TLS handshake failed: {}", failure.reason);
+                if failure.rejected {
+                    Error::config(message)
+                } else {
+                    Error::connection(message)
+                }
+            }
+            ConnectFailure::NothingListens(e) => {
+                Error::connection("cannot connect: nothing listens there").with_source(e)
+            }
+            ConnectFailure::Io(e) => Error::connection("cannot connect").with_source(e),
+        };
+        error.with_not_sent()
     }
 }
 
@@ -89,65 +194,6 @@ pub(crate) fn no_tls(url: &str) -> String {
         "{url} is an https:// URL, and jshost was built without its `tls` feature \
          (enable the default feature `tls` of jshost, or use an http:// URL)"
     )
-}
-
-impl tower_service::Service<Uri> for Connector {
-    type Response = Stream;
-    type Error = ConnectFailure;
-    type Future = Pin<Box<dyn Future<Output = Result<Stream, ConnectFailure>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ConnectFailure>> {
-        self.http
-            .poll_ready(cx)
-            .map_err(|e| ConnectFailure::Tcp(Box::new(e)))
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        if let Some(path) = uri.host().and_then(crate::unix::socket_path) {
-            return Box::pin(async move {
-                let stream = tokio::net::UnixStream::connect(&path).await.map_err(|e| {
-                    ConnectFailure::Tcp(Box::new(io::Error::new(
-                        e.kind(),
-                        format!("cannot connect to the socket {}: {e}", path.display()),
-                    )))
-                })?;
-                Ok(Stream::Unix(TokioIo::new(stream)))
-            });
-        }
-        let https = match uri.scheme_str() {
-            Some("http") => false,
-            Some("https") if cfg!(feature = "tls") => true,
-            Some("https") => {
-                let message = no_tls(&uri.to_string());
-                return Box::pin(async move { Err(ConnectFailure::Scheme(message)) });
-            }
-            other => {
-                let message = format!("{uri}: the scheme {other:?} is neither http nor https");
-                return Box::pin(async move { Err(ConnectFailure::Scheme(message)) });
-            }
-        };
-        let connecting = self.http.call(uri.clone());
-        #[cfg(feature = "tls")]
-        let tls = self.tls.clone();
-        Box::pin(async move {
-            let tcp = connecting.await.map_err(|e| ConnectFailure::Tcp(Box::new(e)))?;
-            match https {
-                false => Ok(Stream::Plain(tcp)),
-                #[cfg(feature = "tls")]
-                true => {
-                    let host = uri.host().unwrap_or_default();
-                    let stream = tls
-                        .handshake(tcp.into_inner(), host)
-                        .await
-                        .map_err(ConnectFailure::Tls)?;
-                    Ok(Stream::Tls(Box::new(TokioIo::new(stream))))
-                }
-                // Refused above.
-                #[cfg(not(feature = "tls"))]
-                true => Err(ConnectFailure::Scheme(no_tls(&uri.to_string()))),
-            }
-        })
-    }
 }
 
 /// A connection: TCP, TLS over TCP, or a Unix socket.
@@ -224,5 +270,96 @@ impl hyper::rt::Write for Stream {
             #[cfg(feature = "tls")]
             Stream::Tls(s) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::{IdleBudget, Pool, PoolKey};
+    use crate::Transport;
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    /// An address on 127.0.0.1 whose port was free a moment ago.
+    fn unused_addr() -> SocketAddr {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+    }
+
+    /// A connector whose TCP connections start from `addr`: one to `addr` reaches itself (TCP
+    /// simultaneous open), as a connection to an unused ephemeral port sometimes does when the
+    /// kernel picks that very port as the local one.
+    fn reaching_itself(addr: SocketAddr) -> Connector {
+        Connector {
+            #[cfg(feature = "tls")]
+            tls: Arc::default(),
+            bind: Some(addr),
+        }
+    }
+
+    fn assert_free(addr: SocketAddr) {
+        let listener = std::net::TcpListener::bind(addr);
+        assert!(
+            listener.is_ok(),
+            "the port is free again (no TIME_WAIT): {listener:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_self_connection_is_detected_and_leaves_the_port_free() {
+        // A socket bound to a port and connected to that same port is connected to itself.
+        let addr = unused_addr();
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(addr).expect("bind the port");
+        let stream = socket.connect(addr).await.expect("self-connect");
+        assert!(is_self_connected(&stream));
+        stream.set_zero_linger().expect("linger");
+        drop(stream);
+        assert_free(addr);
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_that_reaches_itself_cannot_connect() {
+        // Without the check the pool would hand out the connection, and the request would be
+        // read back as its own (garbage) answer.
+        let addr = unused_addr();
+        let uri: Uri = format!("http://{addr}/function/f").parse().expect("uri");
+        let key = PoolKey::of(&uri).expect("key");
+        let pool = Pool::new(IdleBudget::new(1), reaching_itself(addr));
+        let Err(e) = pool.checkout(&key, &uri).await else {
+            panic!("a connection to itself was handed out");
+        };
+        assert!(e.is_connection() && e.is_not_sent(), "{e:?}");
+        assert!(e.message().contains("nothing listens"), "{e}");
+        assert_free(addr);
+    }
+
+    #[tokio::test]
+    async fn a_probe_that_reaches_itself_finds_nothing() {
+        let addr = unused_addr();
+        let transport = Transport {
+            connector: reaching_itself(addr),
+            ..Transport::default()
+        };
+        let url = format!("http://{addr}/status");
+        let answer = crate::probe::fetch(&url, Duration::from_secs(2), Arc::new(transport)).await;
+        assert!(matches!(answer, Ok(None)), "{answer:?}");
+        assert_free(addr);
+    }
+
+    #[tokio::test]
+    async fn a_missing_socket_is_nothing_listening() {
+        let path = std::env::temp_dir().join(format!("jshost-client-no-such-{}.sock", std::process::id()));
+        let uri: Uri = format!("{}/status", crate::socket_url(&path))
+            .parse()
+            .expect("uri");
+        let failure = Connector::default().connect(&uri).await.err();
+        assert!(
+            matches!(failure, Some(ConnectFailure::NothingListens(_))),
+            "{failure:?}"
+        );
     }
 }

@@ -95,8 +95,6 @@ struct ClientInner {
     /// Requests waiting for a permit, by host (only touched when none is free).
     waiting: std::sync::Mutex<Vec<(pool::PoolKey, usize)>>,
     max_connections: usize,
-    /// What the pools open connections with (shares `transport`'s TLS setup).
-    connector: Connector,
     transport: Arc<Transport>,
 }
 
@@ -115,9 +113,8 @@ impl Drop for ClientInner {
 pub(crate) struct Transport {
     /// Sent with every request (`Settings::header`).
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
-    /// What `https://` URLs are trusted with.
-    #[cfg(feature = "tls")]
-    pub(crate) tls: Arc<tls::Tls>,
+    /// What connections are opened with (and `https://` URLs trusted with).
+    pub(crate) connector: Connector,
 }
 
 impl Transport {
@@ -158,13 +155,6 @@ impl Transport {
             .body(Full::new(body.unwrap_or_default()))
             .map_err(|e| Error::config("cannot build the HTTP request").with_source(e))
     }
-
-    fn connector(&self) -> Connector {
-        #[cfg(feature = "tls")]
-        return Connector::new(self.tls.clone());
-        #[cfg(not(feature = "tls"))]
-        return Connector::new();
-    }
 }
 
 impl fmt::Debug for HttpClient {
@@ -182,7 +172,7 @@ impl fmt::Debug for HttpClient {
             .collect();
         d.field("headers", &headers);
         #[cfg(feature = "tls")]
-        d.field("ca_file", &self.inner.transport.tls.ca_file);
+        d.field("ca_file", &self.inner.transport.connector.tls.ca_file);
         d.finish()
     }
 }
@@ -236,7 +226,6 @@ impl HttpClient {
                 permits: Semaphore::new(max),
                 waiting: std::sync::Mutex::new(Vec::new()),
                 max_connections: max,
-                connector: transport.connector(),
                 transport: Arc::new(transport),
             }),
         }
@@ -266,7 +255,7 @@ impl HttpClient {
         #[cfg(feature = "tls")]
         let transport = Transport {
             headers,
-            tls: Arc::new(match &settings.ca_file {
+            connector: Connector::trusting(match &settings.ca_file {
                 Some(path) => tls::Tls::with_ca_file(path)?,
                 None => tls::Tls::default(),
             }),
@@ -283,7 +272,10 @@ impl HttpClient {
             if let Some(url) = settings.root_urls.iter().find(|u| u.starts_with("https://")) {
                 return Err(Error::config(connector::no_tls(url)));
             }
-            Transport { headers }
+            Transport {
+                headers,
+                connector: Connector::default(),
+            }
         };
         Ok(Self::with_transport(DEFAULT_MAX_CONNECTIONS, transport))
     }
@@ -467,7 +459,7 @@ impl HttpClient {
         let request = inner
             .transport
             .request(method, &uri, &key, body.clone(), deadline)?;
-        let pool = local::pool(&inner.pools, &inner.idle, &inner.connector, runtime);
+        let pool = local::pool(&inner.pools, &inner.idle, &inner.transport.connector, runtime);
         let conn = pool.checkout(&key, &uri).await?;
         let answer = match send_on(&pool, conn, request).await {
             // The connection closed before the request was written: it was never sent, so it
@@ -508,7 +500,8 @@ impl HttpClient {
     /// - function error (HTTP 500) carrying the JS stack text;
     /// - unexpected response (any status but 200 and 500) with status and body;
     /// - timeout after `timeout` (waiting for a free connection included);
-    /// - connection error when the host cannot be reached;
+    /// - connection error when the host cannot be reached (never sent: [`Error::is_not_sent`]);
+    /// - config error, never sent, when an `https://` host's certificate is refused;
     /// - decode error when the output is not UTF-8.
     ///
     /// # Cancel safety

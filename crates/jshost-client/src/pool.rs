@@ -11,7 +11,7 @@
 //! of all the pools of one client (every runtime, every host) count against one bound, shared
 //! through [`IdleBudget`]. Requests go out in origin form (`/path?query`) with a `Host` header.
 
-use crate::connector::{ConnectFailure, Connector};
+use crate::connector::Connector;
 use bytes::Bytes;
 use http::uri::{Authority, Scheme};
 use http::Uri;
@@ -22,7 +22,6 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tower_service::Service;
 
 /// Idle pooled connections are closed after this long: below Node's 5 s keep-alive timeout.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_millis(3_500);
@@ -196,8 +195,9 @@ impl Pool {
     /// An open idle connection for `key`, else a new one to `uri`.
     ///
     /// # Errors
-    /// A connection error marked not-sent when no connection can be opened (a config error for
-    /// a scheme the client cannot speak).
+    /// When no connection can be opened, the error of `ConnectFailure::into_error` (marked
+    /// not-sent): a connection error, or a config error for a URL the client cannot connect to
+    /// or a refused certificate.
     pub(crate) async fn checkout(&self, key: &PoolKey, uri: &Uri) -> Result<Conn, Error> {
         loop {
             let (idle, busy) = self.pop(key);
@@ -230,12 +230,11 @@ impl Pool {
     }
 
     async fn open(&self, key: &PoolKey, uri: &Uri, busy: &Arc<AtomicUsize>) -> Result<Conn, Error> {
-        let stream = self
-            .connector
-            .clone()
-            .call(uri.clone())
+        // Boxed: opening a connection is rare, and inline it would make every request's state
+        // machine larger.
+        let stream = Box::pin(self.connector.connect(uri))
             .await
-            .map_err(connect_error)?;
+            .map_err(crate::connector::ConnectFailure::into_error)?;
         let (sender, connection) = http1::handshake(stream).await.map_err(|e| {
             Error::connection("the connection failed before the request was sent")
                 .with_not_sent()
@@ -314,15 +313,4 @@ impl Drop for Pool {
         let idle: usize = self.lock().iter().map(|e| e.idle.len()).sum();
         self.budget.give_back(idle);
     }
-}
-
-/// The error for a connection that could not be opened.
-fn connect_error(failure: ConnectFailure) -> Error {
-    let error = match &failure {
-        #[cfg(feature = "tls")]
-        ConnectFailure::Tls(_) => Error::connection(failure.to_string()),
-        ConnectFailure::Scheme(message) => Error::config(message.clone()),
-        ConnectFailure::Tcp(_) => Error::connection("cannot connect"),
-    };
-    error.with_not_sent().with_source(failure)
 }

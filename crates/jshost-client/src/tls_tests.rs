@@ -217,9 +217,9 @@ async fn failures(
         assert!(e.to_string().contains("TLS handshake failed"), "{e}");
         assert!(e.to_string().contains(&root), "names the URL: {e}");
     }
-    // A call is a connection error that was never sent (another host may take it); a probe's
-    // refused certificate is a config error (not "nothing answers").
-    assert!(call.is_connection() && call.is_not_sent(), "{call:?}");
+    // A refused certificate is a config error (something to fix, not "nothing answers"), for
+    // a call and a probe alike; the call was never sent (another host may take it).
+    assert!(call.is_config() && call.is_not_sent(), "{call:?}");
     assert!(probe.is_config(), "{probe:?}");
     (call, probe)
 }
@@ -261,7 +261,7 @@ async fn https_to_a_plain_http_server_says_so() {
         .call_function(&format!("https://{addr}"), "f", Bytes::from_static(b"{}"), T)
         .await
         .expect_err("no TLS there");
-    assert!(e.is_connection() && e.is_not_sent(), "{e:?}");
+    assert!(e.is_config() && e.is_not_sent(), "{e:?}");
     assert!(e.to_string().contains("TLS handshake failed"), "{e}");
     assert!(e.to_string().contains("http://"), "hints at the scheme: {e}");
 }

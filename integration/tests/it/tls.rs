@@ -298,11 +298,10 @@ async fn a_wrong_ca_an_expired_or_mismatched_certificate_and_a_missing_token_are
     ];
     for (case, settings, reason) in tls_cases {
         let (connect, call) = connect_and_call_errors(settings).await;
-        // Connecting: the certificate is refused, which is a setting (or the server) to fix,
-        // not "nothing answers".
+        // The certificate is refused, which is a setting (or the server) to fix, not "nothing
+        // answers": a config error, connecting and calling alike; the call was never sent.
         assert!(connect.is_config(), "{case}: {connect:?}");
-        // A call: a connection error, never sent.
-        assert!(call.is_connection() && call.is_not_sent(), "{case}: {call:?}");
+        assert!(call.is_config() && call.is_not_sent(), "{case}: {call:?}");
         for e in [&connect, &call] {
             let text = e.to_string();
             assert!(text.contains("TLS handshake failed"), "{case}: {text}");
