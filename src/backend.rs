@@ -3,6 +3,7 @@
 use crate::batch::{one_json_value, AnswerSizes, BatchEndpoint, Batchers, Queued};
 use bytes::Bytes;
 use jshost_client::HttpClient;
+use jshost_core::error::Build as _;
 use jshost_core::{Error, ErrorKind, Result, Status};
 use jshost_manager::{probe_status_with, status_url, HostInfo, ManagedConnection, NodeSetup, OwnedHost};
 use std::collections::HashSet;

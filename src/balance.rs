@@ -4,6 +4,7 @@
 use crate::backend::{now_ms, Backend, HostSetup, InFlight};
 use bytes::Bytes;
 use jshost_client::HttpClient;
+use jshost_core::error::Build as _;
 use jshost_core::{Error, Result};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

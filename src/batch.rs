@@ -34,6 +34,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use jshost_client::{call_result, call_timeout, function_url, host_timeout_ms, HttpClient};
+use jshost_core::error::Build as _;
 use jshost_core::{Error, ErrorKind, Result};
 use serde::Deserialize;
 use std::collections::{HashMap, VecDeque};

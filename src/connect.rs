@@ -2,6 +2,7 @@
 
 use crate::backend::Backend;
 use jshost_client::HttpClient;
+use jshost_core::error::Build as _;
 use jshost_core::{Error, Result, Settings, Status};
 use jshost_manager::{probe_status_with, Connected, Expected, ManagedConnection, NodeSetup, OwnedHost};
 use std::sync::{Arc, Weak};

@@ -2,6 +2,7 @@
 
 use crate::{default_host, JsHost};
 use bytes::Bytes;
+use jshost_core::error::Build as _;
 use jshost_core::{Error, ErrorKind, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -116,7 +116,25 @@ pub mod manager {
     pub use jshost_manager::{Connection, Disconnected, HostInfo, Manager, Started};
 }
 
+use jshost_core::error::Build as _;
 use std::sync::RwLock;
+
+/// `Error` is read, not made, by users: its builders are the SDK's own (the trait
+/// `jshost_core::error::Build`, which this crate does not re-export), so this does not compile:
+///
+/// ```compile_fail,E0599
+/// let _ = jshost::Error::config("x");
+/// ```
+///
+/// while what an error says is public:
+///
+/// ```
+/// fn explain(e: &jshost::Error) -> (jshost::ErrorKind, Option<&str>, bool) {
+///     (e.kind(), e.url(), e.is_not_sent())
+/// }
+/// ```
+#[allow(dead_code)]
+enum ErrorsAreMadeByTheSdk {}
 
 static DEFAULT_HOST: RwLock<Option<JsHost>> = RwLock::new(None);
 

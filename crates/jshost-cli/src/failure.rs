@@ -145,6 +145,7 @@ impl From<jshost::Error> for Failure {
 mod tests {
     use super::*;
     use jshost::{Error, ErrorKind};
+    use jshost_core::error::Build as _;
 
     #[test]
     fn every_error_kind_has_its_code() {

@@ -4,6 +4,7 @@
 
 use crate::unix::display_url;
 use bytes::Bytes;
+use jshost_core::error::Build as _;
 use jshost_core::{Error, ErrorKind, Result};
 use std::time::Duration;
 

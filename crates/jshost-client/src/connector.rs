@@ -10,6 +10,7 @@
 
 use http::Uri;
 use hyper_util::rt::TokioIo;
+use jshost_core::error::Build as _;
 use jshost_core::Error;
 use std::io;
 use std::pin::Pin;

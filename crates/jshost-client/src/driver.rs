@@ -8,6 +8,7 @@
 //! process, as do requests made from outside any runtime. Callers only await a
 //! [`tokio::task::JoinHandle`], which works from any runtime (or none).
 
+use jshost_core::error::Build as _;
 use jshost_core::{Error, Result};
 use std::cell::Cell;
 use std::future::Future;

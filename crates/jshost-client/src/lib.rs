@@ -42,6 +42,7 @@ use bytes::Bytes;
 use connector::Connector;
 use http::{header, HeaderName, HeaderValue, Request, Uri};
 use http_body_util::{BodyExt, Full};
+use jshost_core::error::Build as _;
 use jshost_core::{Error, ErrorKind, Result};
 use std::fmt;
 use std::sync::Arc;

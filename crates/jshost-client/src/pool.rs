@@ -17,6 +17,7 @@ use http::uri::{Authority, Scheme};
 use http::Uri;
 use http_body_util::Full;
 use hyper::client::conn::http1::{self, SendRequest};
+use jshost_core::error::Build as _;
 use jshost_core::Error;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};

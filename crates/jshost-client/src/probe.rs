@@ -4,6 +4,7 @@ use crate::connector::{ConnectFailure, Stream};
 use crate::{driver, Response, Transport};
 use http::{header, Uri};
 use http_body_util::BodyExt;
+use jshost_core::error::Build as _;
 use jshost_core::{Error, Result};
 use std::sync::Arc;
 use std::time::Duration;

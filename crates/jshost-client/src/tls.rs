@@ -7,6 +7,7 @@
 //! the client is made. The crypto provider is `ring`, passed explicitly, so another crate of the
 //! program choosing a process-wide default provider changes nothing here.
 
+use jshost_core::error::Build as _;
 use jshost_core::{Error, Result};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};

@@ -86,12 +86,69 @@ struct Inner {
     source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
 }
 
-/// The constructors and builders are the SDK's own (its crates build errors with them): hidden,
-/// and not part of the public API.
-impl Error {
-    /// Creates an error of `kind` with a message saying what happened.
-    #[doc(hidden)]
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+/// Building an [`Error`]: for the SDK's own crates (`use jshost_core::error::Build as _;`), not
+/// part of the public API. The `jshost` crate does not re-export it, so a user of `jshost`
+/// reads errors (their kind, URL, JS stack...) and never makes one.
+pub trait Build: Sized {
+    /// An error of `kind` with a message saying what happened.
+    fn new(kind: ErrorKind, message: impl Into<String>) -> Self;
+
+    /// Shorthand for `Error::new(ErrorKind::Config, message)`.
+    fn config(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Config, message)
+    }
+
+    /// Shorthand for `Error::new(ErrorKind::Connection, message)`.
+    fn connection(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Connection, message)
+    }
+
+    /// Shorthand for `Error::new(ErrorKind::Process, message)`.
+    fn process(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Process, message)
+    }
+
+    /// Attaches the name of the function involved.
+    #[must_use]
+    fn with_function(self, name: impl Into<String>) -> Self;
+
+    /// Attaches the URL involved.
+    #[must_use]
+    fn with_url(self, url: impl Into<String>) -> Self;
+
+    /// Attaches an HTTP status code.
+    #[must_use]
+    fn with_status(self, status: u16) -> Self;
+
+    /// Attaches a response body (for function errors: the JS stack text).
+    #[must_use]
+    fn with_body(self, body: impl Into<String>) -> Self;
+
+    /// Attaches the JavaScript stack of a function error, when it differs from the body (the
+    /// body was an HTML page).
+    #[must_use]
+    fn with_js_stack(self, stack: impl Into<String>) -> Self;
+
+    /// Attaches the logfile of the host or manager involved.
+    #[must_use]
+    fn with_logfile(self, path: impl Into<PathBuf>) -> Self;
+
+    /// Marks the error as happening before the request was sent (the connection could not be
+    /// made, or the host is known to be down): see [`Error::is_not_sent`].
+    #[must_use]
+    fn with_not_sent(self) -> Self;
+
+    /// Attaches the underlying cause, returned by `source()`.
+    #[must_use]
+    fn with_source(self, source: impl Into<BoxError>) -> Self;
+
+    /// Prefixes the message with more context.
+    #[must_use]
+    fn context(self, context: impl fmt::Display) -> Self;
+}
+
+impl Build for Error {
+    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
             inner: Box::new(Inner {
                 kind,
@@ -108,93 +165,58 @@ impl Error {
         }
     }
 
-    /// Shorthand for `Error::new(ErrorKind::Config, message)`.
-    #[doc(hidden)]
-    pub fn config(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Config, message)
-    }
-
-    /// Shorthand for `Error::new(ErrorKind::Connection, message)`.
-    #[doc(hidden)]
-    pub fn connection(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Connection, message)
-    }
-
-    /// Shorthand for `Error::new(ErrorKind::Process, message)`.
-    #[doc(hidden)]
-    pub fn process(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Process, message)
-    }
-
-    /// Attaches the name of the function involved.
-    #[must_use]
-    #[doc(hidden)]
-    pub fn with_function(mut self, name: impl Into<String>) -> Self {
+    fn with_function(mut self, name: impl Into<String>) -> Self {
         self.inner.function = Some(name.into());
         self
     }
 
-    /// Attaches the URL involved.
-    #[must_use]
-    #[doc(hidden)]
-    pub fn with_url(mut self, url: impl Into<String>) -> Self {
+    fn with_url(mut self, url: impl Into<String>) -> Self {
         self.inner.url = Some(url.into());
         self
     }
 
-    /// Attaches an HTTP status code.
-    #[must_use]
-    #[doc(hidden)]
-    pub fn with_status(mut self, status: u16) -> Self {
+    fn with_status(mut self, status: u16) -> Self {
         self.inner.status = Some(status);
         self
     }
 
-    /// Attaches a response body (for function errors: the JS stack text).
-    #[must_use]
-    #[doc(hidden)]
-    pub fn with_body(mut self, body: impl Into<String>) -> Self {
+    fn with_body(mut self, body: impl Into<String>) -> Self {
         self.inner.body = Some(body.into());
         self
     }
 
-    /// Attaches the logfile of the host or manager involved.
-    #[must_use]
-    #[doc(hidden)]
-    pub fn with_logfile(mut self, path: impl Into<PathBuf>) -> Self {
+    fn with_js_stack(mut self, stack: impl Into<String>) -> Self {
+        self.inner.js_stack = Some(stack.into());
+        self
+    }
+
+    fn with_logfile(mut self, path: impl Into<PathBuf>) -> Self {
         self.inner.logfile = Some(path.into());
         self
     }
 
-    /// Marks the error as happening before the request was sent (the connection could not be
-    /// made, or the host is known to be down): see [`Error::is_not_sent`].
-    #[must_use]
-    #[doc(hidden)]
-    pub fn with_not_sent(mut self) -> Self {
+    fn with_not_sent(mut self) -> Self {
         self.inner.not_sent = true;
         self
     }
 
-    /// Whether the request was never sent (the host could not be reached), so trying it on
-    /// another host cannot run the function twice.
-    pub fn is_not_sent(&self) -> bool {
-        self.inner.not_sent
-    }
-
-    /// Attaches the underlying cause, returned by `source()`.
-    #[must_use]
-    #[doc(hidden)]
-    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+    fn with_source(mut self, source: impl Into<BoxError>) -> Self {
         self.inner.source = Some(Arc::from(source.into()));
         self
     }
 
-    /// Prefixes the message with more context.
-    #[must_use]
-    #[doc(hidden)]
-    pub fn context(mut self, context: impl fmt::Display) -> Self {
+    fn context(mut self, context: impl fmt::Display) -> Self {
         self.inner.message = format!("{context}: {}", self.inner.message);
         self
+    }
+}
+
+/// What an error says: its kind and what it carries.
+impl Error {
+    /// Whether the request was never sent (the host could not be reached), so trying it on
+    /// another host cannot run the function twice.
+    pub fn is_not_sent(&self) -> bool {
+        self.inner.not_sent
     }
 
     /// The kind of failure.
@@ -237,15 +259,6 @@ impl Error {
         } else {
             None
         }
-    }
-
-    /// Attaches the JavaScript stack of a function error, when it differs from the body (the
-    /// body was an HTML page).
-    #[must_use]
-    #[doc(hidden)]
-    pub fn with_js_stack(mut self, stack: impl Into<String>) -> Self {
-        self.inner.js_stack = Some(stack.into());
-        self
     }
 
     /// The logfile of the host or manager involved, when one is known.

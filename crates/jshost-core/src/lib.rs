@@ -1,7 +1,8 @@
 //! Shared building blocks of the jshost SDK: [`Settings`], the parsed [`Status`] of a js-host
 //! process, the call [`hash`], and the one [`Error`] type.
 //!
-//! Most users depend on the `jshost` crate, which re-exports all of this.
+//! Most users depend on the `jshost` crate, which re-exports all of this but
+//! [`error::Build`], the SDK's own way of making errors.
 //!
 //! ```
 //! let settings = jshost_core::Settings::default().config_file("host.config.js");

@@ -1,5 +1,6 @@
 //! How to find node, js-host and the config file, and how to reach the host.
 
+use crate::error::Build as _;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

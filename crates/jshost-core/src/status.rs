@@ -1,5 +1,6 @@
 //! The status document a js-host process reports (`GET /status`, `--config`, `--json`).
 
+use crate::error::Build as _;
 use crate::{Error, Result};
 use serde_json::Value;
 

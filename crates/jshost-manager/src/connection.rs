@@ -6,6 +6,7 @@ use crate::lock::ConfigLock;
 use crate::manager::{probe_status, HostInfo, Manager};
 use crate::node::NodeSetup;
 use crate::watchdog;
+use jshost_core::error::Build as _;
 use jshost_core::{Error, Result, Settings, Status};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

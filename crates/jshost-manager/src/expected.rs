@@ -3,6 +3,7 @@
 //! errors that explain a mismatch.
 
 use crate::node::{manager_status_for, NodeSetup, StatusCache};
+use jshost_core::error::Build as _;
 use jshost_core::{Error, Result, Settings, Status};
 use std::time::Duration;
 

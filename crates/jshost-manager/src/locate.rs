@@ -4,6 +4,7 @@
 use crate::expected::Expected;
 use crate::manager::{probe_status, Manager, PROBE_TIMEOUT};
 use crate::node::{self, NodeSetup};
+use jshost_core::error::Build as _;
 use jshost_core::{Error, ErrorKind, Result, Settings, Status};
 use std::path::PathBuf;
 use std::time::Duration;

@@ -9,6 +9,7 @@
 //! user cannot create it first and block us). The OS releases the lock when the process holding
 //! it dies.
 
+use jshost_core::error::Build as _;
 use jshost_core::{Error, ErrorKind, Result};
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -4,6 +4,7 @@
 use crate::locate::{locate_manager, Located};
 use crate::node::{self, NodeSetup};
 use jshost_client::{HttpClient, Response};
+use jshost_core::error::Build as _;
 use jshost_core::{Error, ErrorKind, Result, Settings, Status};
 use serde::Deserialize;
 use serde_json::{json, Value};

@@ -1,6 +1,7 @@
 //! Running `node js-host.js ...`: pre-flight checks, the expected status, and its cache.
 
 use jshost_core::error::excerpt;
+use jshost_core::error::Build as _;
 use jshost_core::{Error, ErrorKind, Result, Settings, Status};
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -11,6 +11,7 @@
 //!   own; a file opened again (a lock file, a cache entry, the guard script) is used only when
 //!   it is a regular file owned by this user.
 
+use jshost_core::error::Build as _;
 use jshost_core::{Error, Result};
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::Read;

@@ -3,6 +3,7 @@
 use super::{ExitInfo, Running, GUARD_JS};
 use crate::node::{self, NodeSetup};
 use crate::output::{self, BoundedLines, Records, Source};
+use jshost_core::error::Build as _;
 use jshost_core::{Error, ErrorKind, Result, Status};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};

@@ -5,6 +5,7 @@ mod launch;
 use crate::node::{self, NodeSetup};
 use crate::private;
 use jshost_client::driver;
+use jshost_core::error::Build as _;
 use jshost_core::{Error, Result, Settings, Status};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
