@@ -1,11 +1,11 @@
 //! [`ManagedConnection`]: one open connection to a managed host, and its whole lifecycle.
 
+use crate::exit_watchdog;
 use crate::expected::status_url;
 use crate::locate::{locate_manager, Located};
 use crate::lock::ConfigLock;
 use crate::manager::{probe_status, HostInfo, Manager};
 use crate::node::NodeSetup;
-use crate::watchdog;
 use jshost_core::error::Build as _;
 use jshost_core::{Error, Result, Settings, Status};
 use std::path::{Path, PathBuf};
@@ -104,7 +104,7 @@ impl ManagedConnection {
         let mut warm = None;
         if jshost_node {
             if let Some(opened) = manager.open_connection(config).await? {
-                watchdog::register(&connection.node, manager.url(), config, &opened.id);
+                exit_watchdog::register(&connection.node, manager.url(), config, &opened.id);
                 connection.show_id(Some(opened.id.clone()));
                 *id = Some(opened.id);
                 if !manager.options_differ(&opened.host) {
@@ -146,14 +146,14 @@ impl ManagedConnection {
                 self.config.display()
             ))
         })?;
-        watchdog::register(&self.node, self.manager.url(), &self.config, &opened.id);
+        exit_watchdog::register(&self.node, self.manager.url(), &self.config, &opened.id);
         self.show_id(Some(opened.id.clone()));
         if let Some(old) = id.replace(opened.id) {
             // Usually already gone with a crashed host; closing it again is harmless.
             if let Err(e) = self.manager.close_connection(&self.config, &old).await {
                 tracing::debug!(connection = %old, error = %e, "cannot close the replaced connection");
             }
-            watchdog::unregister(&self.node, &old);
+            exit_watchdog::unregister(&self.node, &old);
         }
         self.set_host_url(&opened.host)?;
         Ok(opened.host)
@@ -241,7 +241,7 @@ impl ManagedConnection {
         *id = None;
         self.show_id(None);
         self.unfollow();
-        watchdog::unregister(&self.node, &current);
+        exit_watchdog::unregister(&self.node, &current);
         Ok(())
     }
 
@@ -258,7 +258,7 @@ impl ManagedConnection {
         self.show_id(None);
         self.unfollow();
         if let Some(current) = id.take() {
-            watchdog::unregister(&self.node, &current);
+            exit_watchdog::unregister(&self.node, &current);
         }
         match stopped {
             Some(_) => Ok(()),
@@ -387,7 +387,7 @@ impl Drop for ManagedConnection {
             match closed {
                 Ok(()) => {
                     tracing::info!(connection = %id, "closed the managed connection of a dropped handle");
-                    watchdog::unregister(&node, &id);
+                    exit_watchdog::unregister(&node, &id);
                 }
                 Err(e) => {
                     tracing::warn!(connection = %id, error = %e, "cannot close a dropped handle's managed connection; the exit watchdog will")

@@ -1,10 +1,20 @@
-//! Process supervision for jshost: the hosts and managers behind a `JsHost`.
+//! Process supervision for jshost: the Node processes behind a `JsHost`, started, watched and
+//! stopped, whether a js-host manager runs them or this process owns them.
 //!
-//! - [`Manager`]: a client of the js-host manager protocol (`/host/*`, `/manager/stop`), with
-//!   typed outcomes ([`Started`], `Option` where "no such host" is an answer);
-//! - [`ManagedConnection`]: one connection to a managed host and its whole lifecycle (close,
-//!   stop, restart, closing on drop and at process exit);
-//! - [`OwnedHost`]: a js-host child owned and supervised by this process.
+//! - [`Manager`] (`manager`): a client of the js-host manager protocol (`/host/*`,
+//!   `/manager/stop`), with typed outcomes ([`Started`], `Option` where "no such host" is an
+//!   answer);
+//! - [`ManagedConnection`] (`connection`): one connection to a managed host and its whole
+//!   lifecycle (close, stop, restart, closing on drop);
+//! - [`OwnedHost`] (`owned`): a host child owned and supervised by this process, which exits
+//!   when this process does (it watches a pipe from it);
+//! - the exit watchdog (`exit_watchdog`): a small helper process that closes the managed
+//!   connections still open when this process exits, however it exits.
+//!
+//! What they share is here too: the status a config's hosts must report (`expected`, `node`),
+//! finding or starting a config's manager (`locate`), one client per config at a time (`lock`),
+//! the hosts' output passed on to `tracing` (`output`), and this user's private directory for
+//! state (`private`).
 //!
 //! All of it runs on the SDK's own runtime, so it works from any tokio runtime or none.
 //! Most users depend on the `jshost` crate, which drives all of this from its `Settings`.
@@ -17,6 +27,7 @@
 compile_error!("jshost supports Unix-like systems only (Linux, macOS): it supervises Node processes with Unix process groups and pipes");
 
 mod connection;
+mod exit_watchdog;
 mod expected;
 mod locate;
 mod lock;
@@ -25,7 +36,6 @@ mod node;
 mod output;
 mod owned;
 mod private;
-mod watchdog;
 
 pub use connection::{Connected, ManagedConnection};
 pub use manager::{Connection, Disconnected, HostInfo, Manager, Started};
