@@ -22,7 +22,8 @@ class Call {
     this.done = done;
     this.settled = false;
     this.expired = false;
-    this.deadlines = null; // while its deadline is watched
+    this.deadlines = null; // the Deadlines (deadlines.js) watching it, if it has a deadline
+    this.watched = false; // set by `deadlines` while its deadline is pending
     this.expiredBody = null;
   }
 
@@ -39,7 +40,6 @@ class Call {
 
   /** Its deadline passed (deadlines.js): answers 504; the function may still answer, ignored. */
   expire() {
-    this.deadlines = null;
     if (this.settled) return;
     this.settled = true;
     this.expired = true;
@@ -79,10 +79,7 @@ class Call {
 
   /** Calls `done` outside the call (the host's work: context.js), and lets go of it. */
   answer(status, body) {
-    if (this.deadlines !== null) {
-      this.deadlines.delete(this);
-      this.deadlines = null;
-    }
+    if (this.watched) this.deadlines.delete(this);
     const done = this.done;
     this.done = null; // the call lives on while resources it marked do
     runOutside(done, status, body);
