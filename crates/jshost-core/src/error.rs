@@ -19,7 +19,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum ErrorKind {
     /// The settings, the config file, node, or the js-host install are wrong; or the process that
-    /// answers is not the expected js-host.
+    /// answers is not the expected js-host, or its TLS certificate is refused.
     Config,
     /// Nothing (or not the expected host) answered at a URL, or the connection broke.
     Connection,
@@ -266,7 +266,8 @@ impl Error {
         self.inner.logfile.as_deref()
     }
 
-    /// Settings, config file, node, js-host install, or the version/status of what answered is wrong.
+    /// Settings, config file, node, js-host install, or the version/status of what answered is
+    /// wrong, or its TLS certificate is refused.
     pub fn is_config(&self) -> bool {
         self.inner.kind == ErrorKind::Config
     }
