@@ -72,6 +72,8 @@ impl ManagedConnection {
     /// nets; dropping the future earlier may leave a started host without a connection (the
     /// manager keeps it until asked to stop it).
     pub async fn connect(settings: &Settings, setup: &NodeSetup) -> Result<Connected> {
+        // Up by the time the connection opens, its start-up beside the requests below.
+        exit_watchdog::prepare(&settings.path_to_node);
         let _lock = ConfigLock::acquire(&setup.config).await?;
         let (manager, expected, stop_when_idle, jshost_node) =
             match locate_manager(settings, setup, true).await? {

@@ -77,8 +77,17 @@ fn send(node: &Path, line: &str, start_if_missing: bool) {
 }
 
 fn start(node: &Path) -> std::io::Result<Watchdog> {
+    // At the lowest priority: its Node start-up would otherwise take CPU from the connect that
+    // started it (and the host answering it); its only work comes when this process has exited.
+    match spawn(Command::new("nice").args(["-n", "19"]).arg(node)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => spawn(&mut Command::new(node)),
+        started => started,
+    }
+}
+
+/// Spawns `cmd` (`node`, or a command running it) with the watchdog's script and pipes.
+fn spawn(cmd: &mut Command) -> std::io::Result<Watchdog> {
     use std::os::unix::process::CommandExt;
-    let mut cmd = Command::new(node);
     cmd.arg("-e")
         .arg(WATCHDOG_JS)
         .env(crate::node::NODE_ENV.0, crate::node::NODE_ENV.1)
@@ -96,6 +105,31 @@ fn start(node: &Path) -> std::io::Result<Watchdog> {
         .ok_or_else(|| std::io::Error::other("no stdin pipe to the watchdog"))?;
     tracing::debug!(pid = child.id(), "connection watchdog started");
     Ok(Watchdog { _child: child, stdin })
+}
+
+/// Starts the watchdog, if it is not running, on a thread of its own: spawning a process blocks
+/// for milliseconds, which a connect spends on its requests to the manager meanwhile. A failure
+/// is left to [`register`], which tries again and reports it.
+pub(crate) fn prepare(node: &Path) {
+    // Running, or being started (the lock is held meanwhile): nothing to do.
+    if !matches!(WATCHDOG.try_lock().as_deref(), Ok(None)) {
+        return;
+    }
+    let node = node.to_path_buf();
+    let started = std::thread::Builder::new()
+        .name("jshost-watchdog-start".into())
+        .spawn(move || {
+            let mut guard = WATCHDOG.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if guard.is_none() {
+                match start(&node) {
+                    Ok(w) => *guard = Some(w),
+                    Err(e) => tracing::debug!(error = %e, "cannot start the connection watchdog yet"),
+                }
+            }
+        });
+    if let Err(e) = started {
+        tracing::debug!(error = %e, "cannot start a thread to start the connection watchdog");
+    }
 }
 
 /// Registers an open managed connection, to be closed if this process ends without closing it.
