@@ -79,7 +79,7 @@ pub fn median(rounds: &[Fig]) -> Fig {
 }
 
 /// The median of numbers (0 for none).
-fn median_f64(mut v: Vec<f64>) -> f64 {
+pub fn median_f64(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }

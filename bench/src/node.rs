@@ -68,10 +68,8 @@ impl NodeHost {
         let mut lines = BufReader::new(stdout).lines();
         let port = tokio::time::timeout(START_TIMEOUT, async {
             while let Some(line) = lines.next_line().await? {
-                let port = serde_json::from_str::<serde_json::Value>(&line)
-                    .ok()
-                    .and_then(|v| v["config"]["port"].as_u64());
-                if let Some(port) = port {
+                let status = serde_json::from_str::<serde_json::Value>(&line).unwrap_or_default();
+                if let Some(port) = status["config"]["port"].as_u64() {
                     return Ok(port);
                 }
             }

@@ -20,8 +20,7 @@ pub struct Opts {
     /// How long to call.
     #[arg(long, default_value_t = 10.0)]
     pub minutes: f64,
-    /// The host's `--max-memory MB` (0: not passed). A host that refuses it runs without it, and
-    /// the soak still reports RSS.
+    /// The host's `--max-memory MB` (0: not passed).
     #[arg(long, default_value_t = 200)]
     pub max_memory: u64,
     /// Calls per second, spread over the callers (the leak is 10 KB per call).
@@ -54,24 +53,13 @@ pub async fn run(o: Opts) -> Result<()> {
     if o.max_memory > 0 {
         extra.extend(["--max-memory".to_owned(), o.max_memory.to_string()]);
     }
-    let (mut host, extra, note) = match NodeHost::start("soak host", Kind::JshostNode, &bin, &extra).await {
-        Ok(h) => (h, extra, ""),
-        Err(e) if o.max_memory > 0 => {
-            eprintln!("soak: {e:#}");
-            let h = NodeHost::start("soak host", Kind::JshostNode, &bin, &o.host_args).await?;
-            (
-                h,
-                o.host_args.clone(),
-                " **The host refused `--max-memory`: it runs without it.**",
-            )
-        }
-        Err(e) => return Err(e),
-    };
+    // A host that refuses `--max-memory` fails to start, saying so: pass `--max-memory 0`.
+    let mut host = NodeHost::start("soak host", Kind::JshostNode, &bin, &extra).await?;
     let length = Duration::from_secs_f64(o.minutes.max(0.0) * 60.0);
     println!(
         "Method: one host (`node {} bench/bench.config.js --port 0 --json --exit-on-stdin-close{}`, pid {}), the \
          SDK (`root_url`, batching on) calling `leak` (keeps 10 KB per call: 1 MB per 100 calls) at {} calls/s, at \
-         most {} in flight, for {}; host RSS = VmRSS of the host and its descendants, sampled every second.{note}\n",
+         most {} in flight, for {}; host RSS = VmRSS of the host and its descendants, sampled every second.\n",
         bin.display(),
         extra.iter().map(|a| format!(" {a}")).collect::<String>(),
         host.pid,
@@ -115,8 +103,10 @@ async fn soak(o: &Opts, host: &mut NodeHost, length: Duration) -> Result<()> {
         })
         .collect();
 
-    println!("| time | calls answered | failed | calls/s | host RSS | host processes | pids seen |");
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    println!(
+        "| time | calls answered | failed | calls/s | host RSS | host processes | pids seen |\n{}",
+        "| --- ".repeat(7) + "|"
+    );
     let (mut seen, mut rss_max, mut most_at_once) = (BTreeSet::new(), 0.0f64, 0);
     let (mut last_ok, mut last_row) = (0, Instant::now());
     let mut stopped_early = None;
@@ -162,13 +152,7 @@ async fn soak(o: &Opts, host: &mut NodeHost, length: Duration) -> Result<()> {
         seen.len(),
         stopped_early.map(|why| format!(" **Stopped early: {why}.**")).unwrap_or_default()
     );
-    for e in counts
-        .errors
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-    {
-        println!("- error: {e}");
-    }
+    let errors = counts.errors.lock().unwrap_or_else(PoisonError::into_inner);
+    errors.iter().for_each(|e| println!("- error: {e}"));
     Ok(())
 }

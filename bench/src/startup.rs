@@ -6,7 +6,6 @@ use anyhow::{bail, Context, Result};
 use jshost::{JsHost, Settings};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How long stopping the manager and its hosts may take.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
@@ -42,38 +41,49 @@ pub async fn run(o: Opts) -> Result<()> {
     let managed = owned.clone().use_manager(true);
     let result = runs(&o, &owned, &managed, port, &needle).await;
     let stopped = stop_all(port, &needle).await;
-    let [first, cold, warm, own] = result?;
+    let [first, cold, warm, own, floor_cold, floor_own] = result?;
     stopped?;
-
     println!(
         "Method: wall time from the call to the first answer of `echo`, on the host {} with bench/bench.config.js (through a config of \
          its own on port {port}). Cold managed: `JsHost::connect(use_manager(true))` with nothing running (before \
          each run the manager is stopped with `/manager/stop` and the run waits, polling, until no process with the \
          config in its arguments is left and the port is free), the config's status cached by the SDK from the first \
          run; warm managed: `connect` while another handle keeps the managed host running; owned: `JsHost::spawn` \
-         (then `stop`). {} runs of each, alternating cold, warm ×2, owned; medians.\n",
+         (then `stop`). {} runs of each, alternating cold, warm ×2, owned; medians. Floors, measured in every run: \
+         `node -e ''` started and awaited, three times in series (the manager, the host's primary, its worker: the \
+         first two without NODE_EXTRA_CA_CERTS, the third with this environment's, as jshost does) for cold managed, \
+         the last two for owned.\n",
         bin.display(),
         o.runs
     );
-    println!("| start-up | median | min – max | runs |");
-    println!("| --- | --- | --- | --- |");
-    for (label, v) in [
-        ("cold managed: manager + host + first answer", cold),
-        ("warm managed: connect + first answer", warm),
-        ("owned: `JsHost::spawn` + first answer", own),
-        ("first run: cold managed, status not cached", first),
-    ] {
-        let mut v = v;
-        v.sort();
-        let at = |i: usize| dur(v.get(i).copied().unwrap_or_default());
-        let (n, median) = (v.len(), at(v.len() / 2));
-        println!(
-            "| {label} | {median} | {} – {} | {n} |",
-            at(0),
-            at(n.saturating_sub(1))
-        );
-    }
+    println!(
+        "| start-up | median | min – max | runs | median / its floor's |\n| --- | --- | --- | --- | --- |"
+    );
+    let (fc, fo) = (median(&floor_cold), median(&floor_own));
+    row("cold managed: manager + host + first answer", &cold, Some(fc));
+    row("warm managed: connect + first answer", &warm, None);
+    row("owned: `JsHost::spawn` + first answer", &own, Some(fo));
+    row("first run: cold managed, status not cached", &first, None);
+    row("floor of cold managed: 3 Node start-ups", &floor_cold, None);
+    row("floor of owned: 2 Node start-ups", &floor_own, None);
     Ok(())
+}
+
+fn median(v: &[Duration]) -> Duration {
+    Duration::from_secs_f64(crate::measure::median_f64(
+        v.iter().map(Duration::as_secs_f64).collect(),
+    ))
+}
+
+/// A row of the table: `v`'s median, range and count, and its median over `floor`.
+fn row(label: &str, v: &[Duration], floor: Option<Duration>) {
+    let (m, n) = (median(v), v.len());
+    let versus = floor.map_or("–".into(), |f| {
+        format!("{:.2}×", m.as_secs_f64() / f.as_secs_f64())
+    });
+    let at = |d: Option<&Duration>| dur(d.copied().unwrap_or_default());
+    let (min, max) = (at(v.iter().min()), at(v.iter().max()));
+    println!("| {label} | {} | {min} – {max} | {n} | {versus} |", dur(m));
 }
 
 /// Connect (or spawn) + first answer, timed.
@@ -88,8 +98,9 @@ async fn first_answer(settings: &Settings, spawn: bool) -> Result<(JsHost, Durat
     Ok((host, started.elapsed()))
 }
 
-/// First run, cold managed, warm managed, owned.
-type Times = [Vec<Duration>; 4];
+/// First run, cold managed, warm managed, owned, and the floors of cold managed (the manager's
+/// Node start-up, then the host's two: primary, worker) and owned (the host's two).
+type Times = [Vec<Duration>; 6];
 
 async fn runs(o: &Opts, owned: &Settings, managed: &Settings, port: u16, needle: &str) -> Result<Times> {
     let mut out = Times::default();
@@ -111,21 +122,31 @@ async fn runs(o: &Opts, owned: &Settings, managed: &Settings, port: u16, needle:
         let (host, took) = first_answer(owned, true).await.context("owned")?;
         out[3].push(took);
         host.stop().await?;
+        let host_floor = node_start(false).await? + node_start(true).await?;
+        out[4].push(node_start(false).await? + host_floor);
+        out[5].push(host_floor);
     }
     Ok(out)
+}
+
+/// `node -e ''` started and awaited, with this environment's NODE_EXTRA_CA_CERTS or without it.
+async fn node_start(ca: bool) -> Result<Duration> {
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.args(["-e", ""]);
+    if !ca {
+        cmd.env_remove("NODE_EXTRA_CA_CERTS");
+    }
+    let started = Instant::now();
+    let status = cmd.status().await?;
+    anyhow::ensure!(status.success(), "node -e '' failed: {status}");
+    Ok(started.elapsed())
 }
 
 /// Stops the manager on `port` (and so its hosts), then waits until no process with `needle`
 /// in its arguments is left and the port is free; what is left after the deadline is killed.
 async fn stop_all(port: u16, needle: &str) -> Result<()> {
-    if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-        let request = format!(
-            "POST /manager/stop HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        );
-        s.write_all(request.as_bytes()).await?;
-        let mut answer = Vec::new();
-        let _ = tokio::time::timeout(STOP_DEADLINE, s.read_to_end(&mut answer)).await;
-    }
+    let manager = jshost::manager::Manager::new(format!("http://127.0.0.1:{port}"));
+    let _ = manager.stop().await; // an error when none runs (yet, or any more)
     let deadline = Instant::now() + STOP_DEADLINE;
     loop {
         let left = node::with_arg(needle);
@@ -134,11 +155,8 @@ async fn stop_all(port: u16, needle: &str) -> Result<()> {
             return Ok(());
         }
         if Instant::now() > deadline {
-            for pid in &left {
-                let _ = std::process::Command::new("kill")
-                    .args(["-9", &pid.to_string()])
-                    .status();
-            }
+            let pids = left.iter().map(u32::to_string);
+            let _ = std::process::Command::new("kill").arg("-9").args(pids).status();
             bail!("{STOP_DEADLINE:?} after /manager/stop, still running: {left:?} (killed), port {port} listening: {listening}");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
