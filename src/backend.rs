@@ -42,16 +42,47 @@ pub(crate) struct Endpoint {
     pub(crate) status: Status,
     pub(crate) functions: HashSet<String>,
     pub(crate) logfile: Option<PathBuf>,
+    /// The workers of a host whose jshost-node manager said how it runs it; `None`: ask the
+    /// host (`/jshost/info`).
+    workers: Option<usize>,
 }
 
 impl Endpoint {
     fn new(url: String, status: Status, logfile: Option<PathBuf>) -> Arc<Self> {
-        Arc::new(Endpoint {
+        Arc::new(Self::with_workers(url, status, logfile, None))
+    }
+
+    fn with_workers(url: String, status: Status, logfile: Option<PathBuf>, workers: Option<usize>) -> Self {
+        Endpoint {
             functions: status.functions().into_iter().collect(),
             url,
             status,
             logfile,
-        })
+            workers,
+        }
+    }
+
+    /// A managed host as its manager describes it.
+    fn managed(info: HostInfo) -> Result<Arc<Self>> {
+        let (url, workers) = (status_url(&info.status)?, managed_workers(&info));
+        Ok(Arc::new(Self::with_workers(
+            url,
+            info.status,
+            Some(info.logfile),
+            workers,
+        )))
+    }
+}
+
+/// How many workers a jshost-node manager runs the host with, from the `options` it reports (a
+/// js-host manager reports none). Its hosts run its own package, which offers `/batch`.
+fn managed_workers(info: &HostInfo) -> Option<usize> {
+    match info.options.as_ref()?.get("workers")? {
+        serde_json::Value::Null => Some(1),
+        serde_json::Value::String(auto) if auto == "auto" => {
+            std::thread::available_parallelism().ok().map(usize::from)
+        }
+        n => n.as_u64().and_then(|n| usize::try_from(n).ok()),
     }
 }
 
@@ -154,9 +185,8 @@ impl Backend {
 
     /// A managed host, through `connection`.
     pub(crate) fn managed(connection: ManagedConnection, info: HostInfo) -> Result<Arc<Backend>> {
-        let url = status_url(&info.status)?;
         Ok(Self::new(
-            Endpoint::new(url, info.status, Some(info.logfile)),
+            Endpoint::managed(info)?,
             Supervision::Managed(connection),
         ))
     }
@@ -200,11 +230,13 @@ impl Backend {
     /// with other functions.
     pub(crate) fn adopt(&self, live: Status) {
         let endpoint = self.endpoint();
-        self.set_endpoint(Endpoint::new(
-            endpoint.url.clone(),
+        let (url, logfile) = (endpoint.url.clone(), endpoint.logfile.clone());
+        self.set_endpoint(Arc::new(Endpoint::with_workers(
+            url,
             live,
-            endpoint.logfile.clone(),
-        ));
+            logfile,
+            endpoint.workers,
+        )));
     }
 
     /// The process id of an owned host.
@@ -281,25 +313,13 @@ impl Backend {
     /// when it offers `/batch` and `enabled`; js-host answers 404 and is called as always.
     pub(crate) async fn discover(&self, client: &HttpClient, enabled: bool) {
         let endpoint = self.endpoint();
-        let info = match client
-            .get(&format!("{}/jshost/info", endpoint.url), DISCOVER_TIMEOUT)
-            .await
-        {
-            Ok(r) if r.status == 200 => serde_json::from_slice::<serde_json::Value>(&r.body).ok(),
-            _ => None,
+        let (offers_batch, workers) = match endpoint.workers {
+            // Its jshost-node manager said (no request to the host: the first call opens the
+            // connection).
+            Some(workers) => (true, workers),
+            None => ask_capabilities(client, &endpoint.url).await,
         };
-        let offers = |feature: &str| {
-            info.as_ref()
-                .and_then(|i| i["features"].as_array())
-                .map(|f| f.iter().any(|v| v.as_str() == Some(feature)))
-                .unwrap_or(false)
-        };
-        let workers = info
-            .as_ref()
-            .and_then(|i| i["workers"].as_u64())
-            .map(|w| usize::try_from(w).unwrap_or(1))
-            .unwrap_or(1);
-        let batching = (enabled && offers("batch")).then(|| {
+        let batching = (enabled && offers_batch).then(|| {
             let limit = endpoint.status.request_data_limit().unwrap_or(100 * 1024);
             Arc::new(Batching {
                 batchers: Batchers::new(self.lanes(workers), workers, limit),
@@ -409,9 +429,8 @@ impl Backend {
         match &self.supervision {
             Supervision::Managed(m) => {
                 let info = m.restart().await?;
-                let url = status_url(&info.status)?;
-                tracing::info!(%url, logfile = %info.logfile.display(), "managed js-host restarted");
-                self.set_endpoint(Endpoint::new(url, info.status, Some(info.logfile)));
+                tracing::info!(url = ?info.status.url(), logfile = %info.logfile.display(), "managed js-host restarted");
+                self.set_endpoint(Endpoint::managed(info)?);
                 Ok(())
             }
             Supervision::Owned(o) => o.restart().await,
@@ -453,6 +472,22 @@ impl Backend {
             self.endpoint().url
         ))
     }
+}
+
+/// Whether the host at `url` offers `/batch`, and its workers, from its `/jshost/info` (none,
+/// from js-host 0.12: no batches, one process).
+async fn ask_capabilities(client: &HttpClient, url: &str) -> (bool, usize) {
+    let info = match client.get(&format!("{url}/jshost/info"), DISCOVER_TIMEOUT).await {
+        Ok(r) if r.status == 200 => serde_json::from_slice::<serde_json::Value>(&r.body).ok(),
+        _ => None,
+    };
+    let Some(info) = info else { return (false, 1) };
+    let features = info["features"].as_array();
+    let batch = features.is_some_and(|f| f.iter().any(|v| v.as_str() == Some("batch")));
+    let workers = info["workers"]
+        .as_u64()
+        .map_or(1, |w| usize::try_from(w).unwrap_or(1));
+    (batch, workers)
 }
 
 /// `e` with the host's logfile, when the SDK knows it and the error concerns the host.

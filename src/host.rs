@@ -136,8 +136,9 @@ impl JsHost {
         Ok(JsHost::discovered(&settings, setup, client, backends).await)
     }
 
-    /// The handle, once each host's capabilities are read. They are read from the caller's
-    /// runtime (when there is one): the pooled connection that opens is the first call's.
+    /// The handle, once each host's capabilities are known: from its jshost-node manager's answer
+    /// for a managed host, else read from the host on the caller's runtime (when there is one),
+    /// so that the pooled connection that opens is the first call's.
     async fn discovered(
         settings: &Settings,
         setup: NodeSetup,

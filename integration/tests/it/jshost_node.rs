@@ -329,3 +329,30 @@ async fn an_owned_host_listens_on_a_private_unix_socket_by_default() {
     )
     .await;
 }
+
+/// A managed jshost-node host's capabilities come with its manager's answer (its hosts run the
+/// manager's own package): concurrent calls batch, with `workers(2)` too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_managed_host_batches_as_its_manager_describes_it() {
+    for workers in [1, 2] {
+        let fixture = Fixture::new(&format!("batch-managed-{workers}"), "");
+        let settings = on_jshost_node(fixture.settings())
+            .use_manager(true)
+            .workers(workers);
+        let host = JsHost::connect(settings).await.expect("managed connect");
+        // Its answers' size known (small), concurrent calls of the function may batch.
+        let lone = host.function("query_hash").call(&json!({})).await.expect("call");
+        assert_eq!(lone.len(), 40, "a lone call goes out plain: {lone}");
+        let batched = batched_share(&host, 200).await;
+        assert!(
+            batched > 0,
+            "with {workers} workers, some of 200 concurrent calls travelled in batches"
+        );
+        let status = host.pool_status();
+        assert!(
+            !status.is_empty(),
+            "the calls went to the managed host: {status:?}"
+        );
+        host.stop().await.expect("stop");
+    }
+}
