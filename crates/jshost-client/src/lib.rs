@@ -184,11 +184,13 @@ impl Default for HttpClient {
     }
 }
 
-/// A complete HTTP response: status and body.
+/// A complete HTTP response: status, headers and body.
 #[derive(Debug, Clone)]
 pub struct Response {
     /// The HTTP status code.
     pub status: u16,
+    /// The headers (jshost-node names itself in `X-Jshost-Node` on every answer).
+    pub headers: http::HeaderMap,
     /// The whole body.
     pub body: Bytes,
 }
@@ -619,8 +621,8 @@ async fn send_on(
     };
     let status = response.status().as_u16();
     let not_run = status == 503 && response.headers().contains_key(NOT_RUN_HEADER);
-    let body = response
-        .into_body()
+    let (parts, body) = response.into_parts();
+    let body = body
         .collect()
         .await
         .map_err(|e| {
@@ -632,7 +634,11 @@ async fn send_on(
         .to_bytes();
     pool.put_back(conn);
     Ok(Answer {
-        response: Response { status, body },
+        response: Response {
+            status,
+            headers: parts.headers,
+            body,
+        },
         not_run,
     })
 }

@@ -79,8 +79,13 @@ async fn send(
     let answer = async {
         let response = sender.send_request(request).await?;
         let status = response.status().as_u16();
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok::<_, hyper::Error>(Response { status, body })
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await?.to_bytes();
+        Ok::<_, hyper::Error>(Response {
+            status,
+            headers: parts.headers,
+            body,
+        })
     };
     let result = answer.await;
     driving.abort();

@@ -2,7 +2,7 @@
 //! manager process started to outlive this process.
 
 use crate::expected::Expected;
-use crate::manager::{probe_status, Manager, PROBE_TIMEOUT};
+use crate::manager::{probe_identified, probe_status, Manager, PROBE_TIMEOUT};
 use crate::node::{self, NodeSetup};
 use jshost_core::error::Build as _;
 use jshost_core::{Error, ErrorKind, Result, Settings, Status};
@@ -37,39 +37,23 @@ pub enum Located {
     },
 }
 
-/// Which host package a manager starts hosts with, and what it says about itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which host package a manager starts hosts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ManagerKind {
-    /// jshost-node's manager (`GET /jshost/info` names it), with its process id.
-    JshostNode { pid: Option<u32> },
-    /// js-host 0.12's manager (no `/jshost/info`).
+    /// jshost-node's manager (its answers carry `X-Jshost-Node`).
+    JshostNode,
+    /// js-host 0.12's manager.
     JsHost,
 }
 
 impl ManagerKind {
-    /// Asks the manager at `url`.
-    async fn of(url: &str) -> ManagerKind {
-        let info = jshost_client::get_fresh(&format!("{url}/jshost/info"), PROBE_TIMEOUT).await;
-        match info {
-            Ok(Some(response)) if response.status == 200 => {
-                let value: serde_json::Value = serde_json::from_slice(&response.body).unwrap_or_default();
-                if value["name"].as_str() == Some("jshost-node") {
-                    let pid = value["pid"].as_u64().and_then(|p| u32::try_from(p).ok());
-                    return ManagerKind::JshostNode { pid };
-                }
-                ManagerKind::JsHost
-            }
-            _ => ManagerKind::JsHost,
-        }
+    fn is_jshost_node(self) -> bool {
+        self == ManagerKind::JshostNode
     }
 
-    fn is_jshost_node(&self) -> bool {
-        matches!(self, ManagerKind::JshostNode { .. })
-    }
-
-    fn package(&self) -> &'static str {
+    fn package(self) -> &'static str {
         match self {
-            ManagerKind::JshostNode { .. } => "jshost-node",
+            ManagerKind::JshostNode => "jshost-node",
             ManagerKind::JsHost => "js-host",
         }
     }
@@ -89,14 +73,18 @@ pub async fn locate_manager(settings: &Settings, setup: &NodeSetup, start: bool)
     loop {
         let url = expected.url()?;
         let port = expected.port();
-        // What answers, and (asked at once, as a manager is the usual answer) which package.
-        let (live, kind) = tokio::join!(probe_status(&url), ManagerKind::of(&url));
-        let live = live.map_err(|e| {
+        // What answers, and which package (jshost-node names itself in every answer).
+        let probed = probe_identified(&url).await.map_err(|e| {
             e.context(format!(
                 "the manager's port {port} (from {})",
                 setup.config.display()
             ))
         })?;
+        let kind = match probed {
+            Some((_, true)) => ManagerKind::JshostNode,
+            _ => ManagerKind::JsHost,
+        };
+        let live = probed.map(|(status, _)| status);
         let own = live.as_ref() == Some(&expected.manager_status());
         match live {
             Some(s) if &s == expected.status() => return Ok(Located::Host { url, status: s }),
@@ -114,7 +102,7 @@ pub async fn locate_manager(settings: &Settings, setup: &NodeSetup, start: bool)
                         config = %setup.config.display(),
                         "the js-host manager on the config's port is {}: it runs this project's host with {}, not {} \
                          ({}); give this project a port of its own (`port` in its config) to have its own manager",
-                        describe_manager(&kind, &s),
+                        describe_manager(kind, &url, &s).await,
                         kind.package(),
                         if setup.jshost_node { "jshost-node" } else { "js-host" },
                         setup.bin.display()
@@ -175,35 +163,43 @@ async fn start_manager(setup: &NodeSetup, mut expected: Expected, timeout: Durat
     })
 }
 
+/// The process id a jshost-node manager at `url` reports in its `GET /jshost/info`.
+async fn manager_pid(url: &str) -> Option<u32> {
+    let info = jshost_client::get_fresh(&format!("{url}/jshost/info"), PROBE_TIMEOUT).await;
+    let body = info.ok().flatten().filter(|r| r.status == 200)?.body;
+    let value: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    value["pid"].as_u64().and_then(|p| u32::try_from(p).ok())
+}
+
 /// Who runs the manager at `url`: the config and directory of a jshost-node manager (read from
 /// its process, when this user may), else what its status says.
-fn describe_manager(kind: &ManagerKind, live: &Status) -> String {
+async fn describe_manager(kind: ManagerKind, url: &str, live: &Status) -> String {
     let functions = live.functions();
     let serving = if functions.is_empty() {
         String::new()
     } else {
         format!(", its own config naming the functions {}", functions.join(", "))
     };
-    match kind {
-        ManagerKind::JshostNode { pid: Some(pid) } => {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let args: Vec<String> = cmdline
-                .split(|b| *b == 0)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            // `node BIN CONFIG --manager ...`
-            let config = args
-                .get(2)
-                .cloned()
-                .unwrap_or_else(|| "an unknown config".to_owned());
-            let dir = std::fs::read_link(format!("/proc/{pid}/cwd"))
-                .map(|d| d.display().to_string())
-                .unwrap_or_else(|_| "an unknown directory".to_owned());
-            format!("a jshost-node manager (pid {pid}) started for {config} in {dir}{serving}")
-        }
-        ManagerKind::JshostNode { pid: None } => format!("a jshost-node manager{serving}"),
-        ManagerKind::JsHost => format!("a js-host {} manager{serving}", live.version()),
+    if kind == ManagerKind::JsHost {
+        return format!("a js-host {} manager{serving}", live.version());
     }
+    let Some(pid) = manager_pid(url).await else {
+        return format!("a jshost-node manager{serving}");
+    };
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    // `node BIN CONFIG --manager ...`
+    let config = args
+        .get(2)
+        .cloned()
+        .unwrap_or_else(|| "an unknown config".to_owned());
+    let dir = std::fs::read_link(format!("/proc/{pid}/cwd"))
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|_| "an unknown directory".to_owned());
+    format!("a jshost-node manager (pid {pid}) started for {config} in {dir}{serving}")
 }
 
 /// Why the process at the config's port is neither its host nor a usable manager.

@@ -543,8 +543,15 @@ fn expect_ok(response: Response, url: &str) -> Result<bytes::Bytes> {
 /// A config error naming the URL when the answer is not a js-host status or takes longer than
 /// `PROBE_TIMEOUT` (3 s).
 pub async fn probe_status(url: &str) -> Result<Option<Status>> {
-    let status_url = format!("{url}/status");
-    judge_probe(url, jshost_client::get_fresh(&status_url, PROBE_TIMEOUT).await)
+    Ok(probe_identified(url).await?.map(|(status, _)| status))
+}
+
+/// [`probe_status`], with whether jshost-node answered (its `X-Jshost-Node` header, on every
+/// answer of its hosts and managers; js-host sends none).
+pub(crate) async fn probe_identified(url: &str) -> Result<Option<(Status, bool)>> {
+    let answer = jshost_client::get_fresh(&format!("{url}/status"), PROBE_TIMEOUT).await;
+    let jshost_node = matches!(&answer, Ok(Some(r)) if r.headers.contains_key("x-jshost-node"));
+    Ok(judge_probe(url, answer)?.map(|status| (status, jshost_node)))
 }
 
 /// [`probe_status`] through `client`: with its headers, and TLS for `https://` URLs (hosts

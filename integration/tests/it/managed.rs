@@ -412,3 +412,23 @@ async fn an_edited_config_gets_its_new_status_from_the_running_manager() {
         "Hello, World!"
     );
 }
+
+/// The SDK tells a jshost-node manager from js-host's by the `X-Jshost-Node` header of its
+/// `/status` answer (one request): only jshost-node's describes its hosts' options and is
+/// connected to in one request.
+#[tokio::test]
+async fn the_manager_is_told_apart_by_its_status_answer() {
+    let fixture = fixture("kind");
+    let host = managed(&fixture).await;
+    let settings = fixture.settings().use_manager(true);
+    let setup = jshost_manager::NodeSetup::check(&settings).expect("setup");
+    let located = jshost_manager::locate_manager(&settings, &setup, false)
+        .await
+        .expect("locate");
+    let expected = jshost_integration::host_under_test() == jshost_integration::Host::JshostNode;
+    match located {
+        jshost_manager::Located::Manager { jshost_node, .. } => assert_eq!(jshost_node, expected),
+        other => panic!("a manager runs on the fixture's port: {other:?}"),
+    }
+    host.disconnect().await.expect("disconnect");
+}
