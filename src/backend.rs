@@ -75,13 +75,12 @@ impl Endpoint {
 }
 
 /// How many workers a jshost-node manager runs the host with, from the `options` it reports (a
-/// js-host manager reports none). Its hosts run its own package, which offers `/batch`.
+/// js-host manager reports none). Its hosts run its own package, which offers `/batch`. `"auto"`
+/// is left to the host to say: Node counts the CPUs it may use otherwise than Rust does (CPU
+/// quotas).
 fn managed_workers(info: &HostInfo) -> Option<usize> {
     match info.options.as_ref()?.get("workers")? {
         serde_json::Value::Null => Some(1),
-        serde_json::Value::String(auto) if auto == "auto" => {
-            std::thread::available_parallelism().ok().map(usize::from)
-        }
         n => n.as_u64().and_then(|n| usize::try_from(n).ok()),
     }
 }

@@ -13,6 +13,7 @@ use hyper_util::rt::TokioIo;
 use jshost_core::error::Build as _;
 use jshost_core::Error;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -97,22 +98,46 @@ impl Connector {
         }
     }
 
-    /// TCP to `host` (a name is resolved, and each of its addresses tried in turn) and `port`,
-    /// within [`CONNECT_TIMEOUT`], with `TCP_NODELAY`; a connection to itself is reset.
+    /// TCP to `host` (a name is resolved, and each of its addresses tried in turn, each within
+    /// its share of what is left of [`CONNECT_TIMEOUT`], so that an address that drops packets
+    /// does not take the whole of it) and `port`, with `TCP_NODELAY`; a connection to itself is
+    /// reset. Nothing listens when an address refused and none took the connection.
     async fn tcp(&self, host: &str, port: u16) -> Result<TcpStream, ConnectFailure> {
-        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, self.open(host, port)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                return Err(ConnectFailure::NothingListens(e))
+        let started = tokio::time::Instant::now();
+        let timed_out = |what: String| io::Error::new(io::ErrorKind::TimedOut, what);
+        let addrs: Vec<SocketAddr> =
+            match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host((host, port))).await {
+                Ok(Ok(addrs)) => addrs.collect(),
+                Ok(Err(e)) => return Err(ConnectFailure::Io(e)),
+                Err(_) => {
+                    return Err(ConnectFailure::Io(timed_out(format!(
+                        "{host} did not resolve within {CONNECT_TIMEOUT:?}"
+                    ))))
+                }
+            };
+        let (mut refused, mut failed) = (None, None);
+        for (i, addr) in addrs.iter().enumerate() {
+            let left = CONNECT_TIMEOUT.saturating_sub(started.elapsed());
+            let share = left / u32::try_from(addrs.len() - i).unwrap_or(u32::MAX);
+            match tokio::time::timeout(share, self.open(*addr)).await {
+                Ok(Ok(stream)) => return self.checked(stream, port),
+                Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => refused = Some(e),
+                Ok(Err(e)) => failed = Some(io::Error::new(e.kind(), format!("{addr}: {e}"))),
+                Err(_) => failed = Some(timed_out(format!("{addr}: no connection within {share:?}"))),
             }
-            Ok(Err(e)) => return Err(ConnectFailure::Io(e)),
-            Err(_) => {
-                return Err(ConnectFailure::Io(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("no connection within {CONNECT_TIMEOUT:?}"),
-                )))
-            }
-        };
+        }
+        Err(match (refused, failed) {
+            (Some(e), _) => ConnectFailure::NothingListens(e),
+            (None, Some(e)) => ConnectFailure::Io(e),
+            (None, None) => ConnectFailure::Io(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{host} resolves to no address"),
+            )),
+        })
+    }
+
+    /// `stream`, unless it connected to itself (then reset: nothing listens), with `TCP_NODELAY`.
+    fn checked(&self, stream: TcpStream, port: u16) -> Result<TcpStream, ConnectFailure> {
         if is_self_connected(&stream) {
             tracing::debug!(
                 port,
@@ -129,17 +154,14 @@ impl Connector {
         Ok(stream)
     }
 
-    async fn open(&self, host: &str, port: u16) -> io::Result<TcpStream> {
+    async fn open(&self, addr: SocketAddr) -> io::Result<TcpStream> {
         #[cfg(test)]
         if let Some(local) = self.bind {
             let socket = tokio::net::TcpSocket::new_v4()?;
             socket.bind(local)?;
-            let ip = host
-                .parse()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-            return socket.connect(std::net::SocketAddr::new(ip, port)).await;
+            return socket.connect(addr).await;
         }
-        TcpStream::connect((host, port)).await
+        TcpStream::connect(addr).await
     }
 }
 
@@ -181,9 +203,9 @@ impl ConnectFailure {
                 }
             }
             ConnectFailure::NothingListens(e) => {
-                Error::connection("cannot connect: nothing listens there").with_source(e)
+                Error::connection(format!("cannot connect: nothing listens there ({e})")).with_source(e)
             }
-            ConnectFailure::Io(e) => Error::connection("cannot connect").with_source(e),
+            ConnectFailure::Io(e) => Error::connection(format!("cannot connect: {e}")).with_source(e),
         };
         error.with_not_sent()
     }

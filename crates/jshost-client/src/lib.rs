@@ -186,6 +186,7 @@ impl Default for HttpClient {
 
 /// A complete HTTP response: status, headers and body.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Response {
     /// The HTTP status code.
     pub status: u16,

@@ -72,8 +72,6 @@ impl ManagedConnection {
     /// nets; dropping the future earlier may leave a started host without a connection (the
     /// manager keeps it until asked to stop it).
     pub async fn connect(settings: &Settings, setup: &NodeSetup) -> Result<Connected> {
-        // Up by the time the connection opens, its start-up beside the requests below.
-        exit_watchdog::prepare(&settings.path_to_node);
         let _lock = ConfigLock::acquire(&setup.config).await?;
         let (manager, expected, stop_when_idle, jshost_node) =
             match locate_manager(settings, setup, true).await? {
@@ -85,6 +83,8 @@ impl ManagedConnection {
                     jshost_node,
                 } => (manager, expected, stop_when_idle, jshost_node),
             };
+        // Started beside the requests below, so that it is up by the time the connection opens.
+        exit_watchdog::prepare(&settings.path_to_node);
         let config = setup.config.as_path();
         let connection = ManagedConnection {
             manager,

@@ -51,41 +51,75 @@ process.stdin.on('close', () => {
 "#;
 
 struct Watchdog {
-    _child: Child,
+    child: Child,
     stdin: ChildStdin,
 }
 
-static WATCHDOG: Mutex<Option<Watchdog>> = Mutex::new(None);
+/// The watchdog process, and the `add` line of every connection open now: a watchdog started
+/// again (the first one died) is told all of them.
+struct State {
+    process: Option<Watchdog>,
+    open: Vec<(String, String)>,
+}
 
-fn send(node: &Path, line: &str, start_if_missing: bool) {
-    let mut guard = WATCHDOG.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if guard.is_none() && start_if_missing {
-        match start(node) {
-            Ok(w) => *guard = Some(w),
+static STATE: Mutex<State> = Mutex::new(State {
+    process: None,
+    open: Vec::new(),
+});
+
+fn state() -> std::sync::MutexGuard<'static, State> {
+    STATE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl State {
+    /// Starts the watchdog when none runs, telling it every open connection.
+    fn ensure_running(&mut self, node: &Path) -> std::io::Result<()> {
+        if self.process.is_none() {
+            let mut w = start(node)?;
+            for (_, line) in &self.open {
+                w.stdin.write_all(line.as_bytes())?;
+            }
+            w.stdin.flush()?;
+            self.process = Some(w);
+        }
+        Ok(())
+    }
+
+    /// Writes `line` to a running watchdog; forgets one that is gone (saying how it ended).
+    fn write(&mut self, node: &Path, line: &str) -> bool {
+        let Some(w) = self.process.as_mut() else {
+            return false;
+        };
+        match w.stdin.write_all(line.as_bytes()).and_then(|()| w.stdin.flush()) {
+            Ok(()) => true,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot start the connection watchdog; managed connections will not be closed at process exit");
-                return;
+                let exit = w.child.try_wait().ok().flatten();
+                let exit = exit.map_or_else(|| "still running".to_owned(), |s| s.to_string());
+                tracing::warn!(node = %node.display(), error = %e, %exit, "the connection watchdog is gone; starting another");
+                self.process = None;
+                false
             }
         }
     }
-    if let Some(w) = guard.as_mut() {
-        if let Err(e) = w.stdin.write_all(line.as_bytes()).and_then(|()| w.stdin.flush()) {
-            tracing::warn!(error = %e, "the connection watchdog is gone");
-            *guard = None;
-        }
-    }
 }
 
+/// Starts `node -e WATCHDOG_JS`, then lowers its priority (`renice`, where there is one): its
+/// Node start-up would otherwise take CPU from the connect that started it and the host
+/// answering it, and its only work comes when this process has exited.
 fn start(node: &Path) -> std::io::Result<Watchdog> {
-    // At the lowest priority: its Node start-up would otherwise take CPU from the connect that
-    // started it (and the host answering it); its only work comes when this process has exited.
-    match spawn(Command::new("nice").args(["-n", "19"]).arg(node)) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => spawn(&mut Command::new(node)),
-        started => started,
+    let watchdog = spawn(&mut Command::new(node))?;
+    let renice = Command::new("renice")
+        .args(["-n", "19", "-p", &watchdog.child.id().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if let Err(e) = renice {
+        tracing::debug!(error = %e, "cannot lower the connection watchdog's priority");
     }
+    Ok(watchdog)
 }
 
-/// Spawns `cmd` (`node`, or a command running it) with the watchdog's script and pipes.
+/// Spawns `cmd` (`node`) with the watchdog's script and pipes.
 fn spawn(cmd: &mut Command) -> std::io::Result<Watchdog> {
     use std::os::unix::process::CommandExt;
     cmd.arg("-e")
@@ -104,7 +138,7 @@ fn spawn(cmd: &mut Command) -> std::io::Result<Watchdog> {
         .take()
         .ok_or_else(|| std::io::Error::other("no stdin pipe to the watchdog"))?;
     tracing::debug!(pid = child.id(), "connection watchdog started");
-    Ok(Watchdog { _child: child, stdin })
+    Ok(Watchdog { child, stdin })
 }
 
 /// Starts the watchdog, if it is not running, on a thread of its own: spawning a process blocks
@@ -112,19 +146,15 @@ fn spawn(cmd: &mut Command) -> std::io::Result<Watchdog> {
 /// is left to [`register`], which tries again and reports it.
 pub(crate) fn prepare(node: &Path) {
     // Running, or being started (the lock is held meanwhile): nothing to do.
-    if !matches!(WATCHDOG.try_lock().as_deref(), Ok(None)) {
+    if !matches!(STATE.try_lock().as_deref(), Ok(State { process: None, .. })) {
         return;
     }
     let node = node.to_path_buf();
     let started = std::thread::Builder::new()
         .name("jshost-watchdog-start".into())
         .spawn(move || {
-            let mut guard = WATCHDOG.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if guard.is_none() {
-                match start(&node) {
-                    Ok(w) => *guard = Some(w),
-                    Err(e) => tracing::debug!(error = %e, "cannot start the connection watchdog yet"),
-                }
+            if let Err(e) = state().ensure_running(&node) {
+                tracing::debug!(error = %e, "cannot start the connection watchdog yet");
             }
         });
     if let Err(e) = started {
@@ -135,11 +165,22 @@ pub(crate) fn prepare(node: &Path) {
 /// Registers an open managed connection, to be closed if this process ends without closing it.
 pub(crate) fn register(node: &Path, manager_url: &str, config: &Path, connection: &str) {
     let line = json!({"op": "add", "url": manager_url, "config": config, "connection": connection});
-    send(node, &format!("{line}\n"), true);
+    let line = format!("{line}\n");
+    let mut state = state();
+    state.open.push((connection.to_owned(), line.clone()));
+    // A watchdog that is gone is replaced, and the new one is told every open connection.
+    let told = state.write(node, &line);
+    if !told {
+        if let Err(e) = state.ensure_running(node) {
+            tracing::warn!(node = %node.display(), error = %e, "cannot start the connection watchdog; managed connections will not be closed at process exit");
+        }
+    }
 }
 
 /// Forgets a connection that was closed normally.
 pub(crate) fn unregister(node: &Path, connection: &str) {
     let line = json!({"op": "remove", "connection": connection});
-    send(node, &format!("{line}\n"), false);
+    let mut state = state();
+    state.open.retain(|(id, _)| id != connection);
+    state.write(node, &format!("{line}\n"));
 }

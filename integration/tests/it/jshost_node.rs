@@ -331,7 +331,8 @@ async fn an_owned_host_listens_on_a_private_unix_socket_by_default() {
 }
 
 /// A managed jshost-node host's capabilities come with its manager's answer (its hosts run the
-/// manager's own package): concurrent calls batch, with `workers(2)` too.
+/// manager's own package): the SDK asks the host nothing before the first call (a managed host
+/// runs `--verbose`, logging every GET), and concurrent calls batch, with `workers(2)` too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_managed_host_batches_as_its_manager_describes_it() {
     for workers in [1, 2] {
@@ -348,10 +349,24 @@ async fn a_managed_host_batches_as_its_manager_describes_it() {
             batched > 0,
             "with {workers} workers, some of 200 concurrent calls travelled in batches"
         );
-        let status = host.pool_status();
+        // A GET of our own, once the host has logged it, shows the log is complete up to here.
+        let url = host.url();
+        jshost_manager::probe_status(&url)
+            .await
+            .expect("GET /status")
+            .expect("a status");
+        let logfile = host.logfile().expect("a managed host's logfile").to_path_buf();
+        let log = wait_for(Duration::from_secs(10), "the host to log our GET /status", || {
+            let logfile = logfile.clone();
+            async move {
+                let log = std::fs::read_to_string(&logfile).unwrap_or_default();
+                log.contains("GET /status").then_some(log)
+            }
+        })
+        .await;
         assert!(
-            !status.is_empty(),
-            "the calls went to the managed host: {status:?}"
+            !log.contains("GET /jshost/info"),
+            "the SDK asked the managed host for its capabilities: {log}"
         );
         host.stop().await.expect("stop");
     }
