@@ -196,12 +196,13 @@ pub(crate) fn follow(logfile: PathBuf, config: PathBuf) -> tokio_util::sync::Dro
 
 async fn follow_until_gone(mut opened: Option<(std::fs::File, u64)>, logfile: &Path, config: &Path) {
     // A host may create its logfile at its first line (js-host does): wait for it, then read it
-    // from its start.
-    while opened.is_none() && std::fs::symlink_metadata(logfile).is_err() {
-        tokio::time::sleep(FOLLOW_POLL).await;
+    // from its start. It may also have appeared since `follow` looked.
+    while opened.is_none() {
         if std::fs::symlink_metadata(logfile).is_ok() {
             opened = crate::private::open_trusted(logfile).map(|file| (file, 0));
+            break;
         }
+        tokio::time::sleep(FOLLOW_POLL).await;
     }
     let Some((file, end)) = opened else {
         tracing::debug!(logfile = %logfile.display(), "not following the managed host's logfile: not a file of this user's");
