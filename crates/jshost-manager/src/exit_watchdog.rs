@@ -107,7 +107,7 @@ impl State {
 /// Node start-up would otherwise take CPU from the connect that started it and the host
 /// answering it, and its only work comes when this process has exited.
 fn start(node: &Path) -> std::io::Result<Watchdog> {
-    let watchdog = spawn(&mut Command::new(node))?;
+    let watchdog = spawn(node)?;
     let renice = Command::new("renice")
         .args(["-n", "19", "-p", &watchdog.child.id().to_string()])
         .stdout(Stdio::null())
@@ -119,9 +119,10 @@ fn start(node: &Path) -> std::io::Result<Watchdog> {
     Ok(watchdog)
 }
 
-/// Spawns `cmd` (`node`) with the watchdog's script and pipes.
-fn spawn(cmd: &mut Command) -> std::io::Result<Watchdog> {
+/// Spawns `node -e WATCHDOG_JS` with its pipes, in a process group of its own.
+fn spawn(node: &Path) -> std::io::Result<Watchdog> {
     use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(node);
     cmd.arg("-e")
         .arg(WATCHDOG_JS)
         .env(crate::node::NODE_ENV.0, crate::node::NODE_ENV.1)
